@@ -1,0 +1,53 @@
+"""Atomic file output: a target is either absent, the old version, or the complete new one.
+
+Every pipeline step writes through these helpers, so an interrupted build (Ctrl-C, kill, full
+disk) never leaves a half-written file that a later run could take for a finished one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` via a temporary file and rename; skip if unchanged.
+
+    Returns whether the file changed. Leaving an identical file alone keeps its timestamp, which
+    keeps tools that do look at timestamps (Docker's build context, editors) quiet.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def replace_tree(staging: Path, final: Path) -> None:
+    """Move a completely written directory ``staging`` to ``final`` (replacing it)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    old = final.with_name(f".{final.name}.old.{os.getpid()}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def staging_dir(final: Path) -> Path:
+    """A fresh empty directory beside ``final`` to build it in."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))

@@ -1,0 +1,7 @@
+"""``python -m runner_template``: the same entry point the compiled program uses."""
+
+import sys
+
+from runner_template.main import main
+
+sys.exit(main())

@@ -1,0 +1,65 @@
+"""Error classes of the runner, each with its own documented exit code and JSON ``type``.
+
+Callers (a shell script, a CI job, ``docker-workflow run``) tell failures apart by exit code
+without parsing text, so every failure a workflow can meet maps to exactly one class below.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_LLM_UNREACHABLE = 3
+EXIT_LLM_ERROR = 4
+EXIT_TOOL_FAILED = 5
+EXIT_STEP_TIMEOUT = 6
+
+
+class RunnerError(Exception):
+    """A failure the runner reports as ``{"error": {...}}`` and an exit code."""
+
+    error_type = "internal_error"
+    exit_code = EXIT_INTERNAL
+
+    def __init__(self, message: str, step: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.step = step
+
+    def to_json(self) -> dict:
+        return {"error": {"type": self.error_type, "message": self.message, "step": self.step}}
+
+
+class InputError(RunnerError):
+    """The caller's inputs (or the bundle) are not acceptable."""
+
+    error_type = "bad_input"
+    exit_code = EXIT_BAD_INPUT
+
+
+class LLMUnreachableError(RunnerError):
+    """The Ollama server could not be reached at all (refused, unknown host, reset)."""
+
+    error_type = "llm_unreachable"
+    exit_code = EXIT_LLM_UNREACHABLE
+
+
+class LLMError(RunnerError):
+    """Ollama answered, but not with a usable reply (unknown model, HTTP error, garbage)."""
+
+    error_type = "llm_error"
+    exit_code = EXIT_LLM_ERROR
+
+
+class ToolError(RunnerError):
+    """An executable tool raised, exited non-zero, or inline step code failed."""
+
+    error_type = "tool_failed"
+    exit_code = EXIT_TOOL_FAILED
+
+
+class StepTimeoutError(RunnerError):
+    """A step did not finish within its ``timeout``."""
+
+    error_type = "step_timeout"
+    exit_code = EXIT_STEP_TIMEOUT

@@ -1,0 +1,61 @@
+"""Check the caller's inputs against the workflow's ``inputs`` declaration and fill defaults."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from runner_template.errors import InputError
+
+_TYPE_CHECKS = {
+    "string": lambda v: isinstance(v, str),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "any": lambda v: True,
+}
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_value(name: str, spec: dict[str, Any], value: Any) -> None:
+    """Raise :class:`InputError` if ``value`` breaks ``spec``'s type, ``enum`` or ``pattern``."""
+    expected = spec.get("type", "any")
+    check = _TYPE_CHECKS.get(expected, _TYPE_CHECKS["any"])
+    if not check(value):
+        raise InputError(f"input '{name}' must be of type {expected}, got {_describe(value)}")
+    if "enum" in spec and value not in spec["enum"]:
+        allowed = ", ".join(repr(v) for v in spec["enum"])
+        raise InputError(f"input '{name}' must be one of {allowed}, got {_describe(value)}")
+    pattern = spec.get("pattern")
+    if pattern is not None and isinstance(value, str) and not re.search(pattern, value):
+        raise InputError(f"input '{name}' does not match pattern {pattern!r}: {_describe(value)}")
+
+
+def prepare_inputs(declared: dict[str, dict[str, Any]], given: Any) -> dict[str, Any]:
+    """Return the inputs the steps see: ``given`` checked, with defaults for missing ones.
+
+    Inputs that the workflow does not declare are refused: a typo in a name would otherwise be
+    silently ignored while the declared input falls back to its default.
+    """
+    if not isinstance(given, dict):
+        raise InputError(f"inputs must be a JSON object, got {type(given).__name__}")
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        known = ", ".join(sorted(declared)) or "none"
+        raise InputError(f"unknown input(s): {', '.join(unknown)} (declared: {known})")
+    prepared: dict[str, Any] = {}
+    for name, spec in declared.items():
+        if name in given:
+            check_value(name, spec, given[name])
+            prepared[name] = given[name]
+        elif "default" in spec:
+            prepared[name] = spec["default"]
+        elif spec.get("required", False):
+            raise InputError(f"missing required input '{name}'")
+    return prepared

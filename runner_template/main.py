@@ -1,0 +1,128 @@
+"""The runner's command line: read inputs, run the embedded workflow, print JSON, exit.
+
+Inputs come from, in this order: the first argument (a JSON object), ``--input-file FILE``
+(``-`` for stdin), the ``INPUT`` environment variable, or stdin when it is not a terminal.
+The outputs object goes to stdout as one JSON document; on failure stdout gets
+``{"error": {"type", "message", "step"}}``, stderr a readable line, and the exit code tells the
+class (see ``errors.py`` and ``docs/RUNNER.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from runner_template.engine import Engine
+from runner_template.errors import EXIT_OK, InputError, RunnerError
+
+BUNDLE_NAME = "bundle.json"
+
+
+def default_bundle_path() -> Path:
+    """``WORKFLOW_BUNDLE``, else ``bundle.json`` beside the program (script or compiled binary)."""
+    configured = os.environ.get("WORKFLOW_BUNDLE")
+    if configured:
+        return Path(configured)
+    return Path(sys.argv[0]).resolve().parent / BUNDLE_NAME
+
+
+def load_bundle(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InputError(f"cannot read the workflow bundle {path}: {error.strerror}") from error
+    except json.JSONDecodeError as error:
+        raise InputError(f"the workflow bundle {path} is not valid JSON: {error}") from error
+
+
+def _parse_json_inputs(text: str, origin: str) -> Any:
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"inputs from {origin} are not valid JSON: {error.msg} at line {error.lineno}"
+            f" column {error.colno}"
+        ) from error
+
+
+def read_inputs(args: argparse.Namespace) -> Any:
+    if args.inputs is not None:
+        return _parse_json_inputs(args.inputs, "the argument")
+    if args.input_file is not None:
+        if args.input_file == "-":
+            return _parse_json_inputs(sys.stdin.read(), "stdin")
+        try:
+            text = Path(args.input_file).read_text(encoding="utf-8-sig")
+        except OSError as error:
+            raise InputError(
+                f"cannot read input file {args.input_file}: {error.strerror}"
+            ) from error
+        return _parse_json_inputs(text, args.input_file)
+    if "INPUT" in os.environ:
+        return _parse_json_inputs(os.environ["INPUT"], "the INPUT variable")
+    if sys.stdin is not None and not sys.stdin.isatty():
+        return _parse_json_inputs(sys.stdin.read(), "stdin")
+    return {}
+
+
+def describe(bundle: dict[str, Any]) -> dict[str, Any]:
+    """What ``--describe`` prints: enough to call the workflow without reading its source."""
+    workflow = bundle["workflow"]
+    return {
+        "workflow_id": workflow["id"],
+        "version": workflow.get("version"),
+        "description": workflow.get("description"),
+        "inputs": workflow.get("inputs", {}),
+        "outputs": sorted(workflow.get("outputs", {})),
+        "steps": [step["step_id"] for step in workflow["steps"]],
+        "models": sorted({t["model"] for t in bundle.get("tools", {}).values() if t.get("model")}),
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workflow", description="Run the embedded workflow once and print its outputs as JSON."
+    )
+    parser.add_argument("inputs", nargs="?", help="inputs as a JSON object")
+    parser.add_argument("-f", "--input-file", help="read inputs from a JSON file ('-' for stdin)")
+    parser.add_argument("--endpoint", help="Ollama URL (default: OLLAMA_ENDPOINT, then the tool's)")
+    parser.add_argument("--describe", action="store_true", help="print the workflow's interface")
+    parser.add_argument("--stats", metavar="FILE", help="write per-step timings as JSON to FILE")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    started = time.monotonic()
+    engine: Engine | None = None
+    try:
+        bundle = load_bundle(default_bundle_path())
+        if args.describe:
+            print(json.dumps(describe(bundle), indent=2))
+            return EXIT_OK
+        engine = Engine(bundle, endpoint=args.endpoint)
+        outputs = engine.run(read_inputs(args))
+    except RunnerError as error:
+        print(json.dumps(error.to_json(), ensure_ascii=False), flush=True)
+        where = f" in step '{error.step}'" if error.step else ""
+        print(f"error: {error.error_type}{where}: {error.message}", file=sys.stderr, flush=True)
+        return error.exit_code
+    finally:
+        if args.stats and engine is not None:
+            _write_stats(args.stats, engine, time.monotonic() - started)
+    sys.stdout.write(json.dumps(outputs, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def _write_stats(path: str, engine: Engine, total: float) -> None:
+    data = {"total_seconds": total, "steps": {k: asdict(v) for k, v in engine.stats.items()}}
+    Path(path).write_text(json.dumps(data, indent=2), encoding="utf-8")

@@ -1,0 +1,112 @@
+"""Run executable tools in-process with their original contract: JSON on stdin, JSON on stdout.
+
+A compiled image has no ``python`` command to start, so the tool's code is executed here, with
+``sys.stdin`` and ``sys.stdout`` swapped for buffers. The swap is per thread (steps in a
+``parallel_group`` run tools at the same time), through :class:`_ThreadRoutedStream`, which is
+installed once and sends each thread's reads and writes to that thread's buffers.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import json
+import sys
+import threading
+import traceback
+from typing import Any
+
+from runner_template.errors import ToolError
+
+_routing = threading.local()
+_install_lock = threading.Lock()
+
+
+class _ThreadRoutedStream:
+    """Stands in for ``sys.stdin``/``sys.stdout``: per-thread target, else the real stream."""
+
+    def __init__(self, real: Any, slot: str) -> None:
+        self._real = real
+        self._slot = slot
+
+    def _target(self) -> Any:
+        return getattr(_routing, self._slot, None) or self._real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target(), name)
+
+    def __iter__(self):
+        return iter(self._target())
+
+
+def _install_routing() -> None:
+    with _install_lock:
+        if not isinstance(sys.stdin, _ThreadRoutedStream):
+            sys.stdin = _ThreadRoutedStream(sys.stdin, "stdin")
+        if not isinstance(sys.stdout, _ThreadRoutedStream):
+            sys.stdout = _ThreadRoutedStream(sys.stdout, "stdout")
+
+
+def _compile(source: str, name: str):
+    try:
+        return compile(source, f"<tool {name}>", "exec")
+    except SyntaxError as error:
+        raise ToolError(
+            f"tool '{name}' has invalid Python: {error.msg} (line {error.lineno})"
+        ) from error
+
+
+def _execute(code, namespace: dict[str, Any], stdin_text: str, name: str, step: str | None) -> str:
+    """Execute ``code`` with this thread's stdin/stdout redirected; return what it printed."""
+    _install_routing()
+    stdout = io.StringIO()
+    _routing.stdin, _routing.stdout = io.StringIO(stdin_text), stdout
+    try:
+        exec(code, namespace)
+    except SystemExit as stop:
+        if stop.code not in (None, 0):
+            detail = stdout.getvalue().strip()[-300:]
+            raise ToolError(
+                f"tool '{name}' exited with status {stop.code}" + (f": {detail}" if detail else ""),
+                step,
+            ) from None
+    except Exception as error:
+        last = traceback.format_exception_only(type(error), error)[-1].strip()
+        raise ToolError(f"tool '{name}' failed: {last}", step) from error
+    finally:
+        _routing.stdin = _routing.stdout = None
+    return stdout.getvalue()
+
+
+def _fresh_namespace() -> dict[str, Any]:
+    return {"__name__": "__main__", "__builtins__": builtins}
+
+
+def parse_tool_output(text: str) -> Any:
+    """A tool's stdout as JSON when it is JSON, else as stripped text (``None`` when empty)."""
+    stripped = text.strip()
+    if not stripped:
+        return None
+    try:
+        return json.loads(stripped)
+    except json.JSONDecodeError:
+        return stripped
+
+
+def run_executable_tool(name: str, source: str, payload: dict[str, Any], step: str | None) -> Any:
+    """Run a tool's Python ``source`` with ``payload`` as JSON on its stdin."""
+    code = _compile(source, name)
+    stdin_text = json.dumps(payload, ensure_ascii=False)
+    return parse_tool_output(_execute(code, _fresh_namespace(), stdin_text, name, step))
+
+
+def run_inline_code(step: str, source: str, values: dict[str, Any]) -> Any:
+    """Run a step's inline ``code``: mapped values are its variables; it must set ``result``."""
+    code = _compile(source, f"{step}.code")
+    namespace = _fresh_namespace()
+    namespace.update(values)
+    namespace["inputs"] = dict(values)
+    _execute(code, namespace, json.dumps(values, ensure_ascii=False), f"{step}.code", step)
+    if "result" not in namespace:
+        raise ToolError(f"inline code of step '{step}' did not set 'result'", step)
+    return namespace["result"]

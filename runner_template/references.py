@@ -1,0 +1,101 @@
+"""References that wire a workflow: ``inputs.NAME`` and ``steps.STEP.OUTPUT[.key...]``.
+
+The build side validates references with :func:`parse_reference`; the engine resolves them with
+:func:`resolve_reference`. Both use this one grammar.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
+_KEY = r"[^.\s]+"
+_INPUT_RE = re.compile(rf"^inputs\.({_NAME})((?:\.{_KEY})*)$")
+_STEP_RE = re.compile(rf"^steps\.({_NAME})\.({_NAME})((?:\.{_KEY})*)$")
+DOLLAR_DIALECT_RE = re.compile(r"\$\{([^}]*)\}")
+
+
+class ReferenceSyntaxError(ValueError):
+    """The text is not a reference; the message says how to write one."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed reference: ``source`` is ``"inputs"`` or ``"steps"``."""
+
+    source: str
+    name: str  # input name, or step id
+    output: str | None  # the step's output name; None for inputs
+    keys: tuple[str, ...]  # walk into objects (and list indexes) after that
+
+    def __str__(self) -> str:
+        head = (
+            f"inputs.{self.name}" if self.source == "inputs" else f"steps.{self.name}.{self.output}"
+        )
+        return ".".join((head, *self.keys))
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse ``text`` or raise :class:`ReferenceSyntaxError` with a fix-it message."""
+    dollar = DOLLAR_DIALECT_RE.fullmatch(text.strip())
+    if dollar:
+        raise ReferenceSyntaxError(
+            f"'{text}' uses the ${{...}} dialect, which is not supported: write '{dollar.group(1)}'"
+        )
+    match = _INPUT_RE.match(text)
+    if match:
+        return Reference("inputs", match.group(1), None, _split_keys(match.group(2)))
+    match = _STEP_RE.match(text)
+    if match:
+        return Reference("steps", match.group(1), match.group(2), _split_keys(match.group(3)))
+    raise ReferenceSyntaxError(
+        f"'{text}' is not a reference: write 'inputs.NAME' or 'steps.STEP.OUTPUT[.key...]'"
+        ' (a literal value must be a JSON number, boolean, null, or {"literal": ...})'
+    )
+
+
+def _split_keys(tail: str) -> tuple[str, ...]:
+    return tuple(tail.split(".")[1:]) if tail else ()
+
+
+def walk(value: Any, keys: tuple[str, ...], where: str) -> Any:
+    """Follow ``keys`` into nested objects and lists; ``where`` names the reference in errors."""
+    for key in keys:
+        if isinstance(value, dict) and key in value:
+            value = value[key]
+        elif (
+            isinstance(value, list)
+            and key.lstrip("-").isdigit()
+            and -len(value) <= int(key) < len(value)
+        ):
+            value = value[int(key)]
+        else:
+            raise LookupError(f"{where}: no key '{key}' in {type(value).__name__} value")
+    return value
+
+
+def resolve_reference(
+    ref: Reference, inputs: dict[str, Any], step_outputs: dict[str, dict[str, Any]]
+) -> Any:
+    """Return the value ``ref`` points at; ``LookupError`` when it is not there at run time."""
+    if ref.source == "inputs":
+        if ref.name not in inputs:
+            raise LookupError(f"{ref}: input '{ref.name}' was not given and has no default")
+        return walk(inputs[ref.name], ref.keys, str(ref))
+    outputs = step_outputs.get(ref.name)
+    if outputs is None or ref.output not in outputs:
+        raise LookupError(f"{ref}: step '{ref.name}' produced no output '{ref.output}'")
+    return walk(outputs[ref.output], ref.keys, str(ref))
+
+
+def resolve_mapping_value(
+    value: Any, inputs: dict[str, Any], step_outputs: dict[str, dict[str, Any]]
+) -> Any:
+    """Resolve one ``input_mapping`` value: a reference, ``{"literal": x}``, or a constant."""
+    if isinstance(value, str):
+        return resolve_reference(parse_reference(value), inputs, step_outputs)
+    if isinstance(value, dict) and set(value) == {"literal"}:
+        return value["literal"]
+    return value
