@@ -27,6 +27,8 @@ def _read_inputs_arg(inputs: str | None, input_file: str | None) -> str:
     """The inputs as JSON text, from the argument or a file (a BOM is dropped)."""
     if inputs is not None and input_file is not None:
         raise UserError("give inputs either as an argument or with --input-file, not both")
+    if input_file == "-":
+        return sys.stdin.buffer.read().decode("utf-8-sig", errors="strict")
     if input_file is not None:
         try:
             return Path(input_file).read_bytes().decode("utf-8-sig")
@@ -149,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a workflow")
     run.add_argument("workflow")
     run.add_argument("inputs", nargs="?", help="inputs as a JSON object (default {})")
-    run.add_argument("-f", "--input-file", help="read inputs from a JSON file")
+    run.add_argument("-f", "--input-file", help="read inputs from a JSON file ('-': stdin)")
     run.add_argument(
         "--local", action="store_true", help="run the rendered runner with this Python"
     )

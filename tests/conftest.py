@@ -1,0 +1,28 @@
+"""Fixtures: the real dev LLM server (one per session) and an isolated build cache per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from helpers import LLMServer
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[LLMServer]:
+    """One real model server for the whole session, bound to all addresses.
+
+    It listens on 0.0.0.0 so containers started by the tests can reach it through
+    host.docker.internal; tests themselves talk to it on 127.0.0.1 only.
+    """
+    server = LLMServer("0.0.0.0")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch) -> None:
+    """Each test writes build outputs into its own cache folder."""
+    monkeypatch.setenv("DOCKER_WORKFLOW_CACHE", str(tmp_path_factory.mktemp("cache")))

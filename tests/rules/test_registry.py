@@ -1,0 +1,142 @@
+import pytest
+from helpers import ROOT, minimal_workflow, write_json
+
+from rules.errors import InvalidInput
+from rules.registry import BUILTIN_TOOLS, Registry, default_model, resolve_tools
+from rules.spec import load_workflow
+
+SHIPPED = sorted(p.stem for p in BUILTIN_TOOLS.rglob("*.yaml"))
+
+
+def test_builtin_registry_has_the_corpus_ids_and_more():
+    corpus_ids = {
+        "summarizer",
+        "content_generator",
+        "outline_generator",
+        "code_reviewer",
+        "basic_calculator",
+        "save_to_disk",
+    }
+    assert corpus_ids <= set(SHIPPED)
+    assert len(set(SHIPPED) - corpus_ids) >= 6
+
+
+@pytest.mark.parametrize("tool_id", SHIPPED)
+def test_every_shipped_tool_normalizes(tool_id):
+    tool = Registry([BUILTIN_TOOLS]).load(tool_id)
+    assert tool.id == tool_id
+    if tool.kind == "executable":
+        compile(tool.definition["source"], tool_id, "exec")
+    else:
+        assert tool.definition.get("prompt_template") and tool.definition.get("system_prompt")
+
+
+def lightweight(tmp_path, steps, **extra):
+    return load_workflow(
+        write_json(tmp_path / "wf.json", minimal_workflow(steps=steps, outputs={}, **extra))
+    )
+
+
+def test_unknown_tool_lists_where_it_looked(tmp_path):
+    wf = lightweight(tmp_path, [{"step_id": "a", "type": "python_tool", "tool": "nope"}])
+    with pytest.raises(InvalidInput) as caught:
+        resolve_tools(wf, Registry([BUILTIN_TOOLS]))
+    (problem,) = caught.value.problems
+    assert problem.path == "$.steps[0].tool"
+    assert problem.message.startswith("unknown tool 'nope' (searched ")
+
+
+def test_portable_workflow_must_embed_its_tools(tmp_path):
+    wf = lightweight(
+        tmp_path, [{"step_id": "a", "type": "python_tool", "tool": "word_counter"}], portable=True
+    )
+    with pytest.raises(InvalidInput, match="not embedded in 'tools'"):
+        resolve_tools(wf, Registry([BUILTIN_TOOLS]))
+
+
+def test_step_type_must_match_tool_kind(tmp_path):
+    wf = lightweight(tmp_path, [{"step_id": "a", "type": "llm_call", "tool": "word_counter"}])
+    with pytest.raises(InvalidInput, match="needs an llm tool, but 'word_counter' is executable"):
+        resolve_tools(wf, Registry([BUILTIN_TOOLS]))
+
+
+def test_only_used_tools_and_their_fallbacks_are_resolved(tmp_path):
+    wf = lightweight(
+        tmp_path,
+        [
+            {
+                "step_id": "a",
+                "type": "llm_call",
+                "tool": "translator",
+                "fallback_tool": "summarizer",
+            },
+            {"step_id": "b", "type": "python_tool", "tool": "word_counter"},
+        ],
+    )
+    assert sorted(resolve_tools(wf, Registry([BUILTIN_TOOLS]))) == [
+        "summarizer",
+        "translator",
+        "word_counter",
+    ]
+
+
+def test_earlier_registry_folders_override_later_ones(tmp_path):
+    mine = tmp_path / "mine"
+    (mine / "llm").mkdir(parents=True)
+    (mine / "llm" / "summarizer.yaml").write_text("type: llm\nllm:\n  model: mistral\n")
+    wf = lightweight(tmp_path, [{"step_id": "a", "type": "llm_call", "tool": "summarizer"}])
+    tools = resolve_tools(wf, Registry([mine, BUILTIN_TOOLS]))
+    assert tools["summarizer"].definition["model"] == "mistral"
+    assert tools["summarizer"].origin == str(mine / "llm" / "summarizer.yaml")
+
+
+def test_default_model_order(monkeypatch):
+    monkeypatch.delenv("OLLAMA_MODEL", raising=False)
+    assert default_model() == "llama3"
+    monkeypatch.setenv("OLLAMA_MODEL", "qwen")
+    assert default_model() == "qwen"
+    assert default_model("phi") == "phi"
+
+
+def test_tool_without_model_gets_the_default(tmp_path, monkeypatch):
+    monkeypatch.delenv("OLLAMA_MODEL", raising=False)
+    wf = lightweight(tmp_path, [{"step_id": "a", "type": "llm_call", "tool": "summarizer"}])
+    assert (
+        resolve_tools(wf, Registry([BUILTIN_TOOLS]), "tiny")["summarizer"].definition["model"]
+        == "tiny"
+    )
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        (
+            "type: executable\nexecutable:\n  command: bash\n  args: ['-c', 'ls']\n",
+            "command 'bash' cannot run in a compiled image",
+        ),
+        (
+            "type: executable\nexecutable:\n  command: python\n  args: ['missing.py']\n",
+            "cannot read script missing.py",
+        ),
+        ("type: magic\n", r"'magic' is not one of \['llm', 'executable'\]"),
+        ("type: llm\nllm: [1\n", "invalid YAML at line 3"),
+        ("- just a list\n", "a tool definition must be a mapping"),
+    ],
+)
+def test_bad_tool_files_are_clear_errors(tmp_path, yaml_text, message):
+    folder = tmp_path / "tools"
+    folder.mkdir()
+    (folder / "bad.yaml").write_text(yaml_text)
+    wf = lightweight(tmp_path, [{"step_id": "a", "type": "python_tool", "tool": "bad"}])
+    with pytest.raises(InvalidInput, match=message) as caught:
+        resolve_tools(wf, Registry([folder]))
+    assert caught.value.problems[0].file == str(folder / "bad.yaml")
+
+
+def test_registry_for_workflow_searches_beside_the_workflow(tmp_path):
+    project = tmp_path / "proj"
+    (project / "tools").mkdir(parents=True)
+    (project / "workflows").mkdir()
+    registry = Registry.for_workflow(project / "workflows" / "x.json")
+    assert registry.roots[0] == (project / "tools").resolve()
+    assert registry.roots[-1] == (ROOT / "tools").resolve()

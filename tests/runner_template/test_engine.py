@@ -1,0 +1,230 @@
+import json
+import time
+
+import pytest
+from fakes import FakeOllama, ok
+
+from runner_template import engine as engine_module
+from runner_template.engine import Engine
+from runner_template.errors import InputError, LLMError, StepTimeoutError, ToolError
+
+SLEEPY = (
+    "import sys, json, time; d = json.load(sys.stdin); start = time.monotonic();"
+    " time.sleep(d.get('sleep', 0.3)); print(json.dumps({'start': start, 'end': time.monotonic()}))"
+)
+# Fails until it has been called `succeed_on` times; counts calls in a file.
+FLAKY = """
+import json, pathlib, sys
+d = json.load(sys.stdin)
+counter = pathlib.Path(d["counter"])
+calls = int(counter.read_text()) + 1 if counter.exists() else 1
+counter.write_text(str(calls))
+if calls < d["succeed_on"]:
+    sys.exit(7)
+print(json.dumps(calls))
+"""
+FAIL = "raise RuntimeError('primary is down')"
+ECHO = "import sys, json; print(json.dumps(json.load(sys.stdin)))"
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    monkeypatch.setattr(engine_module, "RETRY_BACKOFF_SECONDS", 0.01)
+
+
+def make_bundle(steps, tools, inputs=None, outputs=None):
+    return {
+        "format": 1,
+        "workflow": {
+            "id": "t",
+            "inputs": inputs or {},
+            "outputs": outputs or {},
+            "steps": steps,
+        },
+        "tools": {
+            name: {"kind": "executable", "source": src} if isinstance(src, str) else src
+            for name, src in tools.items()
+        },
+    }
+
+
+def test_steps_in_a_parallel_group_overlap_in_time():
+    steps = [
+        {"step_id": f"s{i}", "type": "python_tool", "tool": "sleepy", "parallel_group": 1}
+        for i in range(3)
+    ]
+    outputs = {f"s{i}": {"source_reference": f"steps.s{i}.output"} for i in range(3)}
+    started = time.monotonic()
+    result = Engine(make_bundle(steps, {"sleepy": SLEEPY}, outputs=outputs)).run({})
+    elapsed = time.monotonic() - started
+    assert max(r["start"] for r in result.values()) < min(r["end"] for r in result.values())
+    assert elapsed < 0.85  # three 0.3 s steps, not 0.9 s in a row
+
+
+def test_steps_without_a_group_run_in_written_order():
+    steps = [{"step_id": f"s{i}", "type": "python_tool", "tool": "sleepy"} for i in range(2)]
+    outputs = {f"s{i}": {"source_reference": f"steps.s{i}.output"} for i in range(2)}
+    result = Engine(make_bundle(steps, {"sleepy": SLEEPY}, outputs=outputs)).run({})
+    assert result["s0"]["end"] <= result["s1"]["start"]
+
+
+def test_references_feed_later_steps_and_outputs_walk_into_objects():
+    steps = [
+        {
+            "step_id": "a",
+            "type": "python_tool",
+            "tool": "echo",
+            "input_mapping": {"x": "inputs.x", "n": 3, "lit": {"literal": "inputs.x"}},
+            "output_name": "res",
+        },
+        {
+            "step_id": "b",
+            "type": "python_tool",
+            "code": "result = res['x'] * res['n']",
+            "input_mapping": {"res": "steps.a.res"},
+        },
+    ]
+    outputs = {
+        "lit": {"source_reference": "steps.a.res.lit"},
+        "product": {"source_reference": "steps.b.output"},
+    }
+    bundle = make_bundle(steps, {"echo": ECHO}, {"x": {"type": "integer"}}, outputs)
+    assert Engine(bundle).run({"x": 4}) == {"lit": "inputs.x", "product": 12}
+
+
+def test_retry_on_failure_retries_with_a_bound(tmp_path):
+    step = {
+        "step_id": "f",
+        "type": "python_tool",
+        "tool": "flaky",
+        "retry_on_failure": True,
+        "max_retries": 2,
+        "input_mapping": {"counter": {"literal": str(tmp_path / "n")}, "succeed_on": 3},
+    }
+    assert Engine(make_bundle([step], {"flaky": FLAKY})).run({}) == {"output": 3}
+
+    step["input_mapping"]["counter"] = {"literal": str(tmp_path / "m")}
+    step["max_retries"] = 1
+    with pytest.raises(ToolError, match="exited with status 7"):
+        Engine(make_bundle([step], {"flaky": FLAKY})).run({})
+    assert (tmp_path / "m").read_text() == "2"
+
+
+def test_no_retry_without_retry_on_failure(tmp_path):
+    step = {
+        "step_id": "f",
+        "type": "python_tool",
+        "tool": "flaky",
+        "input_mapping": {"counter": {"literal": str(tmp_path / "n")}, "succeed_on": 2},
+    }
+    with pytest.raises(ToolError):
+        Engine(make_bundle([step], {"flaky": FLAKY})).run({})
+    assert (tmp_path / "n").read_text() == "1"
+
+
+def test_fallback_tool_is_used_when_a_tool_fails():
+    tools = {
+        "primary": {"kind": "executable", "source": FAIL, "fallback_tool": "backup"},
+        "backup": ECHO,
+    }
+    step = {"step_id": "s", "type": "python_tool", "tool": "primary", "input_mapping": {"v": 1}}
+    engine = Engine(make_bundle([step], tools))
+    assert engine.run({}) == {"output": {"v": 1}}
+    assert engine.stats["s"].tool == "backup"
+
+
+def test_failure_without_fallback_names_the_step():
+    step = {"step_id": "s", "type": "python_tool", "tool": "primary"}
+    with pytest.raises(ToolError, match="primary is down") as caught:
+        Engine(make_bundle([step], {"primary": FAIL})).run({})
+    assert caught.value.step == "s"
+
+
+def test_step_timeout_stops_waiting():
+    step = {
+        "step_id": "slow",
+        "type": "python_tool",
+        "tool": "sleepy",
+        "timeout": 0.3,
+        "input_mapping": {"sleep": 5},
+    }
+    started = time.monotonic()
+    with pytest.raises(StepTimeoutError, match=r"within 0\.3 s"):
+        Engine(make_bundle([step], {"sleepy": SLEEPY})).run({})
+    assert time.monotonic() - started < 2
+
+
+def test_bad_inputs_fail_before_any_step():
+    bundle = make_bundle(
+        [{"step_id": "s", "type": "python_tool", "code": "result = 1"}],
+        {},
+        {"x": {"type": "string", "required": True}},
+    )
+    with pytest.raises(InputError, match="missing required input 'x'"):
+        Engine(bundle).run({})
+
+
+def llm_tool(**extra):
+    return {
+        "kind": "llm",
+        "model": "m",
+        "system_prompt": "Be {tone}.",
+        "temperature": 0,
+        "num_predict": 20,
+        "seed": 1,
+        **extra,
+    }
+
+
+def test_llm_step_sends_prompt_system_and_options():
+    fake = FakeOllama(lambda n, body: ok("  the answer  "))
+    step = {
+        "step_id": "ask",
+        "type": "llm_call",
+        "tool": "llm",
+        "prompt_template": 'About {topic}, reply {"k": 1}',
+        "input_mapping": {"topic": "inputs.topic", "tone": {"literal": "brief"}},
+        "output_name": "answer",
+    }
+    bundle = make_bundle([step], {"llm": llm_tool()}, {"topic": {"type": "string"}})
+    try:
+        result = Engine(bundle, endpoint=fake.url).run({"topic": "cats"})
+    finally:
+        fake.close()
+    assert result == {"answer": "the answer"}
+    sent = fake.requests[0]
+    assert sent["prompt"] == 'About cats, reply {"k": 1}'
+    assert sent["system"] == "Be brief."
+    assert sent["options"] == {"temperature": 0, "num_predict": 20, "seed": 1}
+    assert sent["stream"] is False
+
+
+def test_llm_json_format_is_parsed_and_bad_json_is_an_error():
+    fake = FakeOllama(lambda n, body: ok('{"a": 1}') if n == 1 else ok("not json"))
+    step = {"step_id": "j", "type": "llm_call", "tool": "llm", "input_mapping": {"x": 1}}
+    bundle = make_bundle([step], {"llm": llm_tool(format="json")})
+    try:
+        assert Engine(bundle, endpoint=fake.url).run({}) == {"output": {"a": 1}}
+        assert fake.requests[0]["format"] == "json"
+        assert fake.requests[0]["prompt"] == "1"
+        with pytest.raises(LLMError, match="asked for JSON"):
+            Engine(bundle, endpoint=fake.url).run({})
+    finally:
+        fake.close()
+
+
+def test_tool_prompt_template_is_used_when_the_step_has_none():
+    fake = FakeOllama(lambda n, body: ok(json.dumps(body["prompt"])))
+    step = {
+        "step_id": "s",
+        "type": "llm_call",
+        "tool": "llm",
+        "input_mapping": {"text": "inputs.t"},
+    }
+    bundle = make_bundle(
+        [step], {"llm": llm_tool(prompt_template="Summarize: {text}")}, {"t": {"type": "string"}}
+    )
+    try:
+        assert Engine(bundle, endpoint=fake.url).run({"t": "x"}) == {"output": '"Summarize: x"'}
+    finally:
+        fake.close()

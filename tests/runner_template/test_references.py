@@ -1,0 +1,42 @@
+import pytest
+
+from runner_template.references import (
+    Reference,
+    ReferenceSyntaxError,
+    parse_reference,
+    resolve_mapping_value,
+    resolve_reference,
+)
+
+
+def test_parse_input_and_step_references():
+    assert parse_reference("inputs.text") == Reference("inputs", "text", None, ())
+    assert parse_reference("steps.s1.out.a.0") == Reference("steps", "s1", "out", ("a", "0"))
+
+
+@pytest.mark.parametrize("text", ["input.text", "steps.s1", "text", "inputs.", "steps..x"])
+def test_malformed_references_say_how_to_write_one(text):
+    with pytest.raises(ReferenceSyntaxError, match=r"inputs\.NAME"):
+        parse_reference(text)
+
+
+def test_dollar_dialect_is_rejected_with_the_fix():
+    with pytest.raises(ReferenceSyntaxError, match=r"write 'inputs\.csv_file'"):
+        parse_reference("${inputs.csv_file}")
+
+
+def test_resolve_walks_into_objects_and_lists():
+    outputs = {"s1": {"out": {"items": [{"name": "a"}, {"name": "b"}]}}}
+    assert resolve_reference(parse_reference("steps.s1.out.items.1.name"), {}, outputs) == "b"
+    assert resolve_reference(parse_reference("steps.s1.out.items.-1.name"), {}, outputs) == "b"
+
+
+def test_resolve_missing_key_is_a_lookup_error():
+    with pytest.raises(LookupError, match="no key 'nope'"):
+        resolve_reference(parse_reference("inputs.x.nope"), {"x": {"a": 1}}, {})
+
+
+def test_mapping_values_literal_and_constants():
+    assert resolve_mapping_value({"literal": "inputs.x"}, {"x": 1}, {}) == "inputs.x"
+    assert resolve_mapping_value(3, {}, {}) == 3
+    assert resolve_mapping_value("inputs.x", {"x": 1}, {}) == 1
