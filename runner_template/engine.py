@@ -14,7 +14,6 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from runner_template.errors import LLMError, RunnerError, StepTimeoutError, ToolError
@@ -49,27 +48,34 @@ def log(message: str) -> None:
     print(f"[workflow] {message}", file=sys.stderr, flush=True)
 
 
-@dataclass
 class StepStats:
     """What one step cost, for ``--stats`` and the benchmarks."""
 
-    attempts: int = 0
-    wall_seconds: float = 0.0
-    llm_server_seconds: float = 0.0
-    tool: str | None = None
+    __slots__ = ("attempts", "llm_server_seconds", "tool", "wall_seconds")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.wall_seconds = 0.0
+        self.llm_server_seconds = 0.0
+        self.tool: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
-@dataclass
 class _StepState:
-    step: dict[str, Any]
-    tool_id: str | None
-    attempt: int = 0
-    status: str = "waiting"  # waiting | running | backoff | done
-    deadline: float = 0.0
-    not_before: float = 0.0
-    used_fallback: bool = False
-    started: float = 0.0
-    stats: StepStats = field(default_factory=StepStats)
+    """The scheduler's bookkeeping for one step (plain class: dataclasses cost import time)."""
+
+    def __init__(self, step: dict[str, Any], tool_id: str | None) -> None:
+        self.step = step
+        self.tool_id = tool_id
+        self.attempt = 0
+        self.status = "waiting"  # waiting | running | backoff | done
+        self.deadline = 0.0
+        self.not_before = 0.0
+        self.used_fallback = False
+        self.started = 0.0
+        self.stats = StepStats()
 
 
 class Engine:

@@ -14,8 +14,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from runner_template.engine import Engine
@@ -24,17 +22,22 @@ from runner_template.errors import EXIT_OK, InputError, RunnerError
 BUNDLE_NAME = "bundle.json"
 
 
-def default_bundle_path() -> Path:
+def default_bundle_path() -> str:
     """``WORKFLOW_BUNDLE``, else ``bundle.json`` beside the program (script or compiled binary)."""
     configured = os.environ.get("WORKFLOW_BUNDLE")
     if configured:
-        return Path(configured)
-    return Path(sys.argv[0]).resolve().parent / BUNDLE_NAME
+        return configured
+    return os.path.join(os.path.dirname(os.path.realpath(sys.argv[0])), BUNDLE_NAME)
 
 
-def load_bundle(path: Path) -> dict[str, Any]:
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8-sig") as handle:
+        return handle.read()
+
+
+def load_bundle(path: str) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(_read_text(path))
     except OSError as error:
         raise InputError(f"cannot read the workflow bundle {path}: {error.strerror}") from error
     except json.JSONDecodeError as error:
@@ -60,7 +63,7 @@ def read_inputs(args: argparse.Namespace) -> Any:
         if args.input_file == "-":
             return _parse_json_inputs(sys.stdin.read(), "stdin")
         try:
-            text = Path(args.input_file).read_text(encoding="utf-8-sig")
+            text = _read_text(args.input_file)
         except OSError as error:
             raise InputError(
                 f"cannot read input file {args.input_file}: {error.strerror}"
@@ -124,5 +127,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write_stats(path: str, engine: Engine, total: float) -> None:
-    data = {"total_seconds": total, "steps": {k: asdict(v) for k, v in engine.stats.items()}}
-    Path(path).write_text(json.dumps(data, indent=2), encoding="utf-8")
+    data = {"total_seconds": total, "steps": {k: v.to_json() for k, v in engine.stats.items()}}
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)

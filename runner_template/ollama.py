@@ -8,7 +8,6 @@ only what a retry can fix (refused connections, resets, 5xx answers), a bounded 
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import sys
@@ -23,7 +22,12 @@ CONNECT_ATTEMPTS = 3
 RETRY_BACKOFF_SECONDS = 0.5
 
 
-def _connection(endpoint: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+def _connection(endpoint: str, timeout: float):
+    """An HTTP(S) connection and the base path. ``http.client`` is imported here, on first use,
+    because it pulls in the ``email`` package: 35 ms of start-up that a workflow without LLM
+    steps should not pay."""
+    import http.client
+
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise LLMError(f"Ollama endpoint {endpoint!r} is not an http(s) URL")
@@ -34,7 +38,7 @@ def _connection(endpoint: str, timeout: float) -> tuple[http.client.HTTPConnecti
                 f"endpoint {endpoint} is https, but this image was built without TLS support:"
                 " rebuild it with an https endpoint in the workflow"
             )
-        conn: http.client.HTTPConnection = https(parts.hostname, parts.port or 443, timeout=timeout)
+        conn = https(parts.hostname, parts.port or 443, timeout=timeout)
     else:
         conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
     return conn, parts.path.rstrip("/")
@@ -80,6 +84,8 @@ class OllamaClient:
         )
 
     def _post(self, path: str, body: bytes, timeout: float, step: str | None, model: Any) -> dict:
+        import http.client  # already loaded by _connection; bound here for the except clause
+
         try:
             conn, base = _connection(self.endpoint, timeout)
         except LLMError as error:

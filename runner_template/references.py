@@ -7,8 +7,7 @@ The build side validates references with :func:`parse_reference`; the engine res
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
 _KEY = r"[^.\s]+"
@@ -21,8 +20,7 @@ class ReferenceSyntaxError(ValueError):
     """The text is not a reference; the message says how to write one."""
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     """A parsed reference: ``source`` is ``"inputs"`` or ``"steps"``."""
 
     source: str
