@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform as platform_module
 import subprocess
 import sys
 from pathlib import Path
@@ -16,19 +17,24 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from rules.build import OFFICIAL_BUILDER, BuildOptions, build_workflow
+from rules.compile import COMPILERS
 from rules.errors import UserError
+from rules.image import RUNTIMES, default_tag
+from rules.jsonfile import load_json
 from rules.pipeline import analyze_file, prepare
+from rules.platforms import DEFAULT_PLATFORMS, parse_platforms
 
 LOCAL_DEFAULT_ENDPOINT = "http://localhost:11434"
 err_console = Console(stderr=True, highlight=False)
 
 
 def _read_inputs_arg(inputs: str | None, input_file: str | None) -> str:
-    """The inputs as JSON text, from the argument or a file (a BOM is dropped)."""
+    """The inputs as JSON text, from the argument, a file or stdin (``-``); a BOM is dropped."""
     if inputs is not None and input_file is not None:
         raise UserError("give inputs either as an argument or with --input-file, not both")
     if input_file == "-":
-        return sys.stdin.buffer.read().decode("utf-8-sig", errors="strict")
+        return sys.stdin.buffer.read().decode("utf-8-sig")
     if input_file is not None:
         try:
             return Path(input_file).read_bytes().decode("utf-8-sig")
@@ -68,16 +74,56 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- build ------------------------------------------------------------------------------------
+
+
+def _build_options(args: argparse.Namespace, platforms: list[str]) -> BuildOptions:
+    if args.output:
+        os.environ["DOCKER_WORKFLOW_CACHE"] = str(Path(args.output).resolve())
+    return BuildOptions(
+        platforms=platforms,
+        compiler=args.compiler,
+        runtime=args.runtime,
+        builder_image=args.builder_image,
+        tag=args.tag,
+        push=getattr(args, "push", False),
+        oci_path=Path(args.oci).resolve() if getattr(args, "oci", None) else None,
+        tools_dirs=args.tools,
+        model=args.model,
+    )
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    if args.push and args.oci:
+        raise UserError("choose one of --push and --oci")
+    options = _build_options(args, parse_platforms(args.platform))
+    print(build_workflow(Path(args.workflow), options).tag)
+    return 0
+
+
+def cmd_bases(args: argparse.Namespace) -> int:
+    from rules.bases import ensure_builder_image
+
+    print(ensure_builder_image(parse_platforms(args.platform), rebuild=args.rebuild))
+    return 0
+
+
 # -- run --------------------------------------------------------------------------------------
+
+
+def native_platform() -> str:
+    machine = platform_module.machine().lower()
+    return "linux/arm64" if machine in ("aarch64", "arm64") else "linux/amd64"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     inputs_text = _read_inputs_arg(args.inputs, args.input_file)
-    if not args.local:
-        raise UserError(
-            "running in Docker is not available in this version: use --local to run the"
-            " rendered runner with this machine's Python"
-        )
+    if args.local:
+        return _run_local(args, inputs_text)
+    return _run_in_docker(args, inputs_text)
+
+
+def _run_local(args: argparse.Namespace, inputs_text: str) -> int:
     prepared = prepare(Path(args.workflow), args.tools, args.model)
     env = dict(os.environ)
     env["WORKFLOW_BUNDLE"] = str(prepared.bundle_path)
@@ -86,6 +132,70 @@ def cmd_run(args: argparse.Namespace) -> int:
     command = [sys.executable, str(prepared.entry_point), "--input-file", "-"]
     completed = subprocess.run(command, input=inputs_text.encode("utf-8"), env=env, check=False)
     return completed.returncode
+
+
+def _run_in_docker(args: argparse.Namespace, inputs_text: str) -> int:
+    from rules.containers import run_container
+    from rules.image import image_labels
+
+    run_platform = parse_platforms(args.platform)[0] if args.platform else native_platform()
+    options = _build_options(args, [run_platform])
+    prepared = prepare(Path(args.workflow), args.tools, args.model)
+    tag = args.tag or default_tag(prepared.workflow.id)
+    labels = image_labels(tag)
+    if args.build or labels is None:
+        build_workflow(Path(args.workflow), options)
+    elif labels.get("workflow.bundle-digest") != prepared.bundle_digest:
+        err_console.print(
+            f"[yellow]warning:[/yellow] {tag} was built from another version of"
+            f" {args.workflow}: pass --build to rebuild it"
+        )
+    result = run_container(
+        tag,
+        inputs_text.encode("utf-8"),
+        endpoint=args.endpoint,
+        platform=run_platform,
+        network=args.network,
+    )
+    sys.stdout.buffer.write(result.stdout)
+    sys.stdout.flush()
+    return result.exit_code
+
+
+# -- clean ------------------------------------------------------------------------------------
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from rules.clean import describe, managed_images, remove_images
+
+    if not args.workflow and not args.all:
+        raise UserError(
+            "say what to clean: 'clean WORKFLOW' removes that workflow's images,"
+            " 'clean --all' every image docker-workflow built"
+        )
+    workflow_id = None if args.all else _workflow_id(Path(args.workflow))
+    images = managed_images(workflow_id)
+    if not images:
+        print("nothing to clean")
+        return 0
+    for image in images:
+        print(f"  {describe(image)}")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UserError(f"{len(images)} image(s) would be removed: pass --yes to confirm")
+        if input(f"Remove {len(images)} image(s)? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return 1
+    print(f"removed {remove_images(images)} image(s)")
+    return 0
+
+
+def _workflow_id(path: Path) -> str:
+    """The workflow's id, even from a file that no longer validates (it may be why we clean)."""
+    data = load_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("workflow_id"), str):
+        raise UserError(f"{path}: $.workflow_id: missing; cannot tell which images are its own")
+    return data["workflow_id"]
 
 
 # -- export -----------------------------------------------------------------------------------
@@ -135,6 +245,25 @@ def _add_resolution_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_build_options(parser: argparse.ArgumentParser, platforms_help: str) -> None:
+    parser.add_argument("-t", "--tag", help="image tag (default workflow-<id>:latest)")
+    parser.add_argument(
+        "-o", "--output", metavar="DIR", help="build output folder (default ./cache)"
+    )
+    parser.add_argument("--platform", help=platforms_help)
+    parser.add_argument("--compiler", choices=COMPILERS, default="nuitka", help="default nuitka")
+    parser.add_argument(
+        "--runtime", choices=sorted(RUNTIMES), default="scratch", help="default scratch"
+    )
+    parser.add_argument(
+        "--builder-image",
+        metavar="REF",
+        help="compile stage image (default $DOCKER_WORKFLOW_BUILDER_IMAGE, then"
+        f" {OFFICIAL_BUILDER})",
+    )
+    _add_resolution_options(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="docker-workflow",
@@ -142,24 +271,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    build = sub.add_parser("build", help="build a workflow's image (multi-arch by default)")
+    build.add_argument("workflow")
+    _add_build_options(build, platforms_help=f"default {','.join(DEFAULT_PLATFORMS)}")
+    build.add_argument("--push", action="store_true", help="push the image index to its registry")
+    build.add_argument("--oci", metavar="FILE", help="write an OCI tarball instead of loading")
+    build.set_defaults(func=cmd_build)
+
+    run = sub.add_parser("run", help="run a workflow in an ephemeral container (or --local)")
+    run.add_argument("workflow")
+    run.add_argument("inputs", nargs="?", help="inputs as a JSON object (default {})")
+    run.add_argument("-f", "--input-file", help="read inputs from a JSON file ('-': stdin)")
+    run.add_argument("-b", "--build", action="store_true", help="(re)build the image first")
+    run.add_argument(
+        "--endpoint",
+        help="Ollama URL (default: the image's; with --local $OLLAMA_ENDPOINT, then"
+        f" {LOCAL_DEFAULT_ENDPOINT})",
+    )
+    run.add_argument(
+        "--network",
+        help="container network (default bridge; with 'host', host.docker.internal is 127.0.0.1)",
+    )
+    run.add_argument(
+        "--local", action="store_true", help="run the rendered runner with this machine's Python"
+    )
+    _add_build_options(run, platforms_help="the platform to run (default: this machine's)")
+    run.set_defaults(func=cmd_run)
+
+    clean = sub.add_parser("clean", help="remove images built by docker-workflow")
+    clean.add_argument("workflow", nargs="?")
+    clean.add_argument("-a", "--all", action="store_true", help="every image docker-workflow built")
+    clean.add_argument("-y", "--yes", action="store_true", help="do not ask")
+    clean.set_defaults(func=cmd_clean)
+
     analyze = sub.add_parser("analyze", help="show what a workflow needs (tools, models, modules)")
     analyze.add_argument("workflow")
     analyze.add_argument("--json", action="store_true", help="machine-readable output")
     _add_resolution_options(analyze)
     analyze.set_defaults(func=cmd_analyze)
-
-    run = sub.add_parser("run", help="run a workflow")
-    run.add_argument("workflow")
-    run.add_argument("inputs", nargs="?", help="inputs as a JSON object (default {})")
-    run.add_argument("-f", "--input-file", help="read inputs from a JSON file ('-': stdin)")
-    run.add_argument(
-        "--local", action="store_true", help="run the rendered runner with this Python"
-    )
-    run.add_argument(
-        "--endpoint", help=f"Ollama URL (default $OLLAMA_ENDPOINT, then {LOCAL_DEFAULT_ENDPOINT})"
-    )
-    _add_resolution_options(run)
-    run.set_defaults(func=cmd_run)
 
     export = sub.add_parser("export", help="write a portable workflow with its tools embedded")
     export.add_argument("workflow")
@@ -168,6 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_resolution_options(export)
     export.set_defaults(func=cmd_export)
+
+    bases = sub.add_parser("bases", help="make the local builder image (offline, debootstrap)")
+    bases.add_argument("--platform", help=f"default {','.join(DEFAULT_PLATFORMS)}")
+    bases.add_argument("--rebuild", action="store_true", help="build it again even if it exists")
+    bases.set_defaults(func=cmd_bases)
 
     server = sub.add_parser(
         "llm-server", help="serve a tiny real model over the Ollama API (development only)"
@@ -191,9 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except UserError as error:
         for line in error.lines():
-            err_console.print(
-                f"[red]error:[/red] {line}", soft_wrap=True, markup=True, highlight=False
-            )
+            err_console.print(f"[red]error:[/red] {line}", soft_wrap=True, markup=True)
         return error.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")

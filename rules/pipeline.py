@@ -27,6 +27,7 @@ class Prepared:
     workflow: Workflow
     analysis: Analysis
     bundle_digest: str
+    engine_digest: str
     out_dir: Path
     entry_point: Path
 
@@ -49,5 +50,6 @@ def prepare(path: Path, tools_dirs: list[Path] | None = None, model: str | None 
     bundle_bytes = canonical_json(shake(workflow, tools))
     out_dir = workflow_dir(workflow.id)
     atomic_write(out_dir / "analysis.json", json.dumps(analysis.to_json(), indent=2).encode())
-    entry = render(analysis.python_modules, bundle_bytes, out_dir / "runner")
-    return Prepared(workflow, analysis, digest(bundle_bytes), out_dir / "runner", entry)
+    runner_dir = out_dir / "runner"
+    engine_digest, entry = render(analysis.python_modules, analysis.https, bundle_bytes, runner_dir)
+    return Prepared(workflow, analysis, digest(bundle_bytes), engine_digest, runner_dir, entry)

@@ -44,6 +44,14 @@ def load_bundle(path: str) -> dict[str, Any]:
         raise InputError(f"the workflow bundle {path} is not valid JSON: {error}") from error
 
 
+def _read_stdin() -> str:
+    """stdin as UTF-8 whatever the locale (a scratch image has none, so it is "C")."""
+    try:
+        return sys.stdin.buffer.read().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(f"inputs on stdin are not UTF-8 (byte {error.start})") from error
+
+
 def _parse_json_inputs(text: str, origin: str) -> Any:
     if not text.strip():
         return {}
@@ -61,7 +69,7 @@ def read_inputs(args: argparse.Namespace) -> Any:
         return _parse_json_inputs(args.inputs, "the argument")
     if args.input_file is not None:
         if args.input_file == "-":
-            return _parse_json_inputs(sys.stdin.read(), "stdin")
+            return _parse_json_inputs(_read_stdin(), "stdin")
         try:
             text = _read_text(args.input_file)
         except OSError as error:
@@ -72,7 +80,7 @@ def read_inputs(args: argparse.Namespace) -> Any:
     if "INPUT" in os.environ:
         return _parse_json_inputs(os.environ["INPUT"], "the INPUT variable")
     if sys.stdin is not None and not sys.stdin.isatty():
-        return _parse_json_inputs(sys.stdin.read(), "stdin")
+        return _parse_json_inputs(_read_stdin(), "stdin")
     return {}
 
 
@@ -87,6 +95,7 @@ def describe(bundle: dict[str, Any]) -> dict[str, Any]:
         "outputs": sorted(workflow.get("outputs", {})),
         "steps": [step["step_id"] for step in workflow["steps"]],
         "models": sorted({t["model"] for t in bundle.get("tools", {}).values() if t.get("model")}),
+        "machine": os.uname().machine,
     }
 
 
@@ -102,7 +111,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _utf8_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(encoding="utf-8", errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _utf8_streams()
     args = _parser().parse_args(argv)
     started = time.monotonic()
     engine: Engine | None = None

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The test command: set up everything the tests need, then run them all.
+# The test command: set up everything the tests need (Python env, Docker engine, buildx, QEMU,
+# builder image, the dev LLM), then lint and run every test.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${DOCKER_WORKFLOW_VENV:-$ROOT/.venv}"
 bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
+export DOCKER_WORKFLOW_BUILDER_IMAGE="${DOCKER_WORKFLOW_BUILDER_IMAGE:-$(cat "$ROOT/.builder-image")}"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
 exec "$VENV/bin/python" -m pytest "$@"

@@ -10,12 +10,12 @@ from helpers import LLMServer
 
 @pytest.fixture(scope="session")
 def llm_server() -> Iterator[LLMServer]:
-    """One real model server for the whole session, bound to all addresses.
+    """One real model server for the whole session, on loopback only.
 
-    It listens on 0.0.0.0 so containers started by the tests can reach it through
-    host.docker.internal; tests themselves talk to it on 127.0.0.1 only.
+    Containers started by the tests reach it with host networking, where the runner maps
+    host.docker.internal to 127.0.0.1: no test traffic leaves loopback.
     """
-    server = LLMServer("0.0.0.0")
+    server = LLMServer("127.0.0.1")
     try:
         yield server
     finally:

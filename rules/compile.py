@@ -1,0 +1,110 @@
+"""Pipeline step 4: compile the rendered engine into a standalone program, per platform.
+
+Each platform compiles in its own builder platform (arm64 under QEMU: Nuitka cannot
+cross-compile) via ``buildx build --target export --output type=local``, so the result lands
+in ``cache/compiled/<key>/<arch>/`` as plain files: ``app/`` (the program), the ELF closure
+(``lib/...``), ``.meta/``. The key hashes everything that goes into the compile (engine sources,
+compiler and flags, builder image, the Dockerfile and scripts, toolchain files), never the
+workflow's data, so a prompt edit reuses the compile and two workflows with the same engine
+share it. Nuitka's and ccache's caches live in a BuildKit cache mount, so a recompile of a
+slightly changed engine is warm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from rules.buildx import build
+from rules.errors import UserError
+from rules.fsutil import replace_tree, staging_dir
+from rules.paths import cache_dir
+from rules.platforms import arch_of
+from rules.toolchain import toolchain_dir
+
+COMPILERS = ("nuitka", "onefile", "pyinstaller", "none")
+DOCKER_FILES = ("Dockerfile.compile", "compile.sh", "elf_closure.py")
+
+
+@dataclass(frozen=True)
+class CompileRequest:
+    """Everything that decides a compile's output."""
+
+    engine_dir: Path
+    engine_digest: str
+    platform: str
+    compiler: str
+    builder_image: str
+
+    @property
+    def arch(self) -> str:
+        return arch_of(self.platform)
+
+
+def docker_file(name: str) -> bytes:
+    return resources.files("runner_template").joinpath("docker", name).read_bytes()
+
+
+def compile_key(request: CompileRequest) -> str:
+    toolchain = toolchain_dir(request.compiler, request.arch)
+    facts = {
+        "engine": request.engine_digest,
+        "platform": request.platform,
+        "compiler": request.compiler,
+        "builder": request.builder_image,
+        "docker": {n: hashlib.sha256(docker_file(n)).hexdigest() for n in DOCKER_FILES},
+        "toolchain": sorted(p.name for p in toolchain.iterdir()),
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def compiled_dir(request: CompileRequest) -> Path:
+    return cache_dir() / "compiled" / compile_key(request) / request.arch
+
+
+def compile_engine(request: CompileRequest) -> Path:
+    """Compile (or reuse) the program for one platform; return ``cache/compiled/<key>/<arch>``."""
+    if request.compiler not in COMPILERS:
+        raise UserError(
+            f"unknown compiler {request.compiler!r}: choose from {', '.join(COMPILERS)}"
+        )
+    target = compiled_dir(request)
+    if (target / "app").is_dir():
+        return target
+    context = staging_dir(cache_dir() / "contexts" / f"compile-{target.parent.name}-{request.arch}")
+    output = staging_dir(target)
+    try:
+        shutil.copytree(request.engine_dir, context / "engine")
+        inputs = context / "inputs"
+        shutil.copytree(toolchain_dir(request.compiler, request.arch), inputs / "wheels")
+        for name in DOCKER_FILES:
+            (inputs if name != "Dockerfile.compile" else context).joinpath(name).write_bytes(
+                docker_file(name)
+            )
+        build(
+            f"compiling the engine with {request.compiler} for {request.platform}",
+            context,
+            file=context / "Dockerfile.compile",
+            platforms=[request.platform],
+            build_args={
+                "BUILDER_IMAGE": request.builder_image,
+                "COMPILER": request.compiler,
+            },
+            target="export",
+            output={"type": "local", "dest": str(output)},
+            hint=(
+                f"The compile used builder image {request.builder_image}: make one with"
+                " 'docker-workflow bases', or pass --builder-image."
+            ),
+        )
+        if not (output / "app").is_dir():
+            raise UserError(f"compiling for {request.platform} produced no program")
+        replace_tree(output, target)
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+        shutil.rmtree(output, ignore_errors=True)
+    return target

@@ -1,0 +1,169 @@
+"""Pipeline step 5: the runtime image, multi-platform, built from files (no RUN, no builder).
+
+The image is ``FROM scratch`` (or Alpine) plus two layers: the compiled program with its ELF
+closure, then ``bundle.json``. Its build needs no builder image and no network: it only copies
+files that earlier steps produced, so a prompt edit rebuilds one small layer in about a second.
+
+Reproducible: every file in the context has mtime 0, ``SOURCE_DATE_EPOCH=0`` fixes the config
+dates and provenance attestations are off, so the same inputs give the same image digest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rules.buildx import build
+from rules.compile import docker_file
+from rules.errors import UserError
+from rules.fsutil import staging_dir
+from rules.paths import cache_dir
+from rules.platforms import arch_of
+
+RUNTIMES = {"scratch": "scratch", "alpine": "alpine:3.20"}
+MANAGED_LABEL = "docker-workflow.managed"
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """What goes into one workflow image and where it goes."""
+
+    workflow_id: str
+    version: str | None
+    bundle_path: Path
+    bundle_digest: str
+    engine_digest: str
+    models: list[str]
+    tools: list[str]
+    compiled: dict[str, Path]  # platform -> cache/compiled/<key>/<arch>
+    tag: str
+    runtime: str = "scratch"
+    push: bool = False
+    oci_path: Path | None = None
+    extra_labels: dict[str, str] = field(default_factory=dict)
+
+    def labels(self) -> dict[str, str]:
+        return {
+            MANAGED_LABEL: "true",
+            "workflow.id": self.workflow_id,
+            "workflow.version": self.version or "",
+            "workflow.models": ",".join(self.models),
+            "workflow.tools": ",".join(self.tools),
+            "workflow.bundle-digest": self.bundle_digest,
+            "workflow.engine-digest": self.engine_digest,
+            "workflow.platforms": ",".join(sorted(self.compiled)),
+            "workflow.runtime": self.runtime,
+            "org.opencontainers.image.title": f"workflow-{self.workflow_id}",
+            **self.extra_labels,
+        }
+
+
+def default_tag(workflow_id: str) -> str:
+    return f"workflow-{workflow_id}:latest"
+
+
+def _check_runtime(request: ImageRequest) -> str:
+    if request.runtime not in RUNTIMES:
+        raise UserError(f"unknown runtime {request.runtime!r}: choose from {', '.join(RUNTIMES)}")
+    if request.runtime == "alpine":
+        for platform, folder in request.compiled.items():
+            libc = (folder / ".meta" / "libc").read_text().strip()
+            if libc != "musl":
+                raise UserError(
+                    f"--runtime alpine needs a musl (Alpine) builder, but the {platform} program"
+                    f" was compiled against {libc}, which does not run on Alpine: pass"
+                    " --builder-image python:3.11-alpine3.20 (needs a registry), or use the"
+                    " default scratch runtime"
+                )
+    return RUNTIMES[request.runtime]
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Hard-link ``source`` into ``target`` (same file system: no copying of megabytes)."""
+    for folder, _, files in os.walk(source):
+        relative = Path(folder).relative_to(source)
+        if relative.parts[:1] == (".meta",):
+            continue
+        (target / relative).mkdir(parents=True, exist_ok=True)
+        os.utime(target / relative, (0, 0))
+        for name in files:
+            src, dst = Path(folder) / name, target / relative / name
+            if src.is_symlink():
+                dst.symlink_to(os.readlink(src))
+            else:
+                try:
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copy2(src, dst)
+
+
+def _zero_mtimes(root: Path) -> None:
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            os.utime(Path(folder) / name, (0, 0), follow_symlinks=False)
+    os.utime(root, (0, 0))
+
+
+def build_image(request: ImageRequest) -> None:
+    """Build the image for every platform in ``request.compiled`` and load, push or save it."""
+    runtime = _check_runtime(request)
+    context = staging_dir(cache_dir() / "contexts" / f"image-{request.workflow_id}")
+    try:
+        for platform, folder in request.compiled.items():
+            _link_tree(folder, context / f"compiled-{arch_of(platform)}")
+        shutil.copyfile(request.bundle_path, context / "bundle.json")
+        dockerfile = docker_file("Dockerfile.image").decode().replace("{runtime}", runtime)
+        (context / "Dockerfile").write_text(dockerfile)
+        _zero_mtimes(context)
+        options: dict = {
+            "file": context / "Dockerfile",
+            "platforms": sorted(request.compiled),
+            "tags": [request.tag],
+            "labels": request.labels(),
+            "build_args": {"SOURCE_DATE_EPOCH": "0"},
+            "provenance": False,
+        }
+        if request.oci_path is not None:
+            request.oci_path.parent.mkdir(parents=True, exist_ok=True)
+            options["output"] = {"type": "oci", "dest": str(request.oci_path), "name": request.tag}
+        elif request.push:
+            options["push"] = True
+        else:
+            options["load"] = True
+        build(f"building image {request.tag}", context, **options)
+        if request.oci_path is not None:
+            _oci_labels_file(request.oci_path).write_text(json.dumps(request.labels()))
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+
+
+def _oci_labels_file(oci_path: Path) -> Path:
+    """Beside an OCI tarball: the labels it was built with (its up-to-date check)."""
+    return oci_path.with_name(oci_path.name + ".labels.json")
+
+
+def image_labels(reference: str) -> dict[str, str] | None:
+    """The labels of a local image, or None when it does not exist."""
+    from python_on_whales import docker
+    from python_on_whales.exceptions import NoSuchImage
+
+    try:
+        return dict(docker.image.inspect(reference).config.labels or {})
+    except NoSuchImage:
+        return None
+
+
+def image_is_current(request: ImageRequest) -> bool:
+    """Whether ``request.tag`` already is exactly this build (bundle, engine and platforms)."""
+    if request.oci_path is not None:
+        meta = _oci_labels_file(request.oci_path)
+        return (
+            request.oci_path.exists()
+            and meta.exists()
+            and json.loads(meta.read_text()) == request.labels()
+        )
+    labels = image_labels(request.tag)
+    return labels is not None and all(labels.get(k) == v for k, v in request.labels().items())

@@ -1,0 +1,70 @@
+"""Fetch, on the host, the Python packages the compile stage installs (it has no network).
+
+Containers here cannot reach PyPI (and a compile that downloads is not reproducible anyway), so
+``pip download`` runs on the host into ``cache/toolchain/<compiler>/<arch>/`` and the folder is
+copied into the compile context. Nuitka is an sdist and builds inside the builder for either
+architecture; PyInstaller ships binary wheels, so those are fetched per architecture.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from rules.errors import UserError
+from rules.paths import cache_dir
+
+NUITKA = "nuitka==4.3.3"
+PYINSTALLER = "pyinstaller==6.11.1"
+WHEEL_PLATFORMS = {"amd64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+
+
+def _pip_download(args: list[str], dest: Path, what: str) -> None:
+    partial = dest.with_name(dest.name + ".partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(partial), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if "WARNING" not in line][-6:]
+        raise UserError(
+            f"downloading {what} for the compile stage failed:\n  " + "\n  ".join(lines)
+        )
+    partial.rename(dest)
+
+
+def toolchain_dir(compiler: str, arch: str) -> Path:
+    """The wheels/sdists the compile stage installs for ``compiler`` on ``arch`` (fetched once)."""
+    if compiler == "none":
+        dest = cache_dir() / "toolchain" / "none"
+        dest.mkdir(parents=True, exist_ok=True)
+        return dest
+    if compiler in ("nuitka", "onefile"):
+        dest = cache_dir() / "toolchain" / NUITKA
+        if not dest.exists():
+            _pip_download(["--no-deps", "--no-binary", ":all:", NUITKA], dest, NUITKA)
+        return dest
+    if compiler == "pyinstaller":
+        dest = cache_dir() / "toolchain" / f"{PYINSTALLER}-{arch}"
+        if not dest.exists():
+            _pip_download(
+                [
+                    "--only-binary",
+                    ":all:",
+                    "--platform",
+                    WHEEL_PLATFORMS[arch],
+                    "--python-version",
+                    "3.11",
+                    "--implementation",
+                    "cp",
+                    PYINSTALLER,
+                ],
+                dest,
+                f"{PYINSTALLER} ({arch})",
+            )
+        return dest
+    raise UserError(f"unknown compiler {compiler!r}")

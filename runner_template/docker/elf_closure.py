@@ -1,0 +1,55 @@
+"""Copy the shared libraries that the ELF files under a tree need into that tree.
+
+Runs inside the builder after compiling: for each ELF file under ``ROOT`` (the program, its
+extension modules, an interpreter), ``ldd`` names the libraries it loads; each is copied to the
+same absolute path under ``ROOT``, so a ``FROM scratch`` image made from ``ROOT`` runs the program
+with nothing else. Libraries already shipped inside the tree are left alone.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+LDD_LINE = re.compile(r"^\s*(?:\S+\s+=>\s+)?(/\S+)\s+\(0x[0-9a-f]+\)")
+
+
+def is_elf(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def needed(path):
+    result = subprocess.run(["ldd", path], capture_output=True, text=True, check=False)
+    if result.returncode != 0:  # static binaries and non-objects
+        return []
+    return [m.group(1) for line in result.stdout.splitlines() if (m := LDD_LINE.match(line))]
+
+
+def main(root):
+    elves = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path) and is_elf(path):
+                elves.append(path)
+    copied = 0
+    for elf in elves:
+        for library in needed(elf):
+            if os.path.realpath(library).startswith(root + "/"):
+                continue  # shipped inside the tree already (found through $ORIGIN)
+            target = root + library
+            if os.path.exists(target):
+                continue
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy2(os.path.realpath(library), target)
+            copied += 1
+    print(f"elf_closure: {len(elves)} ELF files, {copied} libraries copied", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1].rstrip("/"))

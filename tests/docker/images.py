@@ -1,0 +1,91 @@
+"""Helpers to look inside images and OCI tarballs: which platforms, which files, which labels."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+
+def _index_platforms(read_blob, index: dict) -> set[str]:
+    found: set[str] = set()
+    for entry in index.get("manifests", []):
+        media = entry.get("mediaType", "")
+        platform = entry.get("platform")
+        if "index" in media or "manifest.list" in media:
+            found |= _index_platforms(read_blob, json.loads(read_blob(entry["digest"])))
+        elif platform and platform.get("os") != "unknown":
+            found.add(f"{platform['os']}/{platform['architecture']}")
+    return found
+
+
+def oci_platforms(tar_bytes: bytes) -> set[str]:
+    """Platforms in an OCI/docker-save tarball, following nested indexes."""
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as archive:
+
+        def read_blob(digest: str) -> bytes:
+            algorithm, value = digest.split(":")
+            return archive.extractfile(f"blobs/{algorithm}/{value}").read()
+
+        return _index_platforms(read_blob, json.loads(archive.extractfile("index.json").read()))
+
+
+def image_platforms(tag: str) -> set[str]:
+    saved = subprocess.run(["docker", "save", tag], capture_output=True, check=True).stdout
+    return oci_platforms(saved)
+
+
+def image_files(tag: str, platform: str) -> dict[str, int]:
+    """Path -> size of every file in the image's file system for ``platform``."""
+    created = subprocess.run(
+        ["docker", "create", "--platform", platform, tag],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        exported = subprocess.run(["docker", "export", created], capture_output=True, check=True)
+    finally:
+        subprocess.run(["docker", "rm", created], capture_output=True, check=False)
+    with tarfile.open(fileobj=io.BytesIO(exported.stdout)) as archive:
+        return {m.name: m.size for m in archive.getmembers() if m.isfile()}
+
+
+def image_id(tag: str) -> str:
+    return subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", tag],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def labels(tag: str) -> dict[str, str]:
+    out = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", tag],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out)
+
+
+def docker_run(tag: str, *program_args: str, options=(), stdin: str = "", platform=None):
+    """``docker run --rm -i [--platform P] OPTIONS TAG ARGS`` with ``stdin``."""
+    command = ["docker", "run", "--rm", "-i"]
+    if platform:
+        command += ["--platform", platform]
+    return subprocess.run(
+        [*command, *options, tag, *program_args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=600,
+    )
+
+
+def compiled_dirs(cache: Path) -> list[Path]:
+    return sorted(p for p in (cache / "compiled").glob("*/*") if (p / "app").is_dir())

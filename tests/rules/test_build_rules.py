@@ -1,0 +1,103 @@
+"""The build-side rules that need no Docker: platforms, stdlib shaking, keys, labels, runtime."""
+
+from pathlib import Path
+
+import pytest
+from helpers import WORKFLOWS
+
+from rules.bases import builder_tag
+from rules.compile import CompileRequest, compile_key
+from rules.errors import UserError
+from rules.image import ImageRequest, _check_runtime, default_tag
+from rules.pipeline import prepare
+from rules.platforms import parse_platforms
+from rules.render import engine_files
+from rules.stdlib_shake import excluded_modules
+
+
+def test_platforms_default_both_and_are_checked():
+    assert parse_platforms(None) == ["linux/amd64", "linux/arm64"]
+    assert parse_platforms("linux/arm64, linux/amd64,linux/arm64") == ["linux/amd64", "linux/arm64"]
+    with pytest.raises(UserError, match="unsupported platform 'linux/s390x'"):
+        parse_platforms("linux/s390x")
+
+
+def test_unused_stdlib_groups_and_tls_are_left_out():
+    out = excluded_modules([], https=False)
+    assert {"ssl", "hashlib", "_hashlib", "lzma", "decimal", "xml", "pyexpat"} <= set(out)
+    assert "json" not in out and "re" not in out
+
+
+def test_a_group_stays_when_a_tool_imports_from_it():
+    out = excluded_modules(["hashlib", "tarfile"], https=True)
+    assert "hashlib" not in out and "_hashlib" not in out
+    assert "tarfile" not in out and "lzma" not in out  # the whole compression group stays
+    assert "ssl" not in out and "xml" in out
+
+
+def test_engine_is_shared_when_tools_import_only_what_the_engine_has():
+    # json and sys are the engine's own imports: no difference in the engine.
+    assert engine_files(["json", "sys"], False) == engine_files([], False)
+    assert engine_files(["platform"], False) != engine_files([], False)
+    assert engine_files([], True) != engine_files([], False)  # TLS changes the flags
+
+
+def test_two_workflows_with_the_same_tool_imports_share_the_engine():
+    first = prepare(WORKFLOWS / "simple_summarizer.json")
+    second = prepare(WORKFLOWS / "parallel_profile.json")
+    assert first.engine_digest == second.engine_digest
+    assert first.bundle_digest != second.bundle_digest
+
+
+def test_compile_key_follows_what_goes_into_the_compile(monkeypatch, tmp_path):
+    monkeypatch.setattr("rules.compile.toolchain_dir", lambda compiler, arch: tmp_path)
+    base = CompileRequest(Path("e"), "digest-1", "linux/amd64", "nuitka", "builder:1")
+    same = CompileRequest(Path("elsewhere"), "digest-1", "linux/amd64", "nuitka", "builder:1")
+    assert compile_key(base) == compile_key(same)
+    for changed in (
+        CompileRequest(Path("e"), "digest-2", "linux/amd64", "nuitka", "builder:1"),
+        CompileRequest(Path("e"), "digest-1", "linux/arm64", "nuitka", "builder:1"),
+        CompileRequest(Path("e"), "digest-1", "linux/amd64", "onefile", "builder:1"),
+        CompileRequest(Path("e"), "digest-1", "linux/amd64", "nuitka", "builder:2"),
+    ):
+        assert compile_key(changed) != compile_key(base)
+
+
+def test_builder_tag_depends_on_the_platforms():
+    assert builder_tag(["linux/amd64"]) != builder_tag(["linux/amd64", "linux/arm64"])
+    assert builder_tag(["linux/amd64"]).startswith("docker-workflow/builder:bookworm-")
+
+
+def image_request(tmp_path, runtime):
+    compiled = tmp_path / "amd64"
+    if not (compiled / ".meta").exists():
+        (compiled / ".meta").mkdir(parents=True)
+        (compiled / ".meta" / "libc").write_text("glibc\n")
+    return ImageRequest(
+        "wf",
+        "1",
+        tmp_path / "b.json",
+        "sha256:b",
+        "e",
+        ["llama3"],
+        ["t"],
+        {"linux/amd64": compiled},
+        default_tag("wf"),
+        runtime=runtime,
+    )
+
+
+def test_alpine_needs_a_musl_program(tmp_path):
+    assert _check_runtime(image_request(tmp_path, "scratch")) == "scratch"
+    with pytest.raises(UserError, match="needs a musl"):
+        _check_runtime(image_request(tmp_path, "alpine"))
+    (tmp_path / "amd64" / ".meta" / "libc").write_text("musl\n")
+    assert _check_runtime(image_request(tmp_path, "alpine")) == "alpine:3.20"
+
+
+def test_labels_say_what_is_inside(tmp_path):
+    labels = image_request(tmp_path, "scratch").labels()
+    assert labels["workflow.id"] == "wf" and labels["workflow.models"] == "llama3"
+    assert labels["workflow.platforms"] == "linux/amd64"
+    assert labels["docker-workflow.managed"] == "true"
+    assert default_tag("wf") == "workflow-wf:latest"
