@@ -1,8 +1,8 @@
-"""``docker-workflow build``: the whole pipeline for one workflow, one call per step.
+"""``docker-workflow build``: build options, and one target through the doit graph.
 
-analyze -> shake -> render (``pipeline.prepare``), then compile per platform, then the image.
-Each step skips itself when its output for the same inputs exists, so a second build of an
-unchanged workflow does no work, and a prompt edit only rebuilds the image's top layer.
+The CLI and ``doit`` share one graph (``rules/tasks.py``) and one cache: a step whose outputs
+are current for the same inputs is skipped, so a second build of an unchanged workflow does no
+work, and a prompt edit only rebuilds the image's top layer.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rules.compile import CompileRequest, compile_engine
+from rules.compile import CompileRequest
 from rules.docker_env import default_builder_image, ensure_engine
-from rules.image import ImageRequest, build_image, default_tag, image_is_current
-from rules.pipeline import Prepared, prepare
+from rules.image import ImageRequest, default_tag
+from rules.paths import target_dir
+from rules.pipeline import Prepared, default_name, load_prepared, step_analyze
 from rules.platforms import DEFAULT_PLATFORMS
 
 # For users with a registry: the official image, pinned. Offline: `docker-workflow bases`.
@@ -46,7 +47,6 @@ class BuildResult:
     prepared: Prepared
     tag: str
     compiled: dict[str, Path]
-    image_built: bool
 
 
 def image_request(
@@ -71,7 +71,7 @@ def image_request(
 
 def compile_request(prepared: Prepared, options: BuildOptions, platform: str) -> CompileRequest:
     return CompileRequest(
-        engine_dir=prepared.out_dir / "engine",
+        engine_dir=prepared.engine_dir,
         engine_digest=prepared.engine_digest,
         platform=platform,
         compiler=options.compiler,
@@ -79,18 +79,26 @@ def compile_request(prepared: Prepared, options: BuildOptions, platform: str) ->
     )
 
 
-def build_workflow(path: Path, options: BuildOptions) -> BuildResult:
-    """Build the image of the workflow at ``path``; steps with current outputs are skipped."""
-    prepared = prepare(path, options.tools_dirs, options.model)
+def build_workflow(path: Path, options: BuildOptions, name: str | None = None) -> BuildResult:
+    """Build the image of the workflow at ``path`` through the doit graph (shared with ``doit``).
+
+    Steps whose outputs are current are skipped; the first failing step's error is raised.
+    """
+    from rules.tasks import Target, build_targets, compile_marker_dir
+
+    target = Target(name or default_name(path), Path(path), options)
+    ensure_engine_unless_invalid(target)
+    build_targets([target])
+    prepared = load_prepared(target_dir(target.name))
+    compiled = {p: compile_marker_dir(target, p) for p in options.platforms}
+    tag = image_request(prepared, options, compiled).tag
+    console.print(f"{tag} is ready ({', '.join(options.platforms)})")
+    return BuildResult(prepared, tag, compiled)
+
+
+def ensure_engine_unless_invalid(target) -> None:
+    """Check the workflow first (its errors matter more), then that Docker can be used."""
+    step_analyze(
+        target.workflow, target_dir(target.name), target.options.tools_dirs, target.options.model
+    )
     ensure_engine()
-    compiled = {
-        platform: compile_engine(compile_request(prepared, options, platform))
-        for platform in options.platforms
-    }
-    request = image_request(prepared, options, compiled)
-    if not options.push and image_is_current(request):
-        console.print(f"image {request.tag} is up to date")
-        return BuildResult(prepared, request.tag, compiled, False)
-    build_image(request)
-    console.print(f"built {request.tag} for {', '.join(options.platforms)}")
-    return BuildResult(prepared, request.tag, compiled, True)

@@ -141,7 +141,7 @@ def _run_in_docker(args: argparse.Namespace, inputs_text: str) -> int:
     run_platform = parse_platforms(args.platform)[0] if args.platform else native_platform()
     options = _build_options(args, [run_platform])
     prepared = prepare(Path(args.workflow), args.tools, args.model)
-    tag = args.tag or default_tag(prepared.workflow.id)
+    tag = args.tag or default_tag(prepared.analysis.workflow_id)
     labels = image_labels(tag)
     if args.build or labels is None:
         build_workflow(Path(args.workflow), options)

@@ -7,7 +7,8 @@ in ``cache/compiled/<key>/<arch>/`` as plain files: ``app/`` (the program), the 
 compiler and flags, builder image, the Dockerfile and scripts, toolchain files), never the
 workflow's data, so a prompt edit reuses the compile and two workflows with the same engine
 share it. Nuitka's and ccache's caches live in a BuildKit cache mount, so a recompile of a
-slightly changed engine is warm.
+slightly changed engine is warm; BuildKit's layer cache (the toolchain layer) is exported to
+``cache/buildx/<arch>`` so that a CI job restoring ``cache/`` has it too.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from rules.buildx import build
 from rules.errors import UserError
-from rules.fsutil import replace_tree, staging_dir
+from rules.fsutil import locked, replace_tree, staging_dir
 from rules.paths import cache_dir
 from rules.platforms import arch_of
 from rules.toolchain import toolchain_dir
@@ -75,6 +76,16 @@ def compile_engine(request: CompileRequest) -> Path:
     target = compiled_dir(request)
     if (target / "app").is_dir():
         return target
+    # One compile per architecture at a time: a second build of the same engine waits and
+    # reuses the result, and the shared layer cache in cache/buildx/<arch> has one writer.
+    with locked(cache_dir() / "buildx" / f"{request.arch}.lock"):
+        if (target / "app").is_dir():  # another build finished it while we waited
+            return target
+        _compile_into(request, target)
+    return target
+
+
+def _compile_into(request: CompileRequest, target: Path) -> None:
     context = staging_dir(cache_dir() / "contexts" / f"compile-{target.parent.name}-{request.arch}")
     output = staging_dir(target)
     try:
@@ -85,9 +96,14 @@ def compile_engine(request: CompileRequest) -> Path:
             (inputs if name != "Dockerfile.compile" else context).joinpath(name).write_bytes(
                 docker_file(name)
             )
+        layer_cache = cache_dir() / "buildx" / request.arch
+        options = {"cache_to": f"type=local,dest={layer_cache},mode=max"}
+        if (layer_cache / "index.json").exists():
+            options["cache_from"] = f"type=local,src={layer_cache}"
         build(
             f"compiling the engine with {request.compiler} for {request.platform}",
             context,
+            **options,
             file=context / "Dockerfile.compile",
             platforms=[request.platform],
             build_args={
@@ -107,4 +123,3 @@ def compile_engine(request: CompileRequest) -> Path:
     finally:
         shutil.rmtree(context, ignore_errors=True)
         shutil.rmtree(output, ignore_errors=True)
-    return target

@@ -10,6 +10,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DOCKER_WORKFLOW_CACHE") or "cache").resolve()
 
 
-def workflow_dir(workflow_id: str) -> Path:
-    """Per-workflow outputs: analysis, bundle, rendered runner."""
-    return cache_dir() / "workflows" / workflow_id
+def target_dir(name: str) -> Path:
+    """Per-target outputs: analysis, bundle, rendered runner, step markers."""
+    return cache_dir() / "targets" / name

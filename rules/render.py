@@ -14,7 +14,7 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
-from rules.fsutil import atomic_write, replace_tree, staging_dir
+from rules.fsutil import atomic_write, locked, replace_tree, staging_dir
 from rules.stdlib_shake import nuitka_flags
 
 ENGINE_DIR = "engine"
@@ -94,6 +94,12 @@ def render_engine(modules: list[str], https: bool, out_dir: Path) -> str:
     marker = out_dir / ".digest"
     if marker.exists() and marker.read_text() == digest:
         return digest  # already rendered: leave the files (and their timestamps) alone
+    with locked(out_dir.parent / f".{out_dir.name}.lock"):
+        _write_tree(files, digest, out_dir)
+    return digest
+
+
+def _write_tree(files: dict[str, bytes], digest: str, out_dir: Path) -> None:
     staging = staging_dir(out_dir)
     try:
         for name, data in files.items():
@@ -105,7 +111,6 @@ def render_engine(modules: list[str], https: bool, out_dir: Path) -> str:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return digest
 
 
 def render(modules: list[str], https: bool, bundle_bytes: bytes, out_dir: Path) -> tuple[str, Path]:

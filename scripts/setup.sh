@@ -39,11 +39,12 @@ setup_python() {
     echo "$want" > "$stamp"
 }
 
-DOCKER_PACKAGES="docker.io/trixie docker-cli/trixie docker-buildx/trixie qemu-user-static binfmt-support debootstrap patchelf ccache"
+DOCKER_PACKAGES="docker.io/trixie docker-cli/trixie docker-buildx/trixie qemu-user-static binfmt-support debootstrap patchelf ccache busybox-static"
 
 have_docker_tools() {
     command -v dockerd >/dev/null && docker buildx version >/dev/null 2>&1 \
-        && command -v debootstrap >/dev/null && [ -e /usr/bin/qemu-aarch64-static ]
+        && command -v debootstrap >/dev/null && [ -e /usr/bin/qemu-aarch64-static ] \
+        && [ -x /bin/busybox ]
 }
 
 install_docker_packages() {

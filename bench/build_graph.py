@@ -1,0 +1,155 @@
+"""The incremental build graph against the naive single-Dockerfile build, measured in one run.
+
+In a temporary copy of this repository's workflows (at least five), for one platform:
+* cold build of every workflow (``--cold`` prunes BuildKit's compile caches first);
+* no-op ``doit``;
+* prompt edit -> new image; tool-code edit -> new image (the code is data: no compile);
+  tool-import edit -> new image (the engine changes: a compile on warm ccache);
+and the naive way, as the spec's design does it: one ``docker build`` of one Dockerfile that
+installs Nuitka and compiles the runner with the workflow pasted in, for the same prompt edit.
+
+Run: ``.venv/bin/python bench/build_graph.py [--platform linux/amd64] [--cold]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, print_table, run_quiet
+
+from rules.render import ENGINE_DIR
+from rules.toolchain import toolchain_dir
+
+DODO = """
+from rules.tasks import TASK_CREATORS, default_targets, doit_config
+default_targets("workflows")
+DOIT_CONFIG = doit_config()
+globals().update(TASK_CREATORS)
+"""
+NAIVE_DOCKERFILE = """FROM {builder} AS build
+COPY wheels/ /wheels/
+RUN --network=none python3 -m venv --system-site-packages /venv \\
+    && /venv/bin/pip install --quiet --no-index --no-build-isolation /wheels/*
+COPY runner/ /src/
+RUN --network=none cd /src/engine && /venv/bin/python -m nuitka --standalone --quiet \\
+    --output-dir=/out --output-filename=workflow main.py
+FROM {builder}
+COPY --from=build /out/main.dist/ /app/
+COPY runner/bundle.json /app/bundle.json
+ENTRYPOINT ["/app/workflow"]
+"""
+
+
+def timed_run(command: list[str], cwd: Path, env: dict) -> float:
+    started = time.perf_counter()
+    run_quiet(command, cwd=cwd, env=env)
+    return time.perf_counter() - started
+
+
+def edit_prompt(path: Path, marker: str) -> None:
+    data = json.loads(path.read_text())
+    step = data["steps"][0]
+    step["prompt_template"] = (step.get("prompt_template") or "{text}") + f" ({marker})"
+    path.write_text(json.dumps(data, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--platform", default="linux/amd64")
+    parser.add_argument("--cold", action="store_true", help="prune BuildKit compile caches first")
+    args = parser.parse_args()
+    builder = os.environ.get("DOCKER_WORKFLOW_BUILDER_IMAGE")
+    if not builder:
+        raise SystemExit(
+            "set DOCKER_WORKFLOW_BUILDER_IMAGE (scripts/setup.sh writes .builder-image)"
+        )
+
+    project = Path(tempfile.mkdtemp(prefix="bench-graph-"))
+    shutil.copytree(ROOT / "workflows", project / "workflows")
+    shutil.copytree(ROOT / "tools", project / "tools")
+    (project / "dodo.py").write_text(DODO)
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_WORKFLOW_CACHE"}
+    env["PYTHONPATH"] = str(ROOT)
+    doit = [sys.executable, "-m", "doit", f"platforms={args.platform}"]
+    count = len(list((project / "workflows").glob("*.json")))
+
+    if args.cold:
+        run_quiet(["docker", "buildx", "prune", "-f", "--filter", "type=exec.cachemount"])
+    cold = timed_run(doit, project, env)
+    noop = min(timed_run(doit, project, env) for _ in range(3))
+    edit_prompt(project / "workflows" / "simple_summarizer.json", "edited")
+    prompt = timed_run(doit, project, env)
+    tool = project / "tools" / "executable" / "word_counter.py"
+    tool.write_text(tool.read_text().replace("most_common(top)", "most_common(max(top, 0))"))
+    code = timed_run(doit, project, env)
+    tool.write_text("import uuid  # a new import: the engine changes\n" + tool.read_text())
+    imports = timed_run(doit, project, env)
+
+    # The naive way: one Dockerfile, everything recompiled on any edit.
+    naive = Path(tempfile.mkdtemp(prefix="bench-naive-"))
+    runner = project / "cache" / "targets" / "simple_summarizer" / "runner"
+    shutil.copytree(runner, naive / "runner", ignore=shutil.ignore_patterns(".*"))
+    shutil.copytree(toolchain_dir("nuitka", "amd64"), naive / "wheels")
+    (naive / "Dockerfile").write_text(NAIVE_DOCKERFILE.format(builder=builder))
+    build = [
+        "docker",
+        "buildx",
+        "build",
+        "--platform",
+        args.platform,
+        "--load",
+        "-t",
+        "bench-naive:latest",
+        str(naive),
+    ]
+    naive_cold = timed_run(build, naive, env)
+    bundle = naive / "runner" / "bundle.json"
+    bundle.write_text(bundle.read_text().replace("Summarize", "Briefly summarize"))
+    with (naive / "runner" / ENGINE_DIR / "main.py").open("a") as main_py:
+        main_py.write("\n")  # the spec's runner embeds the workflow in its source
+    naive_prompt = timed_run(build, naive, env)
+
+    print_table(
+        f"build graph, {count} workflows, {args.platform}",
+        ["measure", "docker-workflow", "naive Dockerfile", "naive / ours"],
+        [
+            [
+                f"cold build ({count} workflows; naive: 1)",
+                f"{cold:.1f} s",
+                f"{naive_cold:.1f} s",
+                "",
+            ],
+            ["no-op rebuild", f"{noop:.2f} s", "", ""],
+            [
+                "prompt edit -> new image",
+                f"{prompt:.1f} s",
+                f"{naive_prompt:.1f} s",
+                f"{naive_prompt / prompt:.0f}x",
+            ],
+            [
+                "tool code edit -> new image",
+                f"{code:.1f} s",
+                f"{naive_prompt:.1f} s",
+                f"{naive_prompt / code:.0f}x",
+            ],
+            [
+                "tool import edit -> new image (warm ccache)",
+                f"{imports:.1f} s",
+                f"{naive_prompt:.1f} s",
+                f"{naive_prompt / imports:.1f}x",
+            ],
+        ],
+    )
+    subprocess.run(["docker", "rmi", "-f", "bench-naive:latest"], capture_output=True)
+
+
+if __name__ == "__main__":
+    main()
