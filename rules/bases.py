@@ -19,10 +19,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from rich.console import Console
-
 from rules.buildx import build
-from rules.docker_env import image_exists, require_docker_cli
+from rules.console import err_console
+from rules.docker_env import local_image, require_docker_cli
 from rules.errors import UserError
 from rules.paths import cache_dir
 from rules.platforms import arch_of
@@ -44,7 +43,6 @@ PACKAGES = (
 )
 RECIPE_VERSION = "1"
 IMAGE_NAME = "docker-workflow/builder"
-console = Console(stderr=True, highlight=False)
 
 _DOCKERFILE = """FROM scratch
 ARG TARGETARCH
@@ -86,7 +84,9 @@ def rootfs_tarball(arch: str, workdir: Path) -> Path:
     log.write_text("")
     root = Path(tempfile.mkdtemp(prefix=f"rootfs-{arch}.", dir=workdir))
     try:
-        with console.status(f"debootstrap {SUITE} for {arch} (minutes; arm64 runs under QEMU)"):
+        with err_console().status(
+            f"debootstrap {SUITE} for {arch} (minutes; arm64 runs under QEMU)"
+        ):
             _run_logged(
                 [
                     "debootstrap",
@@ -114,7 +114,9 @@ def rootfs_tarball(arch: str, workdir: Path) -> Path:
             os.replace(partial, target)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    console.print(f"root file system for {arch}: {target} ({target.stat().st_size >> 20} MiB)")
+    err_console().print(
+        f"root file system for {arch}: {target} ({target.stat().st_size >> 20} MiB)"
+    )
     return target
 
 
@@ -122,8 +124,8 @@ def ensure_builder_image(platforms: list[str], rebuild: bool = False) -> str:
     """Build (or reuse) the local builder image for ``platforms``; return its reference."""
     require_docker_cli()
     tag = builder_tag(platforms)
-    if not rebuild and image_exists(tag):
-        console.print(f"builder image {tag} is up to date")
+    if not rebuild and local_image(tag) is not None:
+        err_console().print(f"builder image {tag} is up to date")
         return tag
     workdir = cache_dir() / "bases"
     for platform in platforms:
@@ -139,5 +141,5 @@ def ensure_builder_image(platforms: list[str], rebuild: bool = False) -> str:
     )
     for tarball in workdir.glob("rootfs-*.tar"):
         tarball.unlink()  # the image holds them now
-    console.print(f"built builder image {tag}")
+    err_console().print(f"built builder image {tag}")
     return tag

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.console import Console
-
 from rules.compile import CompileRequest
+from rules.console import err_console
 from rules.docker_env import default_builder_image, ensure_engine
 from rules.image import ImageRequest, default_tag
 from rules.paths import target_dir
@@ -21,7 +20,6 @@ from rules.platforms import DEFAULT_PLATFORMS
 
 # For users with a registry: the official image, pinned. Offline: `docker-workflow bases`.
 OFFICIAL_BUILDER = "python:3.11.11-slim-bookworm"
-console = Console(stderr=True, highlight=False)
 
 
 @dataclass
@@ -92,7 +90,7 @@ def build_workflow(path: Path, options: BuildOptions, name: str | None = None) -
     prepared = load_prepared(target_dir(target.name))
     compiled = {p: compile_marker_dir(target, p) for p in options.platforms}
     tag = image_request(prepared, options, compiled).tag
-    console.print(f"{tag} is ready ({', '.join(options.platforms)})")
+    err_console().print(f"{tag} is ready ({', '.join(options.platforms)})")
     return BuildResult(prepared, tag, compiled)
 
 

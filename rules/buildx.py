@@ -12,11 +12,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
+from rules.console import err_console
 from rules.docker_env import docker_error, require_docker_cli
 
-console = Console(stderr=True, highlight=False)
 LOG_LINES_KEPT = 400
 
 
@@ -32,12 +30,12 @@ def build(what: str, context: Path, *, hint: str = "", **options: Any) -> None:
     verbose = os.environ.get("DOCKER_WORKFLOW_VERBOSE") == "1"
     log: deque[str] = deque(maxlen=LOG_LINES_KEPT)
     try:
-        with console.status(what) as status:
+        with err_console().status(what) as status:
             for line in docker.buildx.build(context, progress="plain", stream_logs=True, **options):
                 line = line.rstrip()
                 log.append(line)
                 if verbose:
-                    console.print(line, markup=False)
+                    err_console().print(line, markup=False)
                 elif line:
                     status.update(f"{what}: {line[:100]}")
     except DockerException as error:

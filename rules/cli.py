@@ -14,11 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from rules.build import OFFICIAL_BUILDER, BuildOptions, build_workflow
 from rules.compile import COMPILERS
+from rules.console import err_console
 from rules.errors import UserError
 from rules.image import RUNTIMES, default_tag
 from rules.jsonfile import load_json
@@ -26,7 +24,6 @@ from rules.pipeline import analyze_file, prepare
 from rules.platforms import DEFAULT_PLATFORMS, parse_platforms
 
 LOCAL_DEFAULT_ENDPOINT = "http://localhost:11434"
-err_console = Console(stderr=True, highlight=False)
 
 
 def _read_inputs_arg(inputs: str | None, input_file: str | None) -> str:
@@ -53,6 +50,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(analysis.to_json(), indent=2))
         return 0
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console(highlight=False)
     console.print(f"[bold]Workflow[/bold] {analysis.workflow_id} {analysis.version or ''}")
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -146,7 +146,7 @@ def _run_in_docker(args: argparse.Namespace, inputs_text: str) -> int:
     if args.build or labels is None:
         build_workflow(Path(args.workflow), options)
     elif labels.get("workflow.bundle-digest") != prepared.bundle_digest:
-        err_console.print(
+        err_console().print(
             f"[yellow]warning:[/yellow] {tag} was built from another version of"
             f" {args.workflow}: pass --build to rebuild it"
         )
@@ -345,8 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except UserError as error:
         for line in error.lines():
-            err_console.print(f"[red]error:[/red] {line}", soft_wrap=True, markup=True)
+            err_console().print(f"[red]error:[/red] {line}", soft_wrap=True, markup=True)
         return error.exit_code
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console().print("interrupted")
         return 130

@@ -67,10 +67,18 @@ def docker_error(what: str, error: Exception, hint: str = "") -> UserError:
     return UserError(message)
 
 
-def image_exists(reference: str) -> bool:
-    from python_on_whales import docker
+def local_image(reference: str):
+    """The engine's image ``reference`` (a Docker SDK object), or None; never pulls.
 
-    return docker.image.exists(reference)
+    Through the engine's API, not the CLI: it runs for every target of a no-op ``doit``, and
+    an API call costs milliseconds where a CLI process costs 0.2 s.
+    """
+    from docker.errors import ImageNotFound
+
+    try:
+        return docker_client().images.get(reference)
+    except ImageNotFound:
+        return None
 
 
 def default_builder_image(option: str | None) -> str | None:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rules.buildx import build
 from rules.compile import docker_file
+from rules.docker_env import local_image
 from rules.errors import UserError
 from rules.fsutil import staging_dir
 from rules.paths import cache_dir
@@ -88,7 +90,7 @@ def _link_tree(source: Path, target: Path) -> None:
         if relative.parts[:1] == (".meta",):
             continue
         (target / relative).mkdir(parents=True, exist_ok=True)
-        os.utime(target / relative, (0, 0))
+        os.chmod(target / relative, stat.S_IMODE(os.stat(folder).st_mode))
         for name in files:
             src, dst = Path(folder) / name, target / relative / name
             if src.is_symlink():
@@ -115,9 +117,11 @@ def build_image(request: ImageRequest) -> None:
         for platform, folder in request.compiled.items():
             _link_tree(folder, context / f"compiled-{arch_of(platform)}")
         shutil.copyfile(request.bundle_path, context / "bundle.json")
+        (context / "base" / "tmp").mkdir(parents=True)
         dockerfile = docker_file("Dockerfile.image").decode().replace("{runtime}", runtime)
         (context / "Dockerfile").write_text(dockerfile)
         _zero_mtimes(context)
+        os.chmod(context / "base" / "tmp", 0o1777)
         options: dict = {
             "file": context / "Dockerfile",
             "platforms": sorted(request.compiled),
@@ -147,13 +151,8 @@ def _oci_labels_file(oci_path: Path) -> Path:
 
 def image_labels(reference: str) -> dict[str, str] | None:
     """The labels of a local image, or None when it does not exist."""
-    from python_on_whales import docker
-    from python_on_whales.exceptions import NoSuchImage
-
-    try:
-        return dict(docker.image.inspect(reference).config.labels or {})
-    except NoSuchImage:
-        return None
+    image = local_image(reference)
+    return None if image is None else dict(image.labels or {})
 
 
 def image_is_current(request: ImageRequest) -> bool:

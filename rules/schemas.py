@@ -7,13 +7,14 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from rules.errors import Problem, json_path
 
 
 @cache
-def _validator(name: str) -> Draft202012Validator:
+def _validator(name: str):
+    # Imported here: jsonschema costs 0.1 s to import, and doit loads these rules on every run.
+    from jsonschema import Draft202012Validator
+
     text = resources.files("rules").joinpath("schema", f"{name}.schema.json").read_text("utf-8")
     return Draft202012Validator(json.loads(text))
 

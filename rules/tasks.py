@@ -184,46 +184,32 @@ def _compile_marker(target: Target, platform: str) -> Path:
     return _out(target) / f"compile-{arch_of(platform)}.json"
 
 
+def _workflow_step(target: Target, step, produces: str, after: list[str]) -> dict:
+    """A task that reads the workflow and its tool registry (analyze and shake)."""
+    out = _out(target)
+    options = target.options
+    return {
+        "name": target.name,
+        "actions": [(guarded(step), [target.workflow, out, options.tools_dirs, options.model])],
+        "file_dep": [rel(target.workflow), *after, *_registry_files(target)],
+        "targets": [rel(out / produces)],
+        "uptodate": [config_changed(_options_config(target, "model", "tools_dirs"))],
+        "clean": True,
+    }
+
+
 def task_analyze() -> Iterator[dict]:
     """Analyze each workflow: tools, models, modules (cache/targets/NAME/analysis.json)."""
     for target in map(apply_command_line, TARGETS.values()):
-        out = _out(target)
-        yield {
-            "name": target.name,
-            "actions": [
-                (
-                    guarded(step_analyze),
-                    [target.workflow, out, target.options.tools_dirs, target.options.model],
-                )
-            ],
-            "file_dep": [rel(target.workflow), *_registry_files(target)],
-            "targets": [rel(out / "analysis.json")],
-            "uptodate": [config_changed(_options_config(target, "model", "tools_dirs"))],
-            "clean": True,
-        }
+        yield _workflow_step(target, step_analyze, "analysis.json", [])
 
 
 def task_shake() -> Iterator[dict]:
     """Tree-shake each workflow into its bundle (cache/targets/NAME/bundle.json)."""
     for target in map(apply_command_line, TARGETS.values()):
-        out = _out(target)
-        yield {
-            "name": target.name,
-            "actions": [
-                (
-                    guarded(step_shake),
-                    [target.workflow, out, target.options.tools_dirs, target.options.model],
-                )
-            ],
-            "file_dep": [
-                rel(target.workflow),
-                rel(out / "analysis.json"),
-                *_registry_files(target),
-            ],
-            "targets": [rel(out / "bundle.json")],
-            "uptodate": [config_changed(_options_config(target, "model", "tools_dirs"))],
-            "clean": True,
-        }
+        yield _workflow_step(
+            target, step_shake, "bundle.json", [rel(_out(target) / "analysis.json")]
+        )
 
 
 def task_render() -> Iterator[dict]:

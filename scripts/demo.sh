@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: set everything up, build a workflow image, run it.
+#   scripts/demo.sh [WORKFLOW.json] [INPUTS-JSON]
 #
 # It uses Ollama on localhost:11434 when one answers there; otherwise it starts the dev LLM
 # server (a real tiny model behind the Ollama API) on 127.0.0.1:11435 for the run, and stops it
@@ -33,8 +34,9 @@ if ! answers 11434; then
     echo "[demo] no Ollama on :11434, using the dev LLM server on :$endpoint_port" >&2
 fi
 
-echo "[demo] building the image for both platforms (arm64 compiles under QEMU: minutes, once)" >&2
-"$VENV/bin/docker-workflow" build "$WORKFLOW"
-echo "[demo] running it" >&2
-"$VENV/bin/docker-workflow" run "$WORKFLOW" "$INPUTS" \
+# `run --build` builds this machine's platform, then runs the image once. For the multi-arch
+# image index (linux/amd64 + linux/arm64; arm64 compiles under QEMU, minutes the first time):
+#   .venv/bin/docker-workflow build workflows/simple_summarizer.json
+echo "[demo] building and running $(basename "$WORKFLOW") in a container" >&2
+"$VENV/bin/docker-workflow" run "$WORKFLOW" "$INPUTS" --build \
     --network host --endpoint "http://host.docker.internal:$endpoint_port"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -26,3 +27,12 @@ def llm_server() -> Iterator[LLMServer]:
 def _isolated_cache(tmp_path_factory, monkeypatch) -> None:
     """Each test writes build outputs into its own cache folder."""
     monkeypatch.setenv("DOCKER_WORKFLOW_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def builder_image() -> str:
+    """The builder image for compiles (scripts/test.sh sets it from docker-workflow bases)."""
+    image = os.environ.get("DOCKER_WORKFLOW_BUILDER_IMAGE")
+    if not image:
+        pytest.fail("DOCKER_WORKFLOW_BUILDER_IMAGE is not set: run the tests with scripts/test.sh")
+    return image

@@ -54,6 +54,10 @@ none)
     exit 2
     ;;
 esac
-python3 /inputs/elf_closure.py /export
+closure_extra=""
+# A onefile program unpacks its distribution at start: that distribution's libraries count too.
+[ "$COMPILER" = onefile ] && closure_extra=/build/main.dist
+# shellcheck disable=SC2086
+python3 /inputs/elf_closure.py /export $closure_extra
 # Same input, same bytes: no timestamps from this build in the output tree.
 find /export -exec touch -h -d @0 {} +

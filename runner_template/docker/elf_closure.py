@@ -1,9 +1,10 @@
 """Copy the shared libraries that the ELF files under a tree need into that tree.
 
-Runs inside the builder after compiling: for each ELF file under ``ROOT`` (the program, its
-extension modules, an interpreter), ``ldd`` names the libraries it loads; each is copied to the
-same absolute path under ``ROOT``, so a ``FROM scratch`` image made from ``ROOT`` runs the program
-with nothing else. Libraries already shipped inside the tree are left alone.
+Runs inside the builder after compiling: ``elf_closure.py ROOT [MORE_DIRS...]``. For each ELF
+file under ``ROOT`` and ``MORE_DIRS`` (the program, its extension modules, an interpreter; for a
+onefile program, the unpacked distribution it carries), ``ldd`` names the libraries it loads;
+each is copied to the same absolute path under ``ROOT``, so a ``FROM scratch`` image made from
+``ROOT`` runs the program with nothing else. Libraries shipped inside those trees are left alone.
 """
 
 import os
@@ -30,18 +31,20 @@ def needed(path):
     return [m.group(1) for line in result.stdout.splitlines() if (m := LDD_LINE.match(line))]
 
 
-def main(root):
+def main(root, more):
     elves = []
-    for folder, _, files in os.walk(root):
-        for name in files:
-            path = os.path.join(folder, name)
-            if not os.path.islink(path) and is_elf(path):
-                elves.append(path)
+    trees = [root, *more]
+    for tree in trees:
+        for folder, _, files in os.walk(tree):
+            for name in files:
+                path = os.path.join(folder, name)
+                if not os.path.islink(path) and is_elf(path):
+                    elves.append(path)
     copied = 0
     for elf in elves:
         for library in needed(elf):
-            if os.path.realpath(library).startswith(root + "/"):
-                continue  # shipped inside the tree already (found through $ORIGIN)
+            if any(os.path.realpath(library).startswith(t + "/") for t in trees):
+                continue  # shipped inside a tree already (found through $ORIGIN)
             target = root + library
             if os.path.exists(target):
                 continue
@@ -52,4 +55,4 @@ def main(root):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1].rstrip("/"))
+    main(sys.argv[1].rstrip("/"), [d.rstrip("/") for d in sys.argv[2:]])

@@ -15,14 +15,6 @@ from helpers import run_cli
 
 
 @pytest.fixture(scope="session")
-def builder_image() -> str:
-    image = os.environ.get("DOCKER_WORKFLOW_BUILDER_IMAGE")
-    if not image:
-        pytest.fail("DOCKER_WORKFLOW_BUILDER_IMAGE is not set: run the tests with scripts/test.sh")
-    return image
-
-
-@pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
     configured = os.environ.get("DOCKER_WORKFLOW_TEST_CACHE")
     return Path(configured) if configured else tmp_path_factory.mktemp("docker-cache")
