@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from rules.buildx import build
 from rules.compile import docker_file
 from rules.docker_env import local_image
 from rules.errors import UserError
-from rules.fsutil import staging_dir
+from rules.fsutil import locked, staging_dir
 from rules.paths import cache_dir
 from rules.platforms import arch_of
 
@@ -110,8 +111,20 @@ def _zero_mtimes(root: Path) -> None:
 
 
 def build_image(request: ImageRequest) -> None:
-    """Build the image for every platform in ``request.compiled`` and load, push or save it."""
+    """Build the image for every platform in ``request.compiled`` and load, push or save it.
+
+    Builds of one tag take turns (two at once make the image store refuse the second name);
+    the one that waited finds the image current and stops.
+    """
     runtime = _check_runtime(request)
+    lock_name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.tag)
+    with locked(cache_dir() / "locks" / f"image-{lock_name}.lock"):
+        if not request.push and image_is_current(request):
+            return
+        _build(request, runtime)
+
+
+def _build(request: ImageRequest, runtime: str) -> None:
     context = staging_dir(cache_dir() / "contexts" / f"image-{request.workflow_id}")
     try:
         for platform, folder in request.compiled.items():

@@ -309,6 +309,9 @@ def task_image() -> Iterator[dict]:
 
 
 def doit_config() -> dict[str, Any]:
+    """``DOIT_CONFIG`` for ``dodo.py``: the sqlite3 dep DB in ``cache/`` (created here, since
+    sqlite cannot create a folder), ``image`` tasks by default, action output shown."""
+    os.makedirs(cache_dir(), exist_ok=True)
     return {
         "dep_file": str(cache_dir() / ".doit.db"),
         "backend": "sqlite3",
@@ -333,7 +336,6 @@ def run_doit(args: list[str], config: dict[str, Any] | None = None) -> int:
     from doit.doit_cmd import DoitMain
 
     namespace = {**TASK_CREATORS, "DOIT_CONFIG": {**doit_config(), **(config or {})}}
-    os.makedirs(cache_dir(), exist_ok=True)
     return DoitMain(ModuleTaskLoader(namespace)).run(args)
 
 
