@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from importlib import resources
@@ -97,8 +98,10 @@ def _compile_into(request: CompileRequest, target: Path) -> None:
                 docker_file(name)
             )
         layer_cache = cache_dir() / "buildx" / request.arch
-        options = {"cache_to": f"type=local,dest={layer_cache},mode=max"}
-        if (layer_cache / "index.json").exists():
+        options: dict = {"cache_to": f"type=local,dest={layer_cache},mode=max"}
+        if os.environ.get("DOCKER_WORKFLOW_NO_CACHE") == "1":
+            options["cache"] = False  # compile for real, even if BuildKit remembers the result
+        elif (layer_cache / "index.json").exists():
             options["cache_from"] = f"type=local,src={layer_cache}"
         build(
             f"compiling the engine with {request.compiler} for {request.platform}",

@@ -84,6 +84,10 @@ start_docker_engine() {
         # The containerd image store: multi-platform --load and cache export need it.
         echo '{"features": {"containerd-snapshotter": true}}' > /etc/docker/daemon.json
     fi
+    # A machine handed over after its processes were killed can keep a stale pid file.
+    if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+        rm -f /var/run/docker.pid
+    fi
     log "starting dockerd (log: /var/log/dockerd.log)"
     setsid dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
     for _ in $(seq 120); do

@@ -268,10 +268,12 @@ def test_interrupted_compile_leaves_nothing_that_looks_done(built):
     built.write("delta", workflow("graph-delta"))
     (built.root / "tools" / "shout.py").write_text("import csv\n" + TOOL_CODE)  # a new engine
     finished_before = _finished_compiles(built)
+    # No BuildKit cache: this engine may have been compiled on this machine before.
+    env = {**built.env(), "DOCKER_WORKFLOW_NO_CACHE": "1"}
     proc = subprocess.Popen(
         built.command("image:delta"),
         cwd=built.root,
-        env=built.env(),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
