@@ -83,7 +83,7 @@ def main() -> None:
 
     if args.cold:
         run_quiet(["docker", "buildx", "prune", "-f", "--filter", "type=exec.cachemount"])
-    cold = timed_run(doit, project, env)
+    cold = timed_run(doit, project, {**env, "DOCKER_WORKFLOW_NO_CACHE": "1"} if args.cold else env)
     noop = min(timed_run(doit, project, env) for _ in range(3))
     edit_prompt(project / "workflows" / "simple_summarizer.json", "edited")
     prompt = timed_run(doit, project, env)
@@ -110,7 +110,7 @@ def main() -> None:
         "bench-naive:latest",
         str(naive),
     ]
-    naive_cold = timed_run(build, naive, env)
+    naive_cold = timed_run([*build, "--no-cache"], naive, env)
     bundle = naive / "runner" / "bundle.json"
     bundle.write_text(bundle.read_text().replace("Summarize", "Briefly summarize"))
     with (naive / "runner" / ENGINE_DIR / "main.py").open("a") as main_py:
