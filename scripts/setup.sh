@@ -19,6 +19,7 @@ VENV="${DOCKER_WORKFLOW_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
+quiet_pip() { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 setup_python() {
     if [ ! -x "$VENV/bin/python" ]; then
@@ -33,9 +34,11 @@ setup_python() {
         return
     fi
     log "installing the project into $VENV (llama-cpp-python compiles once, then comes from pip's cache)"
-    "$VENV/bin/python" -m pip install --quiet --upgrade "pip==24.3.1"
+    # (This machine's pip configuration names extra package folders that may not exist; pip
+    # warns about each on every lookup, so those lines are filtered out.)
+    "$VENV/bin/python" -m pip install --quiet --upgrade "pip==24.3.1" 2> >(quiet_pip >&2)
     CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" \
-        "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev,devllm]"
+        "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev,devllm]" 2> >(quiet_pip >&2)
     echo "$want" > "$stamp"
 }
 
