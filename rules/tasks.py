@@ -21,6 +21,7 @@ import functools
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -344,8 +345,12 @@ def build_targets(targets: list[Target]) -> None:
     from doit.reporter import ConsoleReporter
 
     class StepReporter(ConsoleReporter):
-        """doit's console lines (``. compile:x-amd64`` ran, ``-- image:x`` up to date), with
+        """doit's console lines (``. compile:x-amd64`` ran, ``-- image:x`` up to date) on
+        stderr, so that stdout stays the command's result (``run`` prints JSON there), with
         failures left to the caller, which prints them as one clean message."""
+
+        def __init__(self, outstream, options):
+            super().__init__(sys.stderr, options)
 
         def add_failure(self, task, exception):
             pass

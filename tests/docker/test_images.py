@@ -212,3 +212,13 @@ def test_other_compilers_build_working_images(dw, compiler):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["result"]["combined"]["result_c"]["words"] == 2
     subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+
+
+def test_run_with_build_prints_only_the_result_on_stdout(dw):
+    proc = dw(
+        "run", str(PROFILE), '{"data": "x"}', "--build", "-t", "run-build:1", "--network", "none"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["result"]["count"] == 3  # nothing but the JSON
+    assert "image:parallel_profile" in proc.stderr  # the build's step lines go to stderr
+    subprocess.run(["docker", "rmi", "-f", "run-build:1"], capture_output=True, check=False)
