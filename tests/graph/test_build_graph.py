@@ -304,3 +304,18 @@ def test_fresh_clone_with_restored_cache_rebuilds_nothing(built, tmp_path):
     ran, uptodate, _ = copy.doit()
     assert ran == set()
     assert "compile:alpha-amd64" in uptodate
+
+
+def test_doit_clean_and_forget(built):
+    built.doit()
+    marker = built.root / "cache" / "targets" / "alpha" / "image.json"
+    assert marker.exists()
+    built.doit("clean", "image:alpha")
+    assert not marker.exists()
+    ran, _, _ = built.doit("image:alpha")
+    assert "image:alpha" in ran and marker.exists()
+    built.doit("forget", "image:alpha")
+    ran, _, _ = built.doit("image:alpha")
+    assert "image:alpha" in ran  # forgotten: checked again (the image itself is still current)
+    ran, _, _ = built.doit("image:alpha")
+    assert ran == set()
