@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -34,8 +35,12 @@ if __name__ == "__main__":
 '''
 
 
+@cache
 def engine_sources() -> dict[str, bytes]:
-    """The engine package's modules, by file name (only ``*.py``: no tests, no templates)."""
+    """The engine package's modules, by file name (only ``*.py``: no tests, no templates).
+
+    Read once per process: every task of every target needs them when doit loads the graph.
+    """
     package = resources.files("runner_template")
     return {
         entry.name: entry.read_bytes()
@@ -44,14 +49,15 @@ def engine_sources() -> dict[str, bytes]:
     }
 
 
-def engine_imports() -> set[str]:
+@cache
+def engine_imports() -> frozenset[str]:
     """Top-level modules the engine imports itself: tools importing them add nothing."""
     from rules.analyze import imported_modules
 
     found: set[str] = set()
     for name, data in engine_sources().items():
         found |= imported_modules(data.decode("utf-8"), name, "runner_template")
-    return found
+    return frozenset(found)
 
 
 def tool_imports_module(modules: list[str]) -> bytes:
