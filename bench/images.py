@@ -25,6 +25,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from common import ROOT, median_ms, print_table, run_quiet, timed
@@ -133,9 +134,10 @@ def main() -> None:
         shutil.copytree(prepared.engine_dir, warm_engine)
         with (warm_engine / "main.py").open("a") as handle:
             handle.write(f"# warm compile probe {time.time()}\n")
-        request = compile_request(prepared, options, platform)
-        request = type(request)(
-            warm_engine, f"warm-{time.time()}", platform, request.compiler, request.builder_image
+        request = replace(
+            compile_request(prepared, options, platform),
+            engine_dir=warm_engine,
+            engine_digest=f"warm-{time.time()}",
         )
         started = time.perf_counter()
         compile_engine(request)

@@ -55,17 +55,23 @@ def analyze_file(path: Path, tools_dirs: list[Path] | None = None, model: str | 
     return workflow, analysis, tools
 
 
+def _write_analysis(out: Path, analysis: Analysis) -> None:
+    atomic_write(out / ANALYSIS_FILE, json.dumps(analysis.to_json(), indent=2).encode())
+
+
+def _write_bundle(out: Path, workflow: Workflow, tools) -> None:
+    atomic_write(out / BUNDLE_FILE, canonical_json(shake(workflow, tools)))
+
+
 def step_analyze(path: Path, out: Path, tools_dirs=None, model=None) -> Analysis:
     _, analysis, _ = analyze_file(path, tools_dirs, model)
-    atomic_write(out / ANALYSIS_FILE, json.dumps(analysis.to_json(), indent=2).encode())
+    _write_analysis(out, analysis)
     return analysis
 
 
-def step_shake(path: Path, out: Path, tools_dirs=None, model=None) -> bytes:
+def step_shake(path: Path, out: Path, tools_dirs=None, model=None) -> None:
     workflow, _, tools = analyze_file(path, tools_dirs, model)
-    bundle = canonical_json(shake(workflow, tools))
-    atomic_write(out / BUNDLE_FILE, bundle)
-    return bundle
+    _write_bundle(out, workflow, tools)
 
 
 def read_analysis(out: Path) -> Analysis:
@@ -97,8 +103,12 @@ def prepare(
     model: str | None = None,
     name: str | None = None,
 ) -> Prepared:
-    """Run analyze, shake and render for ``path`` into ``cache/targets/<name>/``."""
+    """Run analyze, shake and render for ``path`` into ``cache/targets/<name>/``.
+
+    One load and analysis serves both files here; the doit tasks run the steps separately.
+    """
     out = target_dir(name or default_name(path))
-    step_analyze(path, out, tools_dirs, model)
-    step_shake(path, out, tools_dirs, model)
+    workflow, analysis, tools = analyze_file(path, tools_dirs, model)
+    _write_analysis(out, analysis)
+    _write_bundle(out, workflow, tools)
     return step_render(out)
