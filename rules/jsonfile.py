@@ -1,68 +1,159 @@
-"""Read JSON and YAML files the way users write them, with errors that point at the spot.
+"""Read JSON and YAML files the way users write them, and the way attackers write them.
 
 One reader for every file the build takes in: a UTF-8 BOM is accepted, a syntax error names
-line and column, and a key written twice in one object is an error (JSON parsers silently keep
-the last one, which hides copy-paste mistakes in workflows).
+line and column, and a key written twice in one object is an error (parsers silently keep the
+last one, which hides copy-paste mistakes). Hostile files get the same one-line treatment
+within bounded time and memory: files over :data:`MAX_FILE_BYTES`, documents nested deeper than
+``MAX_DEPTH``, ``NaN``/``Infinity``, lone surrogates, and YAML aliases (a 600-byte "billion
+laughs" file expands to gigabytes) are refused before anything else looks at the data.
 """
 
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from rules.errors import InvalidInput
+from runner_template.jsonsafe import MAX_DEPTH, JSONLimitError, check_tree
+from runner_template.jsonsafe import loads as bounded_loads
+
+MAX_FILE_BYTES = 8 * 1024 * 1024
 
 
-def _no_duplicate_keys(file: str):
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise InvalidInput.single(file, "$", f"key {key!r} appears twice in one object")
-            result[key] = value
-        return result
-
-    return hook
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any) -> None:
+        super().__init__(key)
+        self.key = key
 
 
-def read_text(path: Path) -> str:
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """A regular file's bytes, at most ``limit`` of them; anything else is a clear error.
+
+    Devices, FIFOs and directories are refused before reading (``/dev/zero`` never ends).
+    """
+    file = str(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise InvalidInput.single(file, "$", "file not found") from None
+    except OSError as error:
+        raise InvalidInput.single(file, "$", f"cannot read: {error.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InvalidInput.single(file, "$", "is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidInput.single(file, "$", "is not a regular file")
+    if info.st_size > limit:
+        raise InvalidInput.single(
+            file, "$", f"is {info.st_size} bytes; files over {limit} bytes are refused"
+        )
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as error:
+        raise InvalidInput.single(file, "$", f"cannot read: {error.strerror}") from None
+    if len(data) > limit:
+        raise InvalidInput.single(file, "$", f"files over {limit} bytes are refused")
+    return data
+
+
+def read_text(path: Path, limit: int = MAX_FILE_BYTES) -> str:
     """The file's text; a BOM is dropped, unreadable or non-UTF-8 files are clear errors."""
     try:
-        return path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise InvalidInput.single(str(path), "$", "file not found") from None
-    except IsADirectoryError:
-        raise InvalidInput.single(str(path), "$", "is a directory, not a file") from None
-    except OSError as error:
-        raise InvalidInput.single(str(path), "$", f"cannot read: {error.strerror}") from None
+        return read_bytes(path, limit).decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise InvalidInput.single(
             str(path), "$", f"not UTF-8 text (byte {error.start}: {error.reason})"
         ) from None
 
 
-def load_json(path: Path) -> Any:
-    """Parse a JSON file; syntax errors report line and column."""
-    text = read_text(path)
+def parse_json(text: str, file: str) -> Any:
+    """Parse JSON ``text`` (from ``file``, for messages) with every bound of this module."""
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys(str(path)))
+        return bounded_loads(text, text_checks=True, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as error:
         raise InvalidInput.single(
-            str(path), "$", f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
+            file, "$", f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
         ) from None
+    except _DuplicateKey as error:
+        raise InvalidInput.single(
+            file, "$", f"key {error.key!r} appears twice in one object"
+        ) from None
+    except JSONLimitError as error:
+        raise InvalidInput.single(file, error.where, error.message) from None
+
+
+def load_json(path: Path) -> Any:
+    """Parse a JSON file; syntax errors report line and column."""
+    return parse_json(read_text(path), str(path))
+
+
+class _ToolFileLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases, duplicate keys or unbounded nesting."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in tool files", mark
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_DEPTH} levels deep", mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_yaml(path: Path) -> Any:
     """Parse a YAML file (tool definitions); syntax errors report line and column."""
     text = read_text(path)
+    file = str(path)
     try:
-        return yaml.safe_load(text)
+        data = yaml.load(text, Loader=_ToolFileLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise InvalidInput.single(str(path), "$", f"invalid YAML{where}: {error.problem}") from None
+        raise InvalidInput.single(file, "$", f"invalid YAML{where}: {error.problem}") from None
     except yaml.YAMLError as error:
-        raise InvalidInput.single(str(path), "$", f"invalid YAML: {error}") from None
+        raise InvalidInput.single(file, "$", f"invalid YAML: {error}") from None
+    except RecursionError:
+        raise InvalidInput.single(file, "$", f"nested more than {MAX_DEPTH} levels deep") from None
+    try:
+        check_tree(data, text_checks=True)
+    except JSONLimitError as error:
+        raise InvalidInput.single(file, error.where, error.message) from None
+    return data

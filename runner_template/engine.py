@@ -1,33 +1,56 @@
 """Execute a bundle: the steps of one workflow as a DAG, with timeouts, retries and fallbacks.
 
 Every attempt of a step runs in its own daemon thread and reports to one queue; the scheduler
-loop in :meth:`Engine.run` owns all state. A thread cannot be killed, so a step that overruns its
+loop in :class:`_Run` owns all state. A thread cannot be killed, so a step that overruns its
 ``timeout`` is failed by the scheduler and its thread is abandoned (daemon threads never keep the
 process alive). Retries wait with exponential backoff without holding a thread.
+
+Time is bounded three ways: an attempt by the step's ``timeout``; the whole step (attempts,
+backoff pauses and the fallback) by its ``deadline`` (default twice the timeout); the whole run by
+the caller's ``deadline`` (``--serve`` gives each request one). All three are clamped to finite
+maxima, so no workflow file can make a step wait forever or spin.
+
+Steps call an LLM (``llm_call``), run Python (``python_tool``: a tool's code or inline ``code``),
+call an HTTP API (a tool of kind ``api``) or run a child workflow of the bundle
+(``sub_workflow``), each in the same way: mapped values in, one value out.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from runner_template.errors import LLMError, RunnerError, StepTimeoutError, ToolError
+from runner_template.api_tools import call_api
+from runner_template.errors import (
+    InputError,
+    LLMError,
+    RunnerError,
+    StepTimeoutError,
+    ToolError,
+)
 from runner_template.inputs import prepare_inputs
-from runner_template.ollama import DEFAULT_ENDPOINT, OllamaClient
+from runner_template.llm import DEFAULT_ENDPOINT, LLMClient, LLMRequest
 from runner_template.plan import step_dependencies
 from runner_template.pytools import run_executable_tool, run_inline_code
 from runner_template.references import parse_reference, resolve_mapping_value, resolve_reference
 from runner_template.templates import format_value, render
 
+Event = dict[str, Any]
+EventSink = Callable[[Event], None]
+
 DEFAULT_STEP_TIMEOUT = 120.0
+MAX_STEP_TIMEOUT = 3600.0
+MAX_STEP_DEADLINE = 7200.0
 DEFAULT_MAX_RETRIES = 2
-RETRY_BACKOFF_SECONDS = float(os.environ.get("WORKFLOW_RETRY_BACKOFF", "0.5"))
-MAX_PARALLEL = int(os.environ.get("WORKFLOW_MAX_PARALLEL", "8"))
+MAX_RETRIES = 10
+BACKOFF_CAP_SECONDS = 10.0
 LLM_OPTION_KEYS = (
     "temperature",
     "num_predict",
@@ -43,9 +66,31 @@ LLM_OPTION_KEYS = (
 )
 
 
+def _env_number(name: str, default: float, low: float, high: float) -> float:
+    """A numeric setting from the environment, clamped; a bad value means the default."""
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return min(max(value, low), high) if math.isfinite(value) else default
+
+
+RETRY_BACKOFF_SECONDS = _env_number("WORKFLOW_RETRY_BACKOFF", 0.5, 0.0, BACKOFF_CAP_SECONDS)
+MAX_PARALLEL = int(_env_number("WORKFLOW_MAX_PARALLEL", 8, 1, 256))
+
+
 def log(message: str) -> None:
     """Progress goes to stderr so stdout stays one JSON document."""
     print(f"[workflow] {message}", file=sys.stderr, flush=True)
+
+
+def finite_seconds(value: Any, default: float, maximum: float) -> float:
+    """A positive, finite number of seconds from a bundle value, never above ``maximum``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    if not math.isfinite(value) or value <= 0:
+        return default
+    return min(float(value), maximum)
 
 
 class StepStats:
@@ -71,7 +116,8 @@ class _StepState:
         self.tool_id = tool_id
         self.attempt = 0
         self.status = "waiting"  # waiting | running | backoff | done
-        self.deadline = 0.0
+        self.attempt_deadline = 0.0
+        self.step_deadline = 0.0
         self.not_before = 0.0
         self.used_fallback = False
         self.started = 0.0
@@ -79,152 +125,114 @@ class _StepState:
 
 
 class Engine:
-    """Runs the workflow of one bundle; the bundle format is written by ``rules/shake.py``."""
+    """Runs the workflow of one bundle; the bundle format is written by ``rules/shake.py``.
 
-    def __init__(self, bundle: dict[str, Any], endpoint: str | None = None) -> None:
+    ``workflow_key`` selects a child workflow of the bundle (``sub_workflow`` steps use it).
+    An engine holds no per-run state: one engine can run many inputs at once (batch, serve).
+    """
+
+    def __init__(
+        self,
+        bundle: dict[str, Any],
+        endpoint: str | None = None,
+        provider: str | None = None,
+        workflow_key: str | None = None,
+    ) -> None:
         self.bundle = bundle
-        self.workflow = bundle["workflow"]
-        self.tools: dict[str, dict[str, Any]] = bundle.get("tools", {})
+        part = bundle if workflow_key is None else bundle["workflows"][workflow_key]
+        self.key = workflow_key
+        self.workflow: dict[str, Any] = part["workflow"]
+        self.tools: dict[str, dict[str, Any]] = part.get("tools", {})
         self.endpoint_override = endpoint or os.environ.get("OLLAMA_ENDPOINT") or None
+        self.provider_override = provider or os.environ.get("LLM_PROVIDER") or None
         self.stats: dict[str, StepStats] = {}
 
     # -- public -----------------------------------------------------------------------------
 
-    def run(self, given_inputs: Any) -> dict[str, Any]:
-        """Run every step and return the workflow's outputs object."""
+    def run(
+        self,
+        given_inputs: Any,
+        deadline: float | None = None,
+        on_event: EventSink | None = None,
+    ) -> dict[str, Any]:
+        """Run every step and return the workflow's outputs object.
+
+        ``deadline`` (``time.monotonic()``) bounds the whole run; ``on_event`` receives
+        ``step_started``/``step_finished``/``token`` events (from several threads).
+        """
         inputs = prepare_inputs(self.workflow.get("inputs") or {}, given_inputs)
-        steps = self.workflow["steps"]
-        waits = step_dependencies(steps)
-        states = {s["step_id"]: _StepState(s, s.get("tool")) for s in steps}
-        outputs: dict[str, dict[str, Any]] = {}
-        reports: queue.Queue = queue.Queue()
-        started = time.monotonic()
+        run = _Run(self, inputs, deadline, on_event)
+        try:
+            return run.execute()
+        finally:
+            self.stats = run.stats
 
-        while len(outputs) < len(steps):
-            now = time.monotonic()
-            running = sum(1 for st in states.values() if st.status == "running")
-            for step_id, state in states.items():
-                ready = state.status == "waiting" or (
-                    state.status == "backoff" and now >= state.not_before
-                )
-                if ready and running < MAX_PARALLEL and waits[step_id] <= outputs.keys():
-                    self._start(state, inputs, outputs, reports)
-                    running += 1
-            wake = [st.deadline for st in states.values() if st.status == "running"]
-            wake += [st.not_before for st in states.values() if st.status == "backoff"]
-            timeout = max(0.0, min(wake) - time.monotonic()) if wake else None
-            try:
-                step_id, attempt, ok, value = reports.get(timeout=timeout)
-            except queue.Empty:
-                step_id, attempt, ok, value = None, 0, False, None
-            if step_id is not None:
-                state = states[step_id]
-                if state.status == "running" and state.attempt == attempt:
-                    self._settle(state, ok, value, outputs)
-            for state in states.values():
-                if state.status == "running" and time.monotonic() >= state.deadline:
-                    error = StepTimeoutError(
-                        f"step '{state.step['step_id']}' did not finish within"
-                        f" {self._timeout(state):g} s",
-                        state.step["step_id"],
-                    )
-                    self._settle(state, False, error, outputs)
+    # -- step kinds (called from step threads) ----------------------------------------------
 
-        log(f"done in {time.monotonic() - started:.3f} s")
-        return self._collect_outputs(inputs, outputs)
-
-    # -- scheduling -------------------------------------------------------------------------
-
-    def _timeout(self, state: _StepState) -> float:
+    def timeout(self, state: _StepState) -> float:
         tool = self.tools.get(state.tool_id or "", {})
-        return float(state.step.get("timeout") or tool.get("timeout") or DEFAULT_STEP_TIMEOUT)
+        value = state.step.get("timeout") or tool.get("timeout")
+        return finite_seconds(value, DEFAULT_STEP_TIMEOUT, MAX_STEP_TIMEOUT)
 
-    def _max_retries(self, step: dict[str, Any]) -> int:
-        if not step.get("retry_on_failure"):
-            return 0
-        return int(step.get("max_retries", DEFAULT_MAX_RETRIES))
+    def step_budget(self, state: _StepState) -> float:
+        """The step's overall deadline, in seconds from its first start."""
+        default = min(2 * self.timeout(state), MAX_STEP_DEADLINE)
+        return finite_seconds(state.step.get("deadline"), default, MAX_STEP_DEADLINE)
 
-    def _start(self, state: _StepState, inputs, outputs, reports: queue.Queue) -> None:
+    def max_retries(self, state: _StepState) -> int:
         step = state.step
-        state.attempt += 1
-        state.status = "running"
-        state.deadline = time.monotonic() + self._timeout(state)
-        if state.attempt == 1 and not state.used_fallback:
-            state.started = time.monotonic()
-        state.stats.attempts += 1
-        state.stats.tool = state.tool_id
-        label = state.tool_id or "inline code"
-        log(f"step {step['step_id']}: start ({label}, attempt {state.attempt})")
-        attempt, deadline, tool_id = state.attempt, state.deadline, state.tool_id
+        tool = self.tools.get(step.get("tool") or "", {})
+        retry = step.get("retry_on_failure")
+        if retry is None:
+            retry = tool.get("retry_on_failure")
+        if not retry:
+            return 0
+        value = step.get("max_retries", DEFAULT_MAX_RETRIES)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return DEFAULT_MAX_RETRIES
+        return min(max(value, 0), MAX_RETRIES)
 
-        def work() -> None:
-            try:
-                values = {
-                    key: resolve_mapping_value(value, inputs, outputs)
-                    for key, value in (step.get("input_mapping") or {}).items()
-                }
-                result = self._execute(step, tool_id, values, deadline, state.stats)
-                reports.put((step["step_id"], attempt, True, result))
-            except RunnerError as error:
-                error.step = error.step or step["step_id"]
-                reports.put((step["step_id"], attempt, False, error))
-            except LookupError as error:
-                reports.put(
-                    (step["step_id"], attempt, False, ToolError(str(error), step["step_id"]))
-                )
-            except Exception as error:  # a bug in the engine, reported as such
-                reports.put(
-                    (step["step_id"], attempt, False, RunnerError(repr(error), step["step_id"]))
-                )
-
-        threading.Thread(target=work, name=f"step-{step['step_id']}", daemon=True).start()
-
-    def _settle(self, state: _StepState, ok: bool, value: Any, outputs) -> None:
-        step_id = state.step["step_id"]
-        if ok:
-            state.status = "done"
-            state.stats.wall_seconds = time.monotonic() - state.started
-            self.stats[step_id] = state.stats
-            outputs[step_id] = {state.step.get("output_name") or "output": value}
-            log(f"step {step_id}: done in {state.stats.wall_seconds:.3f} s")
-            return
-        error: RunnerError = value
-        retries = self._max_retries(state.step)
-        if state.attempt <= retries:
-            pause = RETRY_BACKOFF_SECONDS * 2 ** (state.attempt - 1)
-            log(f"step {step_id}: {error.message}; retrying in {pause:g} s")
-            state.status, state.not_before = "backoff", time.monotonic() + pause
-            return
-        fallback = state.step.get("fallback_tool") or self.tools.get(state.tool_id or "", {}).get(
-            "fallback_tool"
-        )
-        if fallback and not state.used_fallback:
-            log(f"step {step_id}: {error.message}; falling back to tool '{fallback}'")
-            state.tool_id, state.used_fallback, state.attempt = fallback, True, 0
-            state.status, state.not_before = "backoff", time.monotonic()
-            return
-        self.stats[step_id] = state.stats
-        raise error
-
-    # -- step kinds -------------------------------------------------------------------------
-
-    def _execute(self, step, tool_id, values, deadline: float, stats: StepStats) -> Any:
-        if step["type"] == "python_tool":
-            if tool_id is None:
-                return run_inline_code(step["step_id"], step["code"], values)
-            tool = self.tools[tool_id]
-            if tool["kind"] == "llm":  # a fallback may cross kinds
-                return self._call_llm(step, tool, values, deadline, stats)
-            return run_executable_tool(tool_id, tool["source"], values, step["step_id"])
+    def execute(self, step, tool_id, values, deadline: float, stats: StepStats, emit) -> Any:
+        step_id = step["step_id"]
+        if step["type"] == "sub_workflow" and tool_id is None:
+            return self._sub_workflow(step, values, deadline, emit)
+        if tool_id is None:
+            return run_inline_code(step_id, step["code"], values)
         tool = self.tools[tool_id]
-        if tool["kind"] == "executable":
-            return run_executable_tool(tool_id, tool["source"], values, step["step_id"])
-        return self._call_llm(step, tool, values, deadline, stats)
+        kind = tool["kind"]
+        if kind == "llm":
+            return self._call_llm(step, tool, values, deadline, stats, emit)
+        if kind == "api":
+            return call_api(tool_id, tool["api_spec"], values, deadline, step_id)
+        return run_executable_tool(tool_id, tool["source"], values, step_id)
+
+    def _sub_workflow(self, step, values, deadline: float, emit) -> Any:
+        step_id = step["step_id"]
+        child = Engine(
+            self.bundle,
+            endpoint=self.endpoint_override,
+            provider=self.provider_override,
+            workflow_key=step["workflow"],
+        )
+        name = child.workflow.get("id", step["workflow"])
+
+        def forward(event: Event) -> None:
+            if emit is not None:
+                emit({**event, "step": f"{step_id}/{event.get('step')}"})
+
+        try:
+            return child.run(values, deadline=deadline, on_event=forward if emit else None)
+        except InputError as error:  # the parent's wiring, not the caller's inputs
+            raise ToolError(f"sub-workflow '{name}': {error.message}", step_id) from None
+        except RunnerError as error:
+            error.message = f"sub-workflow '{name}': {error.message}"
+            error.step = f"{step_id}/{error.step}" if error.step else step_id
+            raise
 
     def _endpoint(self, tool: dict[str, Any]) -> str:
         return self.endpoint_override or tool.get("endpoint") or DEFAULT_ENDPOINT
 
-    def _call_llm(self, step, tool, values, deadline: float, stats: StepStats) -> Any:
+    def _call_llm(self, step, tool, values, deadline: float, stats: StepStats, emit) -> Any:
         template = step.get("prompt_template") or tool.get("prompt_template")
         if template:
             prompt = render(template, values)
@@ -232,32 +240,38 @@ class Engine:
             prompt = format_value(next(iter(values.values())))
         else:
             prompt = "\n".join(f"{key}: {format_value(value)}" for key, value in values.items())
-        payload: dict[str, Any] = {"model": tool["model"], "prompt": prompt}
-        if tool.get("system_prompt"):
-            payload["system"] = render(tool["system_prompt"], values)
         options = {key: tool[key] for key in LLM_OPTION_KEYS if tool.get(key) is not None}
         options.update(tool.get("options") or {})
-        if options:
-            payload["options"] = options
-        if tool.get("format") is not None:
-            payload["format"] = tool["format"]
-        client = OllamaClient(self._endpoint(tool), log=log)
-        reply = client.generate(payload, deadline, step["step_id"])
-        stats.llm_server_seconds += reply.get("total_duration", 0) / 1e9
-        text = reply["response"]
+        system = render(tool["system_prompt"], values) if tool.get("system_prompt") else None
+        ask = LLMRequest(tool["model"], prompt, system, options, tool.get("format"))
+        client = LLMClient(
+            self._endpoint(tool),
+            provider=self.provider_override or tool.get("provider") or "ollama",
+            api_key_env=tool.get("api_key_env"),
+            log=log,
+        )
+        on_token = None
+        if emit is not None:
+            step_id = step["step_id"]
+
+            def on_token(piece: str) -> None:
+                emit({"event": "token", "step": step_id, "text": piece})
+
+        reply = client.generate(ask, deadline, step["step_id"], on_token)
+        stats.llm_server_seconds += reply.server_seconds
         if tool.get("format") is None:
-            return text.strip()
+            return reply.text.strip()
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as error:
+            return json.loads(reply.text)
+        except (json.JSONDecodeError, RecursionError) as error:
             raise LLMError(
-                f"model {tool['model']!r} was asked for JSON but replied {text[:80]!r}",
+                f"model {tool['model']!r} was asked for JSON but replied {reply.text[:80]!r}",
                 step["step_id"],
             ) from error
 
     # -- outputs ----------------------------------------------------------------------------
 
-    def _collect_outputs(self, inputs, outputs) -> dict[str, Any]:
+    def collect_outputs(self, inputs, outputs) -> dict[str, Any]:
         declared = self.workflow.get("outputs") or {}
         if not declared:
             last = self.workflow["steps"][-1]["step_id"]
@@ -271,3 +285,151 @@ class Engine:
             except LookupError as error:
                 raise ToolError(f"output '{name}': {error}") from error
         return result
+
+
+class _Run:
+    """One run of an engine's workflow: the scheduler loop and its state."""
+
+    def __init__(self, engine: Engine, inputs, deadline: float | None, emit: EventSink | None):
+        self.engine = engine
+        self.inputs = inputs
+        self.deadline = deadline
+        self.emit = emit
+        self.stats: dict[str, StepStats] = {}
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.reports: queue.Queue = queue.Queue()
+
+    def _event(self, event: Event) -> None:
+        if self.emit is not None:
+            self.emit(event)
+
+    def execute(self) -> dict[str, Any]:
+        steps = self.engine.workflow["steps"]
+        waits = step_dependencies(steps)
+        states = {s["step_id"]: _StepState(s, s.get("tool")) for s in steps}
+        started = time.monotonic()
+        while len(self.outputs) < len(steps):
+            now = time.monotonic()
+            if self.deadline is not None and now >= self.deadline:
+                raise StepTimeoutError(
+                    f"the run did not finish within its deadline ({now - started:.1f} s spent)"
+                )
+            running = sum(1 for st in states.values() if st.status == "running")
+            for step_id, state in states.items():
+                ready = state.status == "waiting" or (
+                    state.status == "backoff" and now >= state.not_before
+                )
+                if ready and running < MAX_PARALLEL and waits[step_id] <= self.outputs.keys():
+                    self._start(state)
+                    running += 1
+            wake = [st.attempt_deadline for st in states.values() if st.status == "running"]
+            wake += [st.not_before for st in states.values() if st.status == "backoff"]
+            if self.deadline is not None:
+                wake.append(self.deadline)
+            timeout = max(0.0, min(wake) - time.monotonic()) if wake else None
+            try:
+                step_id, attempt, ok, value = self.reports.get(timeout=timeout)
+            except queue.Empty:
+                step_id, attempt, ok, value = None, 0, False, None
+            if step_id is not None:
+                state = states[step_id]
+                if state.status == "running" and state.attempt == attempt:
+                    self._settle(state, ok, value)
+            for state in states.values():
+                if state.status == "running" and time.monotonic() >= state.attempt_deadline:
+                    self._settle(state, False, self._overrun(state))
+        log(f"done in {time.monotonic() - started:.3f} s")
+        return self.engine.collect_outputs(self.inputs, self.outputs)
+
+    def _overrun(self, state: _StepState) -> StepTimeoutError:
+        step_id = state.step["step_id"]
+        now = time.monotonic()
+        if now >= state.step_deadline:
+            budget = self.engine.step_budget(state)
+            return StepTimeoutError(
+                f"step '{step_id}' did not finish within its deadline of {budget:g} s"
+                f" ({state.stats.attempts} attempt(s))",
+                step_id,
+            )
+        return StepTimeoutError(
+            f"step '{step_id}' did not finish within {self.engine.timeout(state):g} s", step_id
+        )
+
+    def _start(self, state: _StepState) -> None:
+        step = state.step
+        step_id = step["step_id"]
+        now = time.monotonic()
+        if state.stats.attempts == 0:
+            state.started = now
+            state.step_deadline = now + self.engine.step_budget(state)
+        state.attempt += 1
+        state.status = "running"
+        limits = [now + self.engine.timeout(state), state.step_deadline]
+        if self.deadline is not None:
+            limits.append(self.deadline)
+        state.attempt_deadline = min(limits)
+        state.stats.attempts += 1
+        state.stats.tool = state.tool_id
+        label = state.tool_id or ("sub-workflow" if step["type"] == "sub_workflow" else "code")
+        log(f"step {step_id}: start ({label}, attempt {state.attempt})")
+        self._event({"event": "step_started", "step": step_id, "attempt": state.attempt})
+        attempt, deadline, tool_id = state.attempt, state.attempt_deadline, state.tool_id
+        inputs, outputs, reports, engine = self.inputs, self.outputs, self.reports, self.engine
+        emit = self.emit
+
+        def work() -> None:
+            try:
+                values = {
+                    key: resolve_mapping_value(value, inputs, outputs)
+                    for key, value in (step.get("input_mapping") or {}).items()
+                }
+                result = engine.execute(step, tool_id, values, deadline, state.stats, emit)
+                reports.put((step_id, attempt, True, result))
+            except RunnerError as error:
+                error.step = error.step or step_id
+                reports.put((step_id, attempt, False, error))
+            except LookupError as error:
+                reports.put((step_id, attempt, False, ToolError(str(error), step_id)))
+            except Exception as error:  # a bug in the engine, reported as such
+                reports.put((step_id, attempt, False, RunnerError(repr(error), step_id)))
+
+        threading.Thread(target=work, name=f"step-{step_id}", daemon=True).start()
+
+    def _settle(self, state: _StepState, ok: bool, value: Any) -> None:
+        step_id = state.step["step_id"]
+        now = time.monotonic()
+        if ok:
+            state.status = "done"
+            state.stats.wall_seconds = now - state.started
+            self.stats[step_id] = state.stats
+            self.outputs[step_id] = {state.step.get("output_name") or "output": value}
+            log(f"step {step_id}: done in {state.stats.wall_seconds:.3f} s")
+            self._event(
+                {
+                    "event": "step_finished",
+                    "step": step_id,
+                    "seconds": round(state.stats.wall_seconds, 6),
+                    "attempts": state.stats.attempts,
+                }
+            )
+            return
+        error: RunnerError = value
+        time_left = state.step_deadline - now
+        if self.deadline is not None:
+            time_left = min(time_left, self.deadline - now)
+        if state.attempt <= self.engine.max_retries(state):
+            pause = min(RETRY_BACKOFF_SECONDS * 2 ** (state.attempt - 1), BACKOFF_CAP_SECONDS)
+            if pause < time_left:
+                log(f"step {step_id}: {error.message}; retrying in {pause:g} s")
+                state.status, state.not_before = "backoff", now + pause
+                return
+        fallback = state.step.get("fallback_tool") or self.engine.tools.get(
+            state.tool_id or "", {}
+        ).get("fallback_tool")
+        if fallback and not state.used_fallback and time_left > 0:
+            log(f"step {step_id}: {error.message}; falling back to tool '{fallback}'")
+            state.tool_id, state.used_fallback, state.attempt = fallback, True, 0
+            state.status, state.not_before = "backoff", now
+            return
+        self.stats[step_id] = state.stats
+        raise error

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from runner_template.errors import InputError
+from runner_template.safe_regex import SafePattern, compile_pattern
 
 _TYPE_CHECKS = {
     "string": lambda v: isinstance(v, str),
@@ -16,6 +16,17 @@ _TYPE_CHECKS = {
     "array": lambda v: isinstance(v, list),
     "any": lambda v: True,
 }
+
+
+_PATTERNS: dict[str, SafePattern] = {}
+
+
+def pattern_matches(pattern: str, text: str) -> bool:
+    """``re.search`` semantics in linear time (see ``safe_regex``); compiled once per pattern."""
+    compiled = _PATTERNS.get(pattern)
+    if compiled is None:
+        compiled = _PATTERNS[pattern] = compile_pattern(pattern)
+    return compiled.search(text)
 
 
 def _describe(value: Any) -> str:
@@ -33,7 +44,7 @@ def check_value(name: str, spec: dict[str, Any], value: Any) -> None:
         allowed = ", ".join(repr(v) for v in spec["enum"])
         raise InputError(f"input '{name}' must be one of {allowed}, got {_describe(value)}")
     pattern = spec.get("pattern")
-    if pattern is not None and isinstance(value, str) and not re.search(pattern, value):
+    if pattern is not None and isinstance(value, str) and not pattern_matches(pattern, value):
         raise InputError(f"input '{name}' does not match pattern {pattern!r}: {_describe(value)}")
 
 

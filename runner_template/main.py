@@ -17,7 +17,9 @@ import time
 from typing import Any
 
 from runner_template.engine import Engine
-from runner_template.errors import EXIT_OK, InputError, RunnerError
+from runner_template.errors import EXIT_INTERNAL, EXIT_OK, InputError, RunnerError
+from runner_template.jsonsafe import JSONLimitError
+from runner_template.jsonsafe import loads as bounded_loads
 
 BUNDLE_NAME = "bundle.json"
 
@@ -37,7 +39,9 @@ def _read_text(path: str) -> str:
 
 def load_bundle(path: str) -> dict[str, Any]:
     try:
-        return json.loads(_read_text(path))
+        return bounded_loads(_read_text(path))
+    except (JSONLimitError, UnicodeDecodeError) as error:
+        raise InputError(f"the workflow bundle {path} is not acceptable: {error}") from error
     except OSError as error:
         raise InputError(f"cannot read the workflow bundle {path}: {error.strerror}") from error
     except json.JSONDecodeError as error:
@@ -52,35 +56,42 @@ def _read_stdin() -> str:
         raise InputError(f"inputs on stdin are not UTF-8 (byte {error.start})") from error
 
 
-def _parse_json_inputs(text: str, origin: str) -> Any:
+def parse_json_inputs(text: str, origin: str) -> Any:
+    """Inputs as JSON, bounded (depth, finite numbers); empty text means ``{}``."""
     if not text.strip():
         return {}
     try:
-        return json.loads(text)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"inputs from {origin} are not UTF-8 text") from None
+    try:
+        return bounded_loads(text)
     except json.JSONDecodeError as error:
         raise InputError(
             f"inputs from {origin} are not valid JSON: {error.msg} at line {error.lineno}"
             f" column {error.colno}"
         ) from error
+    except JSONLimitError as error:
+        raise InputError(f"inputs from {origin}: {error.where}: {error.message}") from None
 
 
 def read_inputs(args: argparse.Namespace) -> Any:
     if args.inputs is not None:
-        return _parse_json_inputs(args.inputs, "the argument")
+        return parse_json_inputs(args.inputs, "the argument")
     if args.input_file is not None:
         if args.input_file == "-":
-            return _parse_json_inputs(_read_stdin(), "stdin")
+            return parse_json_inputs(_read_stdin(), "stdin")
         try:
             text = _read_text(args.input_file)
         except OSError as error:
             raise InputError(
                 f"cannot read input file {args.input_file}: {error.strerror}"
             ) from error
-        return _parse_json_inputs(text, args.input_file)
+        return parse_json_inputs(text, args.input_file)
     if "INPUT" in os.environ:
-        return _parse_json_inputs(os.environ["INPUT"], "the INPUT variable")
+        return parse_json_inputs(os.environ["INPUT"], "the INPUT variable")
     if sys.stdin is not None and not sys.stdin.isatty():
-        return _parse_json_inputs(_read_stdin(), "stdin")
+        return parse_json_inputs(_read_stdin(), "stdin")
     return {}
 
 
@@ -106,6 +117,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="?", help="inputs as a JSON object")
     parser.add_argument("-f", "--input-file", help="read inputs from a JSON file ('-' for stdin)")
     parser.add_argument("--endpoint", help="Ollama URL (default: OLLAMA_ENDPOINT, then the tool's)")
+    parser.add_argument(
+        "--provider",
+        choices=("ollama", "openai"),
+        help="the LLM server's API (default: LLM_PROVIDER, then the tool's, then ollama)",
+    )
     parser.add_argument("--describe", action="store_true", help="print the workflow's interface")
     parser.add_argument("--stats", metavar="FILE", help="write per-step timings as JSON to FILE")
     return parser
@@ -128,19 +144,29 @@ def main(argv: list[str] | None = None) -> int:
         if args.describe:
             print(json.dumps(describe(bundle), indent=2))
             return EXIT_OK
-        engine = Engine(bundle, endpoint=args.endpoint)
+        engine = Engine(bundle, endpoint=args.endpoint, provider=args.provider)
         outputs = engine.run(read_inputs(args))
     except RunnerError as error:
-        print(json.dumps(error.to_json(), ensure_ascii=False), flush=True)
-        where = f" in step '{error.step}'" if error.step else ""
-        print(f"error: {error.error_type}{where}: {error.message}", file=sys.stderr, flush=True)
+        report_error(error)
         return error.exit_code
+    except Exception as error:  # a bug: still one JSON error object and a documented code
+        report_error(RunnerError(f"internal error: {error!r}"))
+        if os.environ.get("WORKFLOW_DEBUG") == "1":
+            raise
+        return EXIT_INTERNAL
     finally:
         if args.stats and engine is not None:
             _write_stats(args.stats, engine, time.monotonic() - started)
     sys.stdout.write(json.dumps(outputs, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     return EXIT_OK
+
+
+def report_error(error: RunnerError) -> None:
+    """The error object on stdout (for programs), one readable line on stderr (for people)."""
+    print(json.dumps(error.to_json(), ensure_ascii=False), flush=True)
+    where = f" in step '{error.step}'" if error.step else ""
+    print(f"error: {error.error_type}{where}: {error.message}", file=sys.stderr, flush=True)
 
 
 def _write_stats(path: str, engine: Engine, total: float) -> None:

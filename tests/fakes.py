@@ -17,10 +17,13 @@ def ok(text: str, delay: float = 0.0) -> Reply:
 
 
 class FakeOllama:
-    """Answers ``POST /api/generate`` with the replies ``script`` gives, in order."""
+    """Answers every ``POST`` with the replies ``script`` gives, in order (any path: Ollama's
+    ``/api/generate``, OpenAI's ``/v1/chat/completions``, an API tool's URL)."""
 
     def __init__(self, script: Callable[[int, dict], Reply]) -> None:
         self.requests: list[dict] = []
+        self.paths: list[str] = []
+        self.headers: list[dict[str, str]] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,8 +31,11 @@ class FakeOllama:
                 pass
 
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.loads(raw) if raw else None
                 fake.requests.append(body)
+                fake.paths.append(self.path)
+                fake.headers.append(dict(self.headers))
                 status, data, delay = script(len(fake.requests), body)
                 time.sleep(delay)
                 try:

@@ -228,3 +228,216 @@ def test_tool_prompt_template_is_used_when_the_step_has_none():
         assert Engine(bundle, endpoint=fake.url).run({"t": "x"}) == {"output": '"Summarize: x"'}
     finally:
         fake.close()
+
+
+# -- bounds on time -----------------------------------------------------------------------------
+
+
+def test_a_step_deadline_bounds_retries_and_fallback(monkeypatch, tmp_path):
+    monkeypatch.setattr(engine_module, "RETRY_BACKOFF_SECONDS", 0.2)
+    tools = {
+        "slow_fail": {
+            "kind": "executable",
+            "source": "import time; time.sleep(0.2); raise SystemExit(3)",
+            "fallback_tool": "sleepy",
+        },
+        "sleepy": SLEEPY,
+    }
+    step = {
+        "step_id": "s",
+        "type": "python_tool",
+        "tool": "slow_fail",
+        "retry_on_failure": True,
+        "max_retries": 10,
+        "timeout": 0.5,
+        "deadline": 1.5,
+        "input_mapping": {"sleep": 5},
+    }
+    started = time.monotonic()
+    with pytest.raises(StepTimeoutError, match=r"deadline of 1\.5 s"):
+        Engine(make_bundle([step], tools)).run({})
+    assert time.monotonic() - started < 2.5
+
+
+def test_the_default_step_deadline_is_twice_the_timeout():
+    step = {
+        "step_id": "s",
+        "type": "python_tool",
+        "tool": "fail",
+        "retry_on_failure": True,
+        "max_retries": 10,
+        "timeout": 0.2,
+    }
+    tools = {"fail": "import time; time.sleep(0.15); raise SystemExit(1)"}
+    started = time.monotonic()
+    with pytest.raises((ToolError, StepTimeoutError)):
+        Engine(make_bundle([step], tools)).run({})
+    assert time.monotonic() - started < 0.6  # not 11 attempts of 0.15 s
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e300, -5, "soon", True])
+def test_unusable_timeouts_fall_back_to_the_default(value):
+    step = {"step_id": "s", "type": "python_tool", "code": "result = 1", "timeout": value}
+    assert Engine(make_bundle([step], {})).run({}) == {"output": 1}
+
+
+def test_a_run_deadline_stops_the_whole_run():
+    step = {"step_id": "s", "type": "python_tool", "tool": "sleepy", "input_mapping": {"sleep": 5}}
+    started = time.monotonic()
+    with pytest.raises(StepTimeoutError):
+        Engine(make_bundle([step], {"sleepy": SLEEPY})).run({}, deadline=time.monotonic() + 0.3)
+    assert time.monotonic() - started < 1.5
+
+
+def test_tool_level_retry_on_failure_applies(tmp_path):
+    tools = {"flaky": {"kind": "executable", "source": FLAKY, "retry_on_failure": True}}
+    step = {
+        "step_id": "f",
+        "type": "python_tool",
+        "tool": "flaky",
+        "input_mapping": {"counter": {"literal": str(tmp_path / "n")}, "succeed_on": 2},
+    }
+    assert Engine(make_bundle([step], tools)).run({}) == {"output": 2}
+
+
+# -- events ---------------------------------------------------------------------------------------
+
+
+def test_events_report_steps_and_tokens():
+    lines = [{"response": "Hi", "done": False}, {"response": "!", "done": True}]
+    body = b"".join(json.dumps(x).encode() + b"\n" for x in lines)
+    fake = FakeOllama(lambda n, _: (200, body, 0))
+    steps = [
+        {"step_id": "a", "type": "python_tool", "code": "result = 2"},
+        {"step_id": "b", "type": "llm_call", "tool": "llm", "input_mapping": {"x": 1}},
+    ]
+    events = []
+    try:
+        result = Engine(make_bundle(steps, {"llm": llm_tool()}), endpoint=fake.url).run(
+            {}, on_event=events.append
+        )
+    finally:
+        fake.close()
+    assert result == {"output": "Hi!"}
+    kinds = [(e["event"], e["step"]) for e in events]
+    assert kinds == [
+        ("step_started", "a"),
+        ("step_finished", "a"),
+        ("step_started", "b"),
+        ("token", "b"),
+        ("token", "b"),
+        ("step_finished", "b"),
+    ]
+    assert all(e["seconds"] >= 0 for e in events if e["event"] == "step_finished")
+
+
+# -- sub-workflows and API tools ------------------------------------------------------------------
+
+
+def child_bundle_part():
+    return {
+        "workflow": {
+            "id": "child",
+            "inputs": {"n": {"type": "integer", "required": True}},
+            "outputs": {"double": {"source_reference": "steps.d.output"}},
+            "steps": [
+                {
+                    "step_id": "d",
+                    "type": "python_tool",
+                    "code": "result = n * 2",
+                    "input_mapping": {"n": "inputs.n"},
+                },
+            ],
+        },
+        "tools": {},
+    }
+
+
+def test_sub_workflow_runs_the_child_with_mapped_inputs():
+    steps = [
+        {
+            "step_id": "c1",
+            "type": "sub_workflow",
+            "workflow": "child@1",
+            "input_mapping": {"n": "inputs.x"},
+            "output_name": "res",
+            "parallel_group": 1,
+        },
+        {
+            "step_id": "c2",
+            "type": "sub_workflow",
+            "workflow": "child@1",
+            "input_mapping": {"n": 10},
+            "output_name": "res",
+            "parallel_group": 1,
+        },
+    ]
+    outputs = {
+        "a": {"source_reference": "steps.c1.res.double"},
+        "b": {"source_reference": "steps.c2.res"},
+    }
+    bundle = make_bundle(steps, {}, {"x": {"type": "integer"}}, outputs)
+    bundle["workflows"] = {"child@1": child_bundle_part()}
+    events = []
+    assert Engine(bundle).run({"x": 4}, on_event=events.append) == {"a": 8, "b": {"double": 20}}
+    assert ("step_finished", "c1/d") in [(e["event"], e["step"]) for e in events]
+
+
+def test_a_failing_child_names_the_parent_step_and_the_child():
+    steps = [
+        {
+            "step_id": "c",
+            "type": "sub_workflow",
+            "workflow": "child@1",
+            "input_mapping": {"n": {"literal": "not a number"}},
+        }
+    ]
+    bundle = make_bundle(steps, {})
+    bundle["workflows"] = {"child@1": child_bundle_part()}
+    with pytest.raises(ToolError, match="sub-workflow 'child': input 'n' must be of type integer"):
+        Engine(bundle).run({})
+
+
+def test_api_tool_makes_the_described_call(monkeypatch):
+    monkeypatch.setenv("API_TOKEN", "t0k")
+    fake = FakeOllama(lambda n, body: (200, json.dumps({"got": body}).encode(), 0))
+    tool = {
+        "kind": "api",
+        "api_spec": {
+            "method": "POST",
+            "url": fake.url + "/items/{name}?q={query}",
+            "headers": {"Authorization": "Bearer ${API_TOKEN}"},
+            "body": {"count": "{n}", "label": "item {name}"},
+        },
+    }
+    step = {
+        "step_id": "call",
+        "type": "python_tool",
+        "tool": "api",
+        "input_mapping": {"name": {"literal": "a b/c"}, "query": {"literal": "x&y"}, "n": 3},
+    }
+    try:
+        result = Engine(make_bundle([step], {"api": tool})).run({})
+    finally:
+        fake.close()
+    assert result == {"output": {"got": {"count": 3, "label": "item a b/c"}}}
+    assert fake.paths == ["/items/a%20b%2Fc?q=x%26y"]
+    assert fake.headers[0]["Authorization"] == "Bearer t0k"
+
+
+def test_api_tool_errors_are_tool_failures(monkeypatch):
+    monkeypatch.delenv("API_TOKEN", raising=False)
+    tool = {
+        "kind": "api",
+        "api_spec": {"url": "http://127.0.0.1:9/x", "headers": {"X": "${API_TOKEN}"}},
+    }
+    step = {"step_id": "call", "type": "python_tool", "tool": "api"}
+    with pytest.raises(ToolError, match="environment variable API_TOKEN is not set"):
+        Engine(make_bundle([step], {"api": tool})).run({})
+    fake = FakeOllama(lambda n, body: (404, b"no such item", 0))
+    tool = {"kind": "api", "api_spec": {"method": "POST", "url": fake.url + "/x"}}
+    try:
+        with pytest.raises(ToolError, match="answered HTTP 404: no such item"):
+            Engine(make_bundle([step], {"api": tool})).run({})
+    finally:
+        fake.close()

@@ -143,7 +143,7 @@ def test_ollama_down_exits_3(tmp_path):
     assert proc.returncode == EXIT_LLM_UNREACHABLE
     error = json.loads(proc.stdout)["error"]
     assert error == {"type": "llm_unreachable", "step": "ask", "message": error["message"]}
-    assert "cannot reach Ollama" in error["message"]
+    assert "cannot reach the LLM server" in error["message"]
     assert "Traceback" not in proc.stderr
 
 

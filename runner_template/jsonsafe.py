@@ -1,0 +1,90 @@
+"""JSON from untrusted hands, parsed with bounds: nesting depth, finite numbers, sane text.
+
+Workflow files, tool files, inputs on stdin and HTTP bodies all come from somebody else. The
+standard ``json`` module accepts ``NaN`` and ``Infinity`` (not JSON, and a ``NaN`` timeout never
+expires), raises ``RecursionError`` on deeply nested documents, and keeps lone surrogates that
+later fail to encode. :func:`loads` refuses all three with a :class:`JSONLimitError` whose
+message says what and where, so every caller can turn it into its own one-line error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+MAX_DEPTH = 100
+
+
+class JSONLimitError(ValueError):
+    """The text is JSON-like but outside what this program accepts (``where``: a JSON path)."""
+
+    def __init__(self, message: str, where: str = "$") -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+
+def _reject_constant(name: str) -> Any:
+    raise JSONLimitError(f"{name} is not a JSON number (use a finite number or null)")
+
+
+def _path(parts: list[str | int]) -> str:
+    text = "$"
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+def check_tree(value: Any, *, max_depth: int = MAX_DEPTH, text_checks: bool = False) -> None:
+    """Walk ``value`` (iteratively: no recursion to exhaust) and enforce the bounds.
+
+    ``text_checks`` also refuses strings and keys with lone surrogates, which cannot be written
+    as UTF-8 (files we generate from the data must be writable).
+    """
+    stack: list[tuple[Any, int, list[str | int]]] = [(value, 0, [])]
+    while stack:
+        item, depth, where = stack.pop()
+        if depth >= max_depth and isinstance(item, dict | list):
+            raise JSONLimitError(f"nested more than {max_depth} levels deep", _path(where[:8]))
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if text_checks:
+                    _check_text(key, [*where, key])
+                stack.append((child, depth + 1, [*where, key]))
+        elif isinstance(item, list):
+            for index, child in enumerate(item):
+                stack.append((child, depth + 1, [*where, index]))
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise JSONLimitError("not a finite number", _path(where))
+        elif text_checks and isinstance(item, str):
+            _check_text(item, where)
+
+
+def _check_text(text: str, where: list[str | int]) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        code = ord(text[error.start])
+        raise JSONLimitError(
+            f"contains a lone surrogate (\\u{code:04x}), which is not valid Unicode",
+            _path(where),
+        ) from None
+
+
+def loads(
+    text: str | bytes,
+    *,
+    max_depth: int = MAX_DEPTH,
+    text_checks: bool = False,
+    object_pairs_hook=None,
+) -> Any:
+    """``json.loads`` with the bounds of this module; syntax errors stay ``JSONDecodeError``."""
+    try:
+        value = json.loads(
+            text, parse_constant=_reject_constant, object_pairs_hook=object_pairs_hook
+        )
+    except RecursionError:
+        raise JSONLimitError(f"nested more than {max_depth} levels deep") from None
+    check_tree(value, max_depth=max_depth, text_checks=text_checks)
+    return value
