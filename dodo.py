@@ -4,7 +4,16 @@ Declare images with ``workflow_image``; every other ``workflows/*.json`` gets a 
 (both platforms, Nuitka, scratch runtime) named after its file.
 """
 
-from rules.tasks import TASK_CREATORS, default_targets, doit_config, workflow_image
+from rules.targets import default_targets, workflow_image
+from rules.tasks import (  # noqa: F401 (doit finds the task creators by name)
+    doit_config,
+    task_analyze,
+    task_compile,
+    task_image,
+    task_lock,
+    task_render,
+    task_shake,
+)
 
 # An edge deployment of the summarizer: arm64 only, its own tag.
 workflow_image(
@@ -16,4 +25,3 @@ workflow_image(
 default_targets("workflows")
 
 DOIT_CONFIG = doit_config()
-globals().update(TASK_CREATORS)

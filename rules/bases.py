@@ -20,9 +20,10 @@ import tempfile
 from pathlib import Path
 
 from rules.buildx import build
-from rules.console import err_console
-from rules.docker_env import local_image, require_docker_cli
+from rules.console import err_console, status
+from rules.docker_env import require_docker_cli
 from rules.errors import UserError
+from rules.image_store import local_image
 from rules.paths import cache_dir
 from rules.platforms import arch_of
 
@@ -84,9 +85,7 @@ def rootfs_tarball(arch: str, workdir: Path) -> Path:
     log.write_text("")
     root = Path(tempfile.mkdtemp(prefix=f"rootfs-{arch}.", dir=workdir))
     try:
-        with err_console().status(
-            f"debootstrap {SUITE} for {arch} (minutes; arm64 runs under QEMU)"
-        ):
+        with status(f"debootstrap {SUITE} for {arch} (minutes; arm64 runs under QEMU)"):
             _run_logged(
                 [
                     "debootstrap",

@@ -1,4 +1,4 @@
-"""``docker-workflow build``: build options, and one target through the doit graph.
+"""The CLI's way into the graph: build an image, or prepare a runner, for one workflow file.
 
 The CLI and ``doit`` share one graph (``rules/tasks.py``) and one cache: a step whose outputs
 are current for the same inputs is skipped, so a second build of an unchanged workflow does no
@@ -7,37 +7,16 @@ work, and a prompt edit only rebuilds the image's top layer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rules.compile import CompileRequest
 from rules.console import err_console
-from rules.docker_env import default_builder_image, ensure_engine
-from rules.image import ImageRequest, default_tag
-from rules.paths import target_dir
-from rules.pipeline import Prepared, default_name, load_prepared, step_analyze
-from rules.platforms import DEFAULT_PLATFORMS
-
-# For users with a registry: the official image, pinned. Offline: `docker-workflow bases`.
-OFFICIAL_BUILDER = "python:3.11.11-slim-bookworm"
-
-
-@dataclass
-class BuildOptions:
-    """The options of ``build`` (and of a ``workflow_image`` target in ``dodo.py``)."""
-
-    platforms: list[str] = field(default_factory=lambda: list(DEFAULT_PLATFORMS))
-    compiler: str = "nuitka"
-    runtime: str = "scratch"
-    builder_image: str | None = None
-    tag: str | None = None
-    push: bool = False
-    oci_path: Path | None = None
-    tools_dirs: list[Path] | None = None
-    model: str | None = None
-
-    def resolved_builder(self) -> str:
-        return default_builder_image(self.builder_image) or OFFICIAL_BUILDER
+from rules.docker_env import ensure_engine
+from rules.graph import build_targets
+from rules.image import default_tag
+from rules.options import BuildOptions, image_request
+from rules.pipeline import Prepared, analyze_file, load_prepared
+from rules.targets import Target, safe_target_name
 
 
 @dataclass(frozen=True)
@@ -47,56 +26,46 @@ class BuildResult:
     compiled: dict[str, Path]
 
 
-def image_request(
-    prepared: Prepared, options: BuildOptions, compiled: dict[str, Path]
-) -> ImageRequest:
-    analysis = prepared.analysis
-    return ImageRequest(
-        workflow_id=analysis.workflow_id,
-        version=analysis.version,
-        bundle_path=prepared.bundle_path,
-        bundle_digest=prepared.bundle_digest,
-        engine_digest=prepared.engine_digest,
-        models=analysis.models,
-        tools=[*analysis.llm_tools, *analysis.executable_tools],
-        compiled=compiled,
-        tag=options.tag or default_tag(analysis.workflow_id),
-        runtime=options.runtime,
-        push=options.push,
-        oci_path=options.oci_path,
-    )
+def target_for(path: Path, options: BuildOptions, name: str | None = None) -> Target:
+    """The graph target of a workflow file given on the command line (named after the file)."""
+    return Target(name or safe_target_name(Path(path).stem), Path(path), options)
 
 
-def compile_request(prepared: Prepared, options: BuildOptions, platform: str) -> CompileRequest:
-    return CompileRequest(
-        engine_dir=prepared.engine_dir,
-        engine_digest=prepared.engine_digest,
-        platform=platform,
-        compiler=options.compiler,
-        builder_image=options.resolved_builder(),
-    )
+def prepare(
+    path: Path,
+    tools_dirs: list[Path] | None = None,
+    model: str | None = None,
+    platforms: list[str] | None = None,
+) -> Prepared:
+    """Analyze, shake, lock and render ``path`` through the graph; no Docker involved."""
+    options = BuildOptions(tools_dirs=tools_dirs, model=model)
+    if platforms:
+        options = replace(options, platforms=platforms)
+    target = target_for(path, options)
+    build_targets([target], step="render", quiet=True)
+    return load_prepared(target.out)
 
 
-def build_workflow(path: Path, options: BuildOptions, name: str | None = None) -> BuildResult:
+def build_workflow(
+    path: Path, options: BuildOptions, name: str | None = None, force: bool = False
+) -> BuildResult:
     """Build the image of the workflow at ``path`` through the doit graph (shared with ``doit``).
 
     Steps whose outputs are current are skipped; the first failing step's error is raised.
+    ``force`` builds the image again even when one with the same content carries the tag
+    (compiles stay content-addressed: ``DOCKER_WORKFLOW_NO_CACHE=1`` recompiles for real).
     """
-    from rules.tasks import Target, build_targets, compile_marker_dir
+    from rules.image_store import remove_tag
+    from rules.tasks import compile_marker_dir
 
-    target = Target(name or default_name(path), Path(path), options)
-    ensure_engine_unless_invalid(target)
+    target = target_for(path, options, name)
+    _, analysis, _ = analyze_file(target.workflow, options.tools_dirs, options.model)
+    ensure_engine()  # the workflow's errors come first, then Docker's
+    if force and not options.push and options.oci_path is None:
+        remove_tag(options.tag or default_tag(analysis.workflow_id))
     build_targets([target])
-    prepared = load_prepared(target_dir(target.name))
+    prepared = load_prepared(target.out)
     compiled = {p: compile_marker_dir(target, p) for p in options.platforms}
     tag = image_request(prepared, options, compiled).tag
     err_console().print(f"{tag} is ready ({', '.join(options.platforms)})")
     return BuildResult(prepared, tag, compiled)
-
-
-def ensure_engine_unless_invalid(target) -> None:
-    """Check the workflow first (its errors matter more), then that Docker can be used."""
-    step_analyze(
-        target.workflow, target_dir(target.name), target.options.tools_dirs, target.options.model
-    )
-    ensure_engine()

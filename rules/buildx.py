@@ -12,7 +12,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from rules.console import err_console
+from rules.console import err_console, status
 from rules.docker_env import docker_error, require_docker_cli
 
 LOG_LINES_KEPT = 400
@@ -30,14 +30,14 @@ def build(what: str, context: Path, *, hint: str = "", **options: Any) -> None:
     verbose = os.environ.get("DOCKER_WORKFLOW_VERBOSE") == "1"
     log: deque[str] = deque(maxlen=LOG_LINES_KEPT)
     try:
-        with err_console().status(what) as status:
+        with status(what) as shown:
             for line in docker.buildx.build(context, progress="plain", stream_logs=True, **options):
                 line = line.rstrip()
                 log.append(line)
                 if verbose:
-                    err_console().print(line, markup=False)
+                    err_console().print(line)
                 elif line:
-                    status.update(f"{what}: {line[:100]}")
+                    shown.update(f"{what}: {line[:100]}")
     except DockerException as error:
         raise docker_error(what, _with_log(error, log), hint) from None
 

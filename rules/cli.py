@@ -1,7 +1,8 @@
 """The ``docker-workflow`` command line (also ``python docker_workflow.py ...``).
 
 Every user-caused failure surfaces as :class:`rules.errors.UserError`: one line per problem on
-stderr, a non-zero exit, no traceback. Commands are thin: the work is in the pipeline modules.
+stderr, a non-zero exit (2 for bad input, 1 otherwise), no traceback. Commands are thin: the
+work is in the pipeline modules, reached through the one build graph.
 """
 
 from __future__ import annotations
@@ -12,62 +13,100 @@ import os
 import platform as platform_module
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-from rules.build import OFFICIAL_BUILDER, BuildOptions, build_workflow
 from rules.compile import COMPILERS
-from rules.console import err_console
-from rules.errors import UserError
-from rules.image import RUNTIMES, default_tag
+from rules.console import err_console, print_message
+from rules.errors import InputProblem, UserError
+from rules.image import RUNTIMES
 from rules.jsonfile import load_json
-from rules.pipeline import analyze_file, prepare
+from rules.options import OFFICIAL_BUILDER, BuildOptions
 from rules.platforms import DEFAULT_PLATFORMS, parse_platforms
 
 LOCAL_DEFAULT_ENDPOINT = "http://localhost:11434"
+MAX_INPUT_BYTES = 256 * 1024 * 1024
 
 
-def _read_inputs_arg(inputs: str | None, input_file: str | None) -> str:
-    """The inputs as JSON text, from the argument, a file or stdin (``-``); a BOM is dropped."""
+def _decode_inputs(data: bytes, origin: str) -> str:
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputProblem(f"{origin}: inputs over {MAX_INPUT_BYTES} bytes are refused")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputProblem(f"{origin}: inputs are not UTF-8 text (byte {error.start})") from None
+
+
+def read_inputs_arg(inputs: str | None, input_file: str | None) -> str:
+    """The inputs as JSON text: the argument, ``-f FILE``, ``-f -``, or piped stdin; else ``{}``.
+
+    A BOM is dropped; text that is not UTF-8 (bytes on stdin, or an argument the shell passed
+    undecodable) is an input error.
+    """
     if inputs is not None and input_file is not None:
-        raise UserError("give inputs either as an argument or with --input-file, not both")
-    if input_file == "-":
-        return sys.stdin.buffer.read().decode("utf-8-sig")
+        raise InputProblem("give inputs either as an argument or with --input-file, not both")
+    if inputs is not None:
+        try:
+            inputs.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputProblem("the inputs argument is not UTF-8 text") from None
+        return inputs
+    if input_file == "-" or (input_file is None and not sys.stdin.isatty()):
+        return _decode_inputs(sys.stdin.buffer.read(MAX_INPUT_BYTES + 1), "stdin")
     if input_file is not None:
         try:
-            return Path(input_file).read_bytes().decode("utf-8-sig")
+            with open(input_file, "rb") as handle:
+                return _decode_inputs(handle.read(MAX_INPUT_BYTES + 1), input_file)
         except OSError as error:
-            raise UserError(f"{input_file}: cannot read input file: {error.strerror}") from None
-        except UnicodeDecodeError:
-            raise UserError(f"{input_file}: input file is not UTF-8 text") from None
-    return inputs if inputs is not None else "{}"
+            raise InputProblem(f"{input_file}: cannot read input file: {error.strerror}") from None
+    return "{}"
+
+
+def parse_labels(items: list[str] | None) -> dict[str, str]:
+    labels = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputProblem(f"--label {item!r}: write KEY=VALUE")
+        labels[key] = value
+    return labels
 
 
 # -- analyze ---------------------------------------------------------------------------------
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from rules.pipeline import analyze_file
+
     _, analysis, _ = analyze_file(Path(args.workflow), args.tools, args.model)
     if args.json:
         print(json.dumps(analysis.to_json(), indent=2))
         return 0
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    console = Console(highlight=False)
-    console.print(f"[bold]Workflow[/bold] {analysis.workflow_id} {analysis.version or ''}")
+    from runner_template.http_client import redact
+
+    console = Console(highlight=False, markup=False)
+    console.print(
+        Text.assemble(("Workflow ", "bold"), f"{analysis.workflow_id} {analysis.version or ''}")
+    )
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="cyan")
     table.add_column()
 
-    def listing(items: list[str]) -> str:
-        return f"{len(items)}" + (f"  ({', '.join(items)})" if items else "")
+    def listing(items: list[str]) -> Text:
+        return Text(f"{len(items)}" + (f"  ({', '.join(items)})" if items else ""))
 
     table.add_row("LLM tools", listing(analysis.llm_tools))
     table.add_row("Executable tools", listing(analysis.executable_tools))
+    table.add_row("API tools", listing(analysis.api_tools))
+    table.add_row("Sub-workflows", listing(analysis.sub_workflows))
     table.add_row("Ollama models", listing(analysis.models))
     table.add_row("Python modules", listing(analysis.python_modules))
     table.add_row("pip packages", listing(analysis.pip_packages))
-    table.add_row("Endpoints", listing(analysis.endpoints))
+    table.add_row("Endpoints", listing([redact(e) for e in analysis.endpoints]))
     table.add_row("TLS (https)", "yes" if analysis.https else "no")
     table.add_row("Tools", f"{analysis.tools_available} available -> {analysis.tools_used} kept")
     console.print(table)
@@ -90,12 +129,15 @@ def _build_options(args: argparse.Namespace, platforms: list[str]) -> BuildOptio
         oci_path=Path(args.oci).resolve() if getattr(args, "oci", None) else None,
         tools_dirs=args.tools,
         model=args.model,
+        labels=parse_labels(getattr(args, "label", None)),
     )
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from rules.build import build_workflow
+
     if args.push and args.oci:
-        raise UserError("choose one of --push and --oci")
+        raise InputProblem("choose one of --push and --oci")
     options = _build_options(args, parse_platforms(args.platform))
     print(build_workflow(Path(args.workflow), options).tag)
     return 0
@@ -117,45 +159,70 @@ def native_platform() -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    inputs_text = _read_inputs_arg(args.inputs, args.input_file)
+    inputs_text = read_inputs_arg(args.inputs, args.input_file)
     if args.local:
         return _run_local(args, inputs_text)
     return _run_in_docker(args, inputs_text)
 
 
 def _run_local(args: argparse.Namespace, inputs_text: str) -> int:
-    prepared = prepare(Path(args.workflow), args.tools, args.model)
+    from rules.build import prepare
+    from rules.local_packages import local_site_packages
+    from rules.pipeline import read_lock
+
+    platform = native_platform()
+    prepared = prepare(Path(args.workflow), args.tools, args.model, [platform])
     env = dict(os.environ)
-    env["WORKFLOW_BUNDLE"] = str(prepared.bundle_path)
     env["OLLAMA_ENDPOINT"] = args.endpoint or env.get("OLLAMA_ENDPOINT") or LOCAL_DEFAULT_ENDPOINT
+    if args.provider:
+        env["LLM_PROVIDER"] = args.provider
     env.pop("INPUT", None)
-    command = [sys.executable, str(prepared.entry_point), "--input-file", "-"]
-    completed = subprocess.run(command, input=inputs_text.encode("utf-8"), env=env, check=False)
+    site = local_site_packages(read_lock(prepared.out_dir.parent), platform)
+    if site is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    # A private copy of the bundle: another build may rewrite the cache while this one runs.
+    with tempfile.TemporaryDirectory(prefix="dw-run-") as private:
+        bundle = Path(private) / "bundle.json"
+        bundle.write_bytes(prepared.bundle_path.read_bytes())
+        env["WORKFLOW_BUNDLE"] = str(bundle)
+        command = [sys.executable, "-m", "runner_template", "--input-file", "-"]
+        completed = subprocess.run(command, input=inputs_text.encode("utf-8"), env=env, check=False)
     return completed.returncode
 
 
+def _run_limits(args: argparse.Namespace):
+    from rules.containers import RunLimits, parse_env
+
+    if args.cpus is not None and not 0 < args.cpus <= 1024:
+        raise InputProblem("--cpus must be a positive number of CPUs")
+    if args.pids_limit is not None and args.pids_limit < 1:
+        raise InputProblem("--pids-limit must be at least 1")
+    env = parse_env(args.env)
+    if args.provider:
+        env["LLM_PROVIDER"] = args.provider
+    return RunLimits(
+        memory=args.memory,
+        cpus=args.cpus,
+        pids=args.pids_limit or RunLimits.pids,
+        env=env,
+    )
+
+
 def _run_in_docker(args: argparse.Namespace, inputs_text: str) -> int:
+    from rules.build import build_workflow
     from rules.containers import run_container
-    from rules.image import image_labels
 
     run_platform = parse_platforms(args.platform)[0] if args.platform else native_platform()
+    limits = _run_limits(args)
     options = _build_options(args, [run_platform])
-    prepared = prepare(Path(args.workflow), args.tools, args.model)
-    tag = args.tag or default_tag(prepared.analysis.workflow_id)
-    labels = image_labels(tag)
-    if args.build or labels is None:
-        build_workflow(Path(args.workflow), options)
-    elif labels.get("workflow.bundle-digest") != prepared.bundle_digest:
-        err_console().print(
-            f"[yellow]warning:[/yellow] {tag} was built from another version of"
-            f" {args.workflow}: pass --build to rebuild it"
-        )
+    tag = build_workflow(Path(args.workflow), options, force=args.build).tag
     result = run_container(
         tag,
         inputs_text.encode("utf-8"),
         endpoint=args.endpoint,
         platform=run_platform,
         network=args.network,
+        limits=limits,
     )
     sys.stdout.buffer.write(result.stdout)
     sys.stdout.flush()
@@ -166,15 +233,15 @@ def _run_in_docker(args: argparse.Namespace, inputs_text: str) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from rules.clean import describe, managed_images, remove_images
+    from rules.image_store import describe, managed_images, remove_images
 
     if not args.workflow and not args.all:
-        raise UserError(
+        raise InputProblem(
             "say what to clean: 'clean WORKFLOW' removes that workflow's images,"
             " 'clean --all' every image docker-workflow built"
         )
     workflow_id = None if args.all else _workflow_id(Path(args.workflow))
-    images = managed_images(workflow_id)
+    images = managed_images(workflow_id, parse_labels(args.label))
     if not images:
         print("nothing to clean")
         return 0
@@ -194,7 +261,7 @@ def _workflow_id(path: Path) -> str:
     """The workflow's id, even from a file that no longer validates (it may be why we clean)."""
     data = load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("workflow_id"), str):
-        raise UserError(f"{path}: $.workflow_id: missing; cannot tell which images are its own")
+        raise InputProblem(f"{path}: $.workflow_id: missing; cannot tell which images are its own")
     return data["workflow_id"]
 
 
@@ -261,7 +328,36 @@ def _add_build_options(parser: argparse.ArgumentParser, platforms_help: str) -> 
         help="compile stage image (default $DOCKER_WORKFLOW_BUILDER_IMAGE, then"
         f" {OFFICIAL_BUILDER})",
     )
+    parser.add_argument(
+        "--label", action="append", metavar="KEY=VALUE", help="an extra image label (repeatable)"
+    )
     _add_resolution_options(parser)
+
+
+def _add_llm_options(parser: argparse.ArgumentParser, endpoint_help: str) -> None:
+    parser.add_argument("--endpoint", help=endpoint_help)
+    parser.add_argument(
+        "--provider",
+        choices=("ollama", "openai"),
+        help="the LLM server's API: Ollama's, or OpenAI-compatible /v1/chat/completions",
+    )
+
+
+def _add_container_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--network",
+        help="container network (default bridge; with 'host', host.docker.internal is 127.0.0.1)",
+    )
+    parser.add_argument("--memory", default="512m", help="container memory limit (default 512m)")
+    parser.add_argument("--cpus", type=float, help="container CPU limit (default: none)")
+    parser.add_argument("--pids-limit", type=int, help="container process limit (default 256)")
+    parser.add_argument(
+        "-e",
+        "--env",
+        action="append",
+        metavar="NAME[=VALUE]",
+        help="set a variable in the container; NAME alone passes this environment's value",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,18 +376,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a workflow in an ephemeral container (or --local)")
     run.add_argument("workflow")
-    run.add_argument("inputs", nargs="?", help="inputs as a JSON object (default {})")
+    run.add_argument("inputs", nargs="?", help="inputs as a JSON object (default: stdin, or {})")
     run.add_argument("-f", "--input-file", help="read inputs from a JSON file ('-': stdin)")
-    run.add_argument("-b", "--build", action="store_true", help="(re)build the image first")
-    run.add_argument(
-        "--endpoint",
-        help="Ollama URL (default: the image's; with --local $OLLAMA_ENDPOINT, then"
+    run.add_argument("-b", "--build", action="store_true", help="rebuild the image first")
+    _add_llm_options(
+        run,
+        "LLM server URL (default: the image's; with --local $OLLAMA_ENDPOINT, then"
         f" {LOCAL_DEFAULT_ENDPOINT})",
     )
-    run.add_argument(
-        "--network",
-        help="container network (default bridge; with 'host', host.docker.internal is 127.0.0.1)",
-    )
+    _add_container_options(run)
     run.add_argument(
         "--local", action="store_true", help="run the rendered runner with this machine's Python"
     )
@@ -301,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     clean = sub.add_parser("clean", help="remove images built by docker-workflow")
     clean.add_argument("workflow", nargs="?")
     clean.add_argument("-a", "--all", action="store_true", help="every image docker-workflow built")
+    clean.add_argument(
+        "--label", action="append", metavar="KEY=VALUE", help="only images with this label"
+    )
     clean.add_argument("-y", "--yes", action="store_true", help="do not ask")
     clean.set_defaults(func=cmd_clean)
 
@@ -345,8 +441,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except UserError as error:
         for line in error.lines():
-            err_console().print(f"[red]error:[/red] {line}", soft_wrap=True, markup=True)
+            print_message("error", "red", line)
         return error.exit_code
     except KeyboardInterrupt:
         err_console().print("interrupted")
         return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

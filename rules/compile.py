@@ -4,10 +4,12 @@ Each platform compiles in its own builder platform (arm64 under QEMU: Nuitka can
 cross-compile) via ``buildx build --target export --output type=local``, so the result lands
 in ``cache/compiled/<key>/<arch>/`` as plain files: ``app/`` (the program), the ELF closure
 (``lib/...``), ``.meta/``. The key hashes everything that goes into the compile (engine sources,
-compiler and flags, builder image, the Dockerfile and scripts, toolchain files), never the
-workflow's data, so a prompt edit reuses the compile and two workflows with the same engine
-share it. Nuitka's and ccache's caches live in a BuildKit cache mount, so a recompile of a
-slightly changed engine is warm; BuildKit's layer cache (the toolchain layer) is exported to
+compiler and flags, the package lock, builder image, the Dockerfile and scripts, the bytes of
+the toolchain files), never the workflow's data, so a prompt edit reuses the compile and two
+workflows with the same engine share it. A workflow's pip packages are installed in the
+builder from the lock's wheels, offline and checked against their hashes. Nuitka's and
+ccache's caches live in a BuildKit cache mount, so a recompile of a slightly changed engine is
+warm; BuildKit's layer cache (the toolchain layer) is exported to
 ``cache/buildx/<arch>`` so that a CI job restoring ``cache/`` has it too.
 """
 
@@ -18,14 +20,17 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
 from rules.buildx import build
 from rules.errors import UserError
 from rules.fsutil import locked, replace_tree, staging_dir
+from rules.lock import ensure_wheel, lock_wheels, requirements_txt
 from rules.paths import cache_dir
 from rules.platforms import arch_of
+from rules.render import LOCK_FILE
 from rules.toolchain import toolchain_dir
 
 COMPILERS = ("nuitka", "onefile", "pyinstaller", "none")
@@ -51,6 +56,26 @@ def docker_file(name: str) -> bytes:
     return resources.files("runner_template").joinpath("docker", name).read_bytes()
 
 
+@cache
+def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
+    """sha256 of a file's bytes (memoized per process by path, size and mtime)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    """Name -> sha256 of the bytes of every file in ``folder`` (the toolchain downloads)."""
+    found = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            info = path.stat()
+            found[path.name] = _file_digest(path, info.st_size, info.st_mtime_ns)
+    return found
+
+
 def compile_key(request: CompileRequest) -> str:
     toolchain = toolchain_dir(request.compiler, request.arch)
     facts = {
@@ -59,9 +84,21 @@ def compile_key(request: CompileRequest) -> str:
         "compiler": request.compiler,
         "builder": request.builder_image,
         "docker": {n: hashlib.sha256(docker_file(n)).hexdigest() for n in DOCKER_FILES},
-        "toolchain": sorted(p.name for p in toolchain.iterdir()),
+        "toolchain": folder_digest(toolchain),
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _copy_packages(request: CompileRequest, dest: Path) -> None:
+    """The lock's wheels for this platform and a hash-checked requirements file into ``dest``
+    (an empty requirements file when the workflow needs no packages)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    lock_path = request.engine_dir / LOCK_FILE
+    lock = json.loads(lock_path.read_text()) if lock_path.exists() else {}
+    wheels = lock_wheels(lock, request.platform)
+    for wheel in wheels:
+        shutil.copyfile(ensure_wheel(wheel, request.platform), dest / wheel["file"])
+    (dest / "requirements.txt").write_text(requirements_txt(wheels))
 
 
 def compiled_dir(request: CompileRequest) -> Path:
@@ -93,6 +130,7 @@ def _compile_into(request: CompileRequest, target: Path) -> None:
         shutil.copytree(request.engine_dir, context / "engine")
         inputs = context / "inputs"
         shutil.copytree(toolchain_dir(request.compiler, request.arch), inputs / "wheels")
+        _copy_packages(request, inputs / "packages")
         for name in DOCKER_FILES:
             (inputs if name != "Dockerfile.compile" else context).joinpath(name).write_bytes(
                 docker_file(name)

@@ -1,21 +1,28 @@
-"""Run a workflow image once, as an ephemeral container, through the Docker SDK.
+"""Run a workflow image as an ephemeral container, through the Docker SDK, locked down.
 
 Inputs travel on the container's stdin (the runner reads ``--input-file -``), never as an
 argument or environment variable: Linux limits one argument to 128 KiB, and stdin carries any
 size and any characters. The container's stderr (progress) is streamed to ours as it comes,
 its stdout (the JSON result) is returned, and the container is removed whatever happens.
+
+By default a container runs the way the spec's "secure run" does: read-only root file system,
+a small ``/tmp`` tmpfs, every capability dropped, ``no-new-privileges``, a pids limit and a
+memory limit (:class:`RunLimits`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rules.docker_env import docker_client, docker_error
+from rules.errors import InputProblem
 
 HOST_GATEWAY = "host-gateway"
+FORWARDED_ENV = ("OLLAMA_API_KEY", "LLM_PROVIDER")  # passed on when set here
 
 
 @dataclass(frozen=True)
@@ -24,7 +31,56 @@ class RunResult:
     stdout: bytes
 
 
-def _host_mapping(network: str | None) -> dict[str, str]:
+@dataclass(frozen=True)
+class RunLimits:
+    """How a workflow container is confined (``docker-workflow run`` options)."""
+
+    memory: str = "512m"
+    cpus: float | None = None
+    pids: int = 256
+    read_only: bool = True
+    tmpfs: dict[str, str] = field(default_factory=lambda: {"/tmp": "rw,nosuid,nodev,size=64m"})
+    env: dict[str, str] = field(default_factory=dict)
+
+    def host_config_args(self) -> dict:
+        args: dict = {
+            "read_only": self.read_only,
+            "mem_limit": self.memory,
+            "pids_limit": self.pids,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "tmpfs": dict(self.tmpfs),
+        }
+        if self.cpus is not None:
+            args["nano_cpus"] = int(self.cpus * 1e9)
+        return args
+
+
+def parse_env(items: list[str] | None) -> dict[str, str]:
+    """``-e NAME=VALUE`` sets a variable; ``-e NAME`` passes this environment's value (and
+    nothing when it is unset, as ``docker run`` does)."""
+    env: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
+            raise InputProblem(f"-e/--env {item!r}: write NAME=VALUE or NAME")
+        if sep:
+            env[name] = value
+        elif name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+def container_env(endpoint: str | None, limits: RunLimits) -> dict[str, str]:
+    """The container's environment: forwarded keys, the endpoint, then ``-e`` settings."""
+    env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
+    if endpoint:
+        env["OLLAMA_ENDPOINT"] = endpoint
+    env.update(limits.env)
+    return env
+
+
+def host_mapping(network: str | None) -> dict[str, str]:
     """``host.docker.internal``: the bridge gateway, loopback with host networking, nothing
     without a network."""
     if network == "none":
@@ -41,37 +97,35 @@ def run_container(
     image: str,
     inputs: bytes,
     *,
+    command: list[str] | None = None,
     endpoint: str | None = None,
     platform: str | None = None,
     network: str | None = None,
-    read_only: bool = False,
-    memory: str | None = None,
-    user: str | None = None,
+    limits: RunLimits | None = None,
     stream_stderr=None,
+    stream_stdout=None,
 ) -> RunResult:
-    """Run ``image`` with ``inputs`` on stdin; return its exit code and stdout."""
+    """Run ``image`` with ``inputs`` on stdin; return its exit code and stdout.
+
+    ``stream_stdout`` (a callable) receives stdout as it comes instead of collecting it.
+    """
     from docker.errors import APIError, ImageNotFound
     from docker.utils.socket import STDERR, STDOUT, frames_iter
 
-    client = docker_client()
-    api = client.api
+    limits = limits or RunLimits()
+    api = docker_client().api
     write_stderr = stream_stderr or _write_stderr
-    environment = {"OLLAMA_ENDPOINT": endpoint} if endpoint else {}
     host_config = api.create_host_config(
-        extra_hosts=_host_mapping(network),
-        network_mode=network,
-        read_only=read_only,
-        mem_limit=memory,
+        extra_hosts=host_mapping(network), network_mode=network, **limits.host_config_args()
     )
     try:
         container = api.create_container(
             image,
-            command=["--input-file", "-"],
+            command=command or ["--input-file", "-"],
             stdin_open=True,
             tty=False,
-            environment=environment,
+            environment=container_env(endpoint, limits),
             host_config=host_config,
-            user=user,
             platform=platform,
             labels={"docker-workflow.run": "true"},
         )
@@ -85,19 +139,27 @@ def run_container(
         attached = api.attach_socket(
             container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
         )
-        raw = attached._sock
-        api.start(container_id)
-        # A program that exits before reading all input breaks the pipe; its exit code says why.
-        with contextlib.suppress(BrokenPipeError):
-            raw.sendall(inputs)
-        raw.shutdown(socket.SHUT_WR)
-        for stream, data in frames_iter(attached, tty=False):
-            if stream == STDOUT:
-                stdout.extend(data)
-            elif stream == STDERR:
-                write_stderr(data)
+        # The attach stream is a socket.SocketIO; a second socket object on a duplicate of its
+        # descriptor gives the half-close (end of stdin) that SocketIO does not offer.
+        sock = socket.socket(fileno=os.dup(attached.fileno()))
+        try:
+            api.start(container_id)
+            # A program that exits before reading all input breaks the pipe; its code says why.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(inputs)
+                sock.shutdown(socket.SHUT_WR)
+            for stream, data in frames_iter(attached, tty=False):
+                if stream == STDOUT:
+                    if stream_stdout is not None:
+                        stream_stdout(data)
+                    else:
+                        stdout.extend(data)
+                elif stream == STDERR:
+                    write_stderr(data)
+        finally:
+            sock.close()
+            attached.close()
         status = api.wait(container_id)
-        attached.close()
         return RunResult(int(status.get("StatusCode", 1)), bytes(stdout))
     except APIError as error:
         raise docker_error(f"running {image}", error) from None

@@ -67,19 +67,5 @@ def docker_error(what: str, error: Exception, hint: str = "") -> UserError:
     return UserError(message)
 
 
-def local_image(reference: str):
-    """The engine's image ``reference`` (a Docker SDK object), or None; never pulls.
-
-    Through the engine's API, not the CLI: it runs for every target of a no-op ``doit``, and
-    an API call costs milliseconds where a CLI process costs 0.2 s.
-    """
-    from docker.errors import ImageNotFound
-
-    try:
-        return docker_client().images.get(reference)
-    except ImageNotFound:
-        return None
-
-
 def default_builder_image(option: str | None) -> str | None:
     return option or os.environ.get(BUILDER_IMAGE_ENV) or None

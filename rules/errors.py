@@ -47,6 +47,12 @@ class UserError(Exception):
         return [str(self)]
 
 
+class InputProblem(UserError):
+    """A command-line input the user got wrong (inputs, options): exit 2, like a bad file."""
+
+    exit_code = EXIT_INVALID
+
+
 class InvalidInput(UserError):
     """One or more :class:`Problem` found in a workflow or tool definition."""
 

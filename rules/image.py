@@ -20,14 +20,13 @@ from pathlib import Path
 
 from rules.buildx import build
 from rules.compile import docker_file
-from rules.docker_env import local_image
 from rules.errors import UserError
 from rules.fsutil import locked, staging_dir
+from rules.image_store import MANAGED_LABEL, image_labels
 from rules.paths import cache_dir
 from rules.platforms import arch_of
 
 RUNTIMES = {"scratch": "scratch", "alpine": "alpine:3.20"}
-MANAGED_LABEL = "docker-workflow.managed"
 
 
 @dataclass(frozen=True)
@@ -160,12 +159,6 @@ def _build(request: ImageRequest, runtime: str) -> None:
 def _oci_labels_file(oci_path: Path) -> Path:
     """Beside an OCI tarball: the labels it was built with (its up-to-date check)."""
     return oci_path.with_name(oci_path.name + ".labels.json")
-
-
-def image_labels(reference: str) -> dict[str, str] | None:
-    """The labels of a local image, or None when it does not exist."""
-    image = local_image(reference)
-    return None if image is None else dict(image.labels or {})
 
 
 def image_is_current(request: ImageRequest) -> bool:

@@ -1,9 +1,9 @@
-"""The host-side steps, each a function of files to files: analyze, shake, render.
+"""The host-side steps, each a function of files to files: analyze, shake, lock, render.
 
-The doit tasks (``rules/tasks.py``) call them one by one with caching around them; the CLI's
-``analyze`` and ``run --local`` call :func:`prepare`, which runs all three. Outputs live in
-``cache/targets/<name>/`` (``name``: the target's name, by default the workflow file's stem):
-``analysis.json``, ``bundle.json``, ``runner/engine/`` and ``runner/bundle.json``.
+The doit tasks (``rules/tasks.py``) call them one by one with caching around them, and every
+command (``build``, ``run``, ``run --local``, ``analyze``, ``export``) goes through those tasks, so
+one graph writes ``cache/targets/``. Outputs of a target live in its folder: ``analysis.json``,
+``bundle.json``, ``lock.json``, ``runner/engine/`` and ``runner/bundle.json``.
 """
 
 from __future__ import annotations
@@ -12,22 +12,22 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from rules.analyze import Analysis, analyze
+from rules.analyze import Analysis, analyze_tree
 from rules.fsutil import atomic_write
-from rules.paths import target_dir
-from rules.registry import Registry
+from rules.lock import EMPTY_LOCK, make_lock
 from rules.render import ENGINE_DIR, render
 from rules.shake import canonical_json, digest, shake
-from rules.spec import Workflow, load_workflow
+from rules.subworkflows import WorkflowNode, load_tree
 
 ANALYSIS_FILE = "analysis.json"
 BUNDLE_FILE = "bundle.json"
+LOCK_FILE = "lock.json"
 RUNNER_DIR = "runner"
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A workflow taken through analyze, shake and render."""
+    """A workflow taken through analyze, shake, lock and render."""
 
     analysis: Analysis
     bundle_digest: str
@@ -48,40 +48,48 @@ class Prepared:
 
 
 def analyze_file(path: Path, tools_dirs: list[Path] | None = None, model: str | None = None):
-    """Load and analyze ``path``: ``(workflow, analysis, resolved tools)``."""
-    workflow: Workflow = load_workflow(path)
-    registry = Registry.for_workflow(workflow.path, tools_dirs)
-    analysis, tools = analyze(workflow, registry, model)
-    return workflow, analysis, tools
-
-
-def _write_analysis(out: Path, analysis: Analysis) -> None:
-    atomic_write(out / ANALYSIS_FILE, json.dumps(analysis.to_json(), indent=2).encode())
-
-
-def _write_bundle(out: Path, workflow: Workflow, tools) -> None:
-    atomic_write(out / BUNDLE_FILE, canonical_json(shake(workflow, tools)))
+    """Load and analyze ``path`` with its sub-workflows: ``(tree, analysis, tools by node)``."""
+    tree: WorkflowNode = load_tree(Path(path), tools_dirs)
+    analysis, tools = analyze_tree(tree, model)
+    return tree, analysis, tools
 
 
 def step_analyze(path: Path, out: Path, tools_dirs=None, model=None) -> Analysis:
     _, analysis, _ = analyze_file(path, tools_dirs, model)
-    _write_analysis(out, analysis)
+    atomic_write(out / ANALYSIS_FILE, json.dumps(analysis.to_json(), indent=2).encode())
     return analysis
 
 
 def step_shake(path: Path, out: Path, tools_dirs=None, model=None) -> None:
-    workflow, _, tools = analyze_file(path, tools_dirs, model)
-    _write_bundle(out, workflow, tools)
+    tree, _, tools = analyze_file(path, tools_dirs, model)
+    atomic_write(out / BUNDLE_FILE, canonical_json(shake(tree, tools)))
 
 
 def read_analysis(out: Path) -> Analysis:
     return Analysis(**json.loads((out / ANALYSIS_FILE).read_text()))
 
 
+def read_lock(out: Path) -> dict:
+    try:
+        return json.loads((out / LOCK_FILE).read_text())
+    except FileNotFoundError:
+        return EMPTY_LOCK
+
+
+def step_lock(out: Path, platforms: list[str]) -> dict:
+    """Resolve the analysis' packages for ``platforms`` (``lock.json``; cached by content)."""
+    analysis = read_analysis(out)
+    main_file = analysis.files[0] if analysis.files else analysis.workflow_id
+    lock = make_lock(analysis.packages, platforms, main_file)
+    atomic_write(out / LOCK_FILE, json.dumps(lock, indent=2, sort_keys=True).encode())
+    return lock
+
+
 def step_render(out: Path) -> Prepared:
     analysis = read_analysis(out)
     bundle = (out / BUNDLE_FILE).read_bytes()
-    engine_digest, _ = render(analysis.python_modules, analysis.https, bundle, out / RUNNER_DIR)
+    modules = [*analysis.python_modules, *analysis.optional_modules]
+    engine_digest, _ = render(modules, analysis.https, bundle, out / RUNNER_DIR, read_lock(out))
     return Prepared(analysis, digest(bundle), engine_digest, out / RUNNER_DIR)
 
 
@@ -91,24 +99,3 @@ def load_prepared(out: Path) -> Prepared:
     runner = out / RUNNER_DIR
     engine_digest = (runner / ENGINE_DIR / ".digest").read_text()
     return Prepared(analysis, digest((runner / BUNDLE_FILE).read_bytes()), engine_digest, runner)
-
-
-def default_name(path: Path) -> str:
-    return Path(path).stem
-
-
-def prepare(
-    path: Path,
-    tools_dirs: list[Path] | None = None,
-    model: str | None = None,
-    name: str | None = None,
-) -> Prepared:
-    """Run analyze, shake and render for ``path`` into ``cache/targets/<name>/``.
-
-    One load and analysis serves both files here; the doit tasks run the steps separately.
-    """
-    out = target_dir(name or default_name(path))
-    workflow, analysis, tools = analyze_file(path, tools_dirs, model)
-    _write_analysis(out, analysis)
-    _write_bundle(out, workflow, tools)
-    return step_render(out)

@@ -4,8 +4,8 @@ Nuitka's standalone mode includes most of the standard library, as bytecode, whe
 anything imports it, plus the extension modules and shared libraries those parts load
 (``_hashlib`` brings libcrypto, 4.7 MB; ``_lzma`` liblzma; ``_decimal``). The engine needs none
 of them, so they are left out with ``--nofollow-import-to``, group by group, unless a tool of
-the workflow imports a module of that group. ``ssl`` (and with it libssl and libcrypto) stays
-out unless an endpoint is https.
+the workflow, or a third-party package it uses, imports a module of that group. ``ssl`` (and
+with it libssl and libcrypto) stays out unless an endpoint is https or a package needs it.
 
 Two things stay whatever we say: the ``encodings`` package with the CJK codecs (Nuitka: "required
 for CPython library startup", about 1 MB) and libexpat (Debian's static libpython has pyexpat
@@ -72,5 +72,14 @@ def excluded_modules(tool_modules: list[str], https: bool) -> list[str]:
     return sorted(out)
 
 
-def nuitka_flags(tool_modules: list[str], https: bool) -> list[str]:
-    return [f"--nofollow-import-to={name}" for name in excluded_modules(tool_modules, https)]
+def nuitka_flags(
+    tool_modules: list[str], https: bool, packages: list[str] | None = None
+) -> list[str]:
+    """Nuitka flags: the standard library groups to leave out (``tool_modules`` includes what
+    the workflow's third-party packages import), and the data files of those packages (such
+    as certifi's CA bundle) to keep."""
+    flags = [f"--nofollow-import-to={name}" for name in excluded_modules(tool_modules, https)]
+    flags += [
+        f"--include-package-data={name}" for name in sorted(packages or []) if name.isidentifier()
+    ]
+    return flags

@@ -1,29 +1,26 @@
-"""The build graph as doit tasks, and the Bazel-like declarations that make them.
+"""The build graph as doit tasks: what each declared target (``rules/targets.py``) becomes.
 
-``dodo.py`` declares targets with :func:`workflow_image` (and :func:`default_targets` for one
-target per file in ``workflows/``); this module turns every target into five kinds of tasks:
+    analyze:NAME -> shake:NAME --------------------> render:NAME -> compile:NAME-ARCH -> image:NAME
+               \\-> lock:NAME (pip packages) ----/                   (one per platform)
 
-    analyze:NAME -> shake:NAME -> render:NAME -> compile:NAME-ARCH (one per platform) -> image:NAME
+Each task has real ``file_dep`` and ``targets`` under the target's folder and is up to date by
+content (doit's md5 checker) and by ``config_changed`` on its options and on a fingerprint of
+the code that step runs (``rules/fingerprint.py``), never by timestamps alone. Paths are kept
+relative to the project folder, so a fresh clone with a restored ``cache/`` finds everything up
+to date. The compile outputs themselves are content-addressed (``cache/compiled/<key>/``): two
+targets with the same engine share one compile and one layer.
 
-Each task has real ``file_dep`` and ``targets`` under ``cache/targets/NAME/`` and is up to date
-by content (doit's md5 checker) and by ``config_changed`` on its options, never by timestamps
-alone. Paths are kept relative to the project folder, so a fresh clone with a restored ``cache/``
-finds everything up to date. The compile outputs themselves are content-addressed
-(``cache/compiled/<key>/``): two targets with the same engine share one compile and one layer.
-
-Options can be set per target, and for every target from the command line:
-``doit platforms=linux/arm64 compiler=none builder_image=REF``.
+``dodo.py`` imports the ``task_*`` functions by name; options can be set per target, and for
+every target from the command line: ``doit platforms=linux/arm64 compiler=none``.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,80 +28,29 @@ from doit import get_var
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from rules.build import BuildOptions, compile_request, image_request
 from rules.compile import compile_engine
 from rules.errors import UserError
+from rules.fingerprint import code_fingerprint
 from rules.fsutil import atomic_write
 from rules.image import build_image, image_is_current
-from rules.paths import cache_dir, target_dir
-from rules.pipeline import load_prepared, step_analyze, step_render, step_shake
-from rules.platforms import arch_of, parse_platforms
+from rules.options import compile_request, image_request
+from rules.paths import cache_dir
+from rules.pipeline import (
+    ANALYSIS_FILE,
+    BUNDLE_FILE,
+    LOCK_FILE,
+    RUNNER_DIR,
+    load_prepared,
+    step_analyze,
+    step_lock,
+    step_render,
+    step_shake,
+)
+from rules.platforms import arch_of
 from rules.registry import Registry
-from rules.render import ENGINE_DIR, engine_files
-
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-TARGETS: dict[str, Target] = {}
-
-
-@dataclass
-class Target:
-    """One image to build: a workflow and its build options."""
-
-    name: str
-    workflow: Path
-    options: BuildOptions = field(default_factory=BuildOptions)
-
-
-def workflow_image(
-    name: str,
-    workflow: str | Path,
-    *,
-    platforms: list[str] | None = None,
-    compiler: str = "nuitka",
-    runtime: str = "scratch",
-    builder_image: str | None = None,
-    tag: str | None = None,
-    push: bool = False,
-    oci: str | Path | None = None,
-    model: str | None = None,
-    tools: list[str | Path] | None = None,
-) -> Target:
-    """Declare an image target (the ``dodo.py`` macro)."""
-    options = BuildOptions(
-        platforms=parse_platforms(",".join(platforms)) if platforms else parse_platforms(None),
-        compiler=compiler,
-        runtime=runtime,
-        builder_image=builder_image,
-        tag=tag,
-        push=push,
-        oci_path=Path(oci).resolve() if oci else None,
-        tools_dirs=[Path(t) for t in tools] if tools else None,
-        model=model,
-    )
-    target = Target(name, Path(workflow), options)
-    TARGETS[name] = target
-    return target
-
-
-def default_targets(folder: str | Path = "workflows") -> None:
-    """One target per ``*.json`` in ``folder``, named after the file, unless that name is taken."""
-    for path in sorted(Path(folder).glob("*.json")):
-        if path.stem not in TARGETS:
-            workflow_image(path.stem, path)
-
-
-def apply_command_line(target: Target) -> Target:
-    """``doit VAR=value`` overrides, for every target."""
-    options = target.options
-    if get_var("platforms"):
-        options = replace(options, platforms=parse_platforms(get_var("platforms")))
-    for key in ("compiler", "runtime", "builder_image", "model"):
-        if get_var(key):
-            options = replace(options, **{key: get_var(key)})
-    return replace(target, options=options)
-
-
-# -- paths and fingerprints ---------------------------------------------------------------------
+from rules.render import ENGINE_DIR
+from rules.subworkflows import scan_files
+from rules.targets import TARGETS, Target, apply_command_line
 
 
 def rel(path: Path) -> str:
@@ -116,33 +62,16 @@ def rel(path: Path) -> str:
         return str(path)
 
 
-def _code_fingerprint() -> str:
-    """The build code itself: a new docker-workflow version rebuilds what it must."""
-    digest = hashlib.sha256()
-    for folder in ("rules", "runner_template"):
-        for path in sorted((PACKAGE_ROOT / folder).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                digest.update(path.relative_to(PACKAGE_ROOT).as_posix().encode())
-                digest.update(path.read_bytes())
-    return digest.hexdigest()
+def _targets() -> Iterator[Target]:
+    for target in TARGETS.values():
+        yield apply_command_line(target, get_var)
 
 
-def _registry_files(target: Target) -> list[str]:
-    registry = Registry.for_workflow(target.workflow, target.options.tools_dirs)
-    files = []
-    for root in registry.roots:
-        files += [rel(p) for p in sorted(root.rglob("*")) if p.suffix in (".yaml", ".yml", ".py")]
-    return files
-
-
-def _options_config(target: Target, *keys: str) -> dict[str, Any]:
+def _config(target: Target, module: str, *keys: str, **extra: Any) -> dict[str, Any]:
     data = asdict(target.options)
     config = {key: str(data[key]) for key in keys}
-    config["code"] = CODE_FINGERPRINT
-    return config
-
-
-CODE_FINGERPRINT = _code_fingerprint()
+    config["code"] = code_fingerprint(module)
+    return {**config, **extra}
 
 
 # -- failures -----------------------------------------------------------------------------------
@@ -153,8 +82,8 @@ FAILURES: list[UserError] = []
 def guarded(step: Callable[..., Any]) -> Callable[..., Any]:
     """A doit action that reports a :class:`UserError` as a clean task failure, no traceback.
 
-    The error is also kept in :data:`FAILURES`, so ``docker-workflow build`` can print it the
-    way every other command does.
+    The error is also kept in :data:`FAILURES`, so the CLI can print it the way every other
+    command does.
     """
 
     @functools.wraps(step)
@@ -164,6 +93,15 @@ def guarded(step: Callable[..., Any]) -> Callable[..., Any]:
         except UserError as error:
             FAILURES.append(error)
             return TaskFailed("\n".join(error.lines()))
+        except Exception as error:  # a bug: one line, the traceback on request
+            if os.environ.get("DOCKER_WORKFLOW_DEBUG") == "1":
+                raise
+            bug = UserError(
+                f"internal error in {step.__name__}: {error!r} (DOCKER_WORKFLOW_DEBUG=1 shows"
+                " the traceback)"
+            )
+            FAILURES.append(bug)
+            return TaskFailed(str(bug))
         return None
 
     return action
@@ -172,94 +110,81 @@ def guarded(step: Callable[..., Any]) -> Callable[..., Any]:
 # -- the tasks ----------------------------------------------------------------------------------
 
 
-def _out(target: Target) -> Path:
-    return target_dir(target.name)
+def _source_files(target: Target) -> list[str]:
+    """The workflow files of the target's tree and every registry file its tools may use."""
+    registry = Registry.for_workflow(target.workflow, target.options.tools_dirs)
+    return [*(rel(p) for p in scan_files(target.workflow)), *(rel(p) for p in registry.files())]
 
 
-def _engine_targets(target: Target) -> list[str]:
-    engine = _out(target) / "runner" / ENGINE_DIR
-    return [rel(engine / name) for name in (*engine_files([], False), ".digest")]
-
-
-def _compile_marker(target: Target, platform: str) -> Path:
-    return _out(target) / f"compile-{arch_of(platform)}.json"
-
-
-def _workflow_step(target: Target, step, produces: str, after: list[str]) -> dict:
-    """A task that reads the workflow and its tool registry (analyze and shake)."""
-    out = _out(target)
+def _workflow_step(target: Target, step, module: str, produces: str, after: list[str]) -> dict:
+    """A task that reads the workflow tree and its tool registry (analyze and shake)."""
     options = target.options
     return {
         "name": target.name,
-        "actions": [(guarded(step), [target.workflow, out, options.tools_dirs, options.model])],
-        "file_dep": [rel(target.workflow), *after, *_registry_files(target)],
-        "targets": [rel(out / produces)],
-        "uptodate": [config_changed(_options_config(target, "model", "tools_dirs"))],
+        "actions": [
+            (guarded(step), [target.workflow, target.out, options.tools_dirs, options.model])
+        ],
+        "file_dep": [*after, *_source_files(target)],
+        "targets": [rel(target.out / produces)],
+        "uptodate": [config_changed(_config(target, module, "model", "tools_dirs"))],
         "clean": True,
     }
 
 
 def task_analyze() -> Iterator[dict]:
-    """Analyze each workflow: tools, models, modules (cache/targets/NAME/analysis.json)."""
-    for target in map(apply_command_line, TARGETS.values()):
-        yield _workflow_step(target, step_analyze, "analysis.json", [])
+    """Analyze each workflow: tools, models, modules, packages (analysis.json)."""
+    for target in _targets():
+        yield _workflow_step(target, step_analyze, "rules.analyze", ANALYSIS_FILE, [])
 
 
 def task_shake() -> Iterator[dict]:
-    """Tree-shake each workflow into its bundle (cache/targets/NAME/bundle.json)."""
-    for target in map(apply_command_line, TARGETS.values()):
-        yield _workflow_step(
-            target, step_shake, "bundle.json", [rel(_out(target) / "analysis.json")]
-        )
+    """Tree-shake each workflow into its bundle (bundle.json)."""
+    for target in _targets():
+        after = [rel(target.out / ANALYSIS_FILE)]
+        yield _workflow_step(target, step_shake, "rules.shake", BUNDLE_FILE, after)
 
 
-def task_render() -> Iterator[dict]:
-    """Render the runner: the engine (compiled) and the bundle (data)."""
-    for target in map(apply_command_line, TARGETS.values()):
-        out = _out(target)
+def task_lock() -> Iterator[dict]:
+    """Resolve each workflow's pip packages for its platforms (lock.json; none: empty)."""
+    for target in _targets():
+        platforms = target.options.platforms
         yield {
             "name": target.name,
-            "actions": [(guarded(step_render), [out])],
-            "file_dep": [rel(out / "analysis.json"), rel(out / "bundle.json")],
-            "targets": [*_engine_targets(target), rel(out / "runner" / "bundle.json")],
-            "uptodate": [config_changed({"code": CODE_FINGERPRINT})],
+            "actions": [(guarded(step_lock), [target.out, platforms])],
+            "file_dep": [rel(target.out / ANALYSIS_FILE)],
+            "targets": [rel(target.out / LOCK_FILE)],
+            "uptodate": [config_changed(_config(target, "rules.lock", "platforms"))],
             "clean": True,
         }
 
 
+def _engine_digest_file(target: Target) -> Path:
+    return target.out / RUNNER_DIR / ENGINE_DIR / ".digest"
+
+
+def task_render() -> Iterator[dict]:
+    """Render the runner: the engine (compiled) and the bundle (data)."""
+    for target in _targets():
+        out = target.out
+        yield {
+            "name": target.name,
+            "actions": [(guarded(step_render), [out])],
+            "file_dep": [rel(out / f) for f in (ANALYSIS_FILE, BUNDLE_FILE, LOCK_FILE)],
+            "targets": [rel(_engine_digest_file(target)), rel(out / RUNNER_DIR / BUNDLE_FILE)],
+            "uptodate": [config_changed(_config(target, "rules.render"))],
+            "clean": True,
+        }
+
+
+def _compile_marker(target: Target, platform: str) -> Path:
+    return target.out / f"compile-{arch_of(platform)}.json"
+
+
 def _compile_action(target: Target, platform: str) -> None:
-    prepared = load_prepared(_out(target))
+    prepared = load_prepared(target.out)
     folder = compile_engine(compile_request(prepared, target.options, platform))
     marker = {"compiled": str(folder.relative_to(cache_dir())), "engine": prepared.engine_digest}
     atomic_write(_compile_marker(target, platform), json.dumps(marker, indent=2).encode())
-
-
-def _compiled_exists(target: Target, platform: str) -> bool:
-    if not _compile_marker(target, platform).exists():
-        return False
-    return (compile_marker_dir(target, platform) / "app").is_dir()
-
-
-def task_compile() -> Iterator[dict]:
-    """Compile the engine once per platform (content-addressed; shared between targets)."""
-    for target in map(apply_command_line, TARGETS.values()):
-        for platform in target.options.platforms:
-            yield {
-                "name": f"{target.name}-{arch_of(platform)}",
-                "actions": [(guarded(_compile_action), [target, platform])],
-                "file_dep": _engine_targets(target),
-                "targets": [rel(_compile_marker(target, platform))],
-                "uptodate": [
-                    config_changed(
-                        {
-                            **_options_config(target, "compiler"),
-                            "builder": target.options.resolved_builder(),
-                        }
-                    ),
-                    (_compiled_exists, [target, platform]),
-                ],
-                "clean": True,
-            }
 
 
 def compile_marker_dir(target: Target, platform: str) -> Path:
@@ -268,41 +193,64 @@ def compile_marker_dir(target: Target, platform: str) -> Path:
     return cache_dir() / marker["compiled"]
 
 
-def _image_request(target: Target):
-    prepared = load_prepared(_out(target))
+def _compiled_exists(target: Target, platform: str) -> bool:
+    try:
+        return (compile_marker_dir(target, platform) / "app").is_dir()
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def task_compile() -> Iterator[dict]:
+    """Compile the engine once per platform (content-addressed; shared between targets)."""
+    for target in _targets():
+        for platform in target.options.platforms:
+            config = _config(
+                target, "rules.compile", "compiler", builder=target.options.resolved_builder()
+            )
+            yield {
+                "name": f"{target.name}-{arch_of(platform)}",
+                "actions": [(guarded(_compile_action), [target, platform])],
+                "file_dep": [rel(_engine_digest_file(target))],
+                "targets": [rel(_compile_marker(target, platform))],
+                "uptodate": [config_changed(config), (_compiled_exists, [target, platform])],
+                "clean": True,
+            }
+
+
+def image_request_of(target: Target):
+    prepared = load_prepared(target.out)
     compiled = {p: compile_marker_dir(target, p) for p in target.options.platforms}
     return image_request(prepared, target.options, compiled)
 
 
 def _image_action(target: Target) -> None:
-    request = _image_request(target)
+    request = image_request_of(target)
     build_image(request)
-    atomic_write(_out(target) / "image.json", json.dumps(request.labels(), indent=2).encode())
+    atomic_write(target.out / "image.json", json.dumps(request.labels(), indent=2).encode())
 
 
 def _image_exists(target: Target) -> bool:
     try:
-        return not target.options.push and image_is_current(_image_request(target))
+        return not target.options.push and image_is_current(image_request_of(target))
     except (OSError, KeyError, ValueError):
         return False
 
 
 def task_image() -> Iterator[dict]:
     """Build each image: the compiled layer (shared) plus the bundle layer (per workflow)."""
-    for target in map(apply_command_line, TARGETS.values()):
-        out = _out(target)
+    for target in _targets():
+        out = target.out
+        keys = ("tag", "runtime", "push", "oci_path", "platforms")
         yield {
             "name": target.name,
             "actions": [(guarded(_image_action), [target])],
             "file_dep": [
-                rel(out / "runner" / "bundle.json"),
+                rel(out / RUNNER_DIR / BUNDLE_FILE),
                 *(rel(_compile_marker(target, p)) for p in target.options.platforms),
             ],
             "targets": [rel(out / "image.json")],
             "uptodate": [
-                config_changed(
-                    _options_config(target, "tag", "runtime", "push", "oci_path", "platforms")
-                ),
+                config_changed(_config(target, "rules.image", *keys)),
                 (_image_exists, [target]),
             ],
             "clean": True,
@@ -325,45 +273,8 @@ def doit_config() -> dict[str, Any]:
 TASK_CREATORS = {
     "task_analyze": task_analyze,
     "task_shake": task_shake,
+    "task_lock": task_lock,
     "task_render": task_render,
     "task_compile": task_compile,
     "task_image": task_image,
 }
-
-
-def run_doit(args: list[str], config: dict[str, Any] | None = None) -> int:
-    """Run doit over the declared targets."""
-    from doit.cmd_base import ModuleTaskLoader
-    from doit.doit_cmd import DoitMain
-
-    namespace = {**TASK_CREATORS, "DOIT_CONFIG": {**doit_config(), **(config or {})}}
-    return DoitMain(ModuleTaskLoader(namespace)).run(args)
-
-
-def build_targets(targets: list[Target]) -> None:
-    """Build ``targets`` through the graph; raise the first step's :class:`UserError`."""
-    from doit.reporter import ConsoleReporter
-
-    class StepReporter(ConsoleReporter):
-        """doit's console lines (``. compile:x-amd64`` ran, ``-- image:x`` up to date) on
-        stderr, so that stdout stays the command's result (``run`` prints JSON there), with
-        failures left to the caller, which prints them as one clean message."""
-
-        def __init__(self, outstream, options):
-            super().__init__(sys.stderr, options)
-
-        def add_failure(self, task, exception):
-            pass
-
-        def complete_run(self):
-            pass
-
-    TARGETS.clear()
-    TARGETS.update({t.name: t for t in targets})
-    FAILURES.clear()
-    code = run_doit([f"image:{t.name}" for t in targets], {"reporter": StepReporter})
-    if FAILURES:
-        raise FAILURES[0]
-    if code != 0:
-        names = ", ".join(t.name for t in targets)
-        raise UserError(f"the build of {names} failed (doit exit {code})")

@@ -11,7 +11,8 @@
 # missing.
 #
 # Fast when things are already there: the venv is reused, pip is skipped while pyproject.toml is
-# unchanged, and pip's own cache keeps the llama-cpp-python build (4-8 minutes the first time).
+# unchanged, and the llama-cpp-python wheel (4-8 minutes to build) is kept in
+# ~/.cache/docker-workflow/llama-wheels/<digest of its build flags>.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +22,33 @@ PYTHON="${PYTHON:-python3}"
 log() { printf '[setup] %s\n' "$*" >&2; }
 quiet_pip() { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
+# llama.cpp for the dev LLM, built for any x86-64-v3 / armv8 CPU rather than this one
+# (GGML_NATIVE would use AVX-512/AMX where the build ran, and a wheel cached on one machine
+# would then die with SIGILL on another; pip's wheel cache does not key on CMAKE_ARGS).
+LLAMA_CPP="llama-cpp-python==0.3.36"
+LLAMA_CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+
+llama_wheel_dir() {
+    local key
+    key="$(printf '%s %s %s' "$LLAMA_CPP" "$LLAMA_CMAKE_ARGS" "$(uname -m)" | sha256sum | cut -c1-16)"
+    echo "${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow/llama-wheels/$key"
+}
+
+build_llama_wheel() {
+    local dir
+    dir="$(llama_wheel_dir)"
+    if ls "$dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+        return
+    fi
+    log "building $LLAMA_CPP for this CPU family (4-8 minutes, once per machine cache)"
+    rm -rf "$dir.partial"
+    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "$VENV/bin/python" -m pip wheel --quiet --no-deps \
+        --no-cache-dir --no-binary llama-cpp-python -w "$dir.partial" "$LLAMA_CPP" \
+        2> >(quiet_pip >&2)
+    mkdir -p "$(dirname "$dir")"
+    mv "$dir.partial" "$dir"
+}
+
 setup_python() {
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating $VENV"
@@ -28,17 +56,21 @@ setup_python() {
     fi
     local stamp="$VENV/.docker-workflow-installed"
     local want
-    want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1) $ROOT"
+    want="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum | cut -d' ' -f1) $ROOT"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         log "python environment up to date"
         return
     fi
-    log "installing the project into $VENV (llama-cpp-python compiles once, then comes from pip's cache)"
+    log "installing the project into $VENV"
     # (This machine's pip configuration names extra package folders that may not exist; pip
     # warns about each on every lookup, so those lines are filtered out.)
     "$VENV/bin/python" -m pip install --quiet --upgrade "pip==24.3.1" 2> >(quiet_pip >&2)
-    CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" \
-        "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev,devllm]" 2> >(quiet_pip >&2)
+    build_llama_wheel
+    "$VENV/bin/python" -m pip install --quiet --no-deps --force-reinstall \
+        --find-links "$(llama_wheel_dir)" --only-binary llama-cpp-python "$LLAMA_CPP" \
+        2> >(quiet_pip >&2)
+    "$VENV/bin/python" -m pip install --quiet --find-links "$(llama_wheel_dir)" \
+        --only-binary llama-cpp-python -e "$ROOT[dev,devllm]" 2> >(quiet_pip >&2)
     echo "$want" > "$stamp"
 }
 

@@ -5,6 +5,15 @@
 #   /export/.meta/        facts for the image step (libc flavour, compiler report)
 set -eu
 arch="$(uname -m)"
+# The lock was resolved for this Python (rules/lock.py BUILDER_PYTHON): say so if it differs.
+want_python=3.11
+have_python="$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+if [ "$have_python" != "$want_python" ]; then
+    echo "error: the builder image has Python $have_python; docker-workflow needs $want_python" >&2
+    exit 2
+fi
+# The workflow's packages (installed from the lock into /pkgs) are importable while compiling.
+export PYTHONPATH=/pkgs
 export CCACHE_DIR="/cache/$arch/ccache" NUITKA_CACHE_DIR="/cache/$arch/nuitka"
 mkdir -p "$CCACHE_DIR" "$NUITKA_CACHE_DIR" /export/app /export/.meta /build
 if [ -e /lib/ld-musl-"$arch".so.1 ]; then echo musl > /export/.meta/libc; else echo glibc > /export/.meta/libc; fi
@@ -28,7 +37,7 @@ nuitka|onefile)
 pyinstaller)
     cd /src
     /venv/bin/python -m PyInstaller --noconfirm --onedir --name workflow --distpath /build/dist \
-        --workpath /build/work --specpath /build --log-level WARN main.py
+        --workpath /build/work --specpath /build --log-level WARN --paths /pkgs main.py
     cp -a /build/dist/workflow/. /export/app/
     ;;
 none)
@@ -44,6 +53,7 @@ none)
         --exclude=site-packages --exclude=dist-packages --exclude='__pycache__' \
         --exclude='config-*' -cf - .) | (cd "/export$stdlib" && tar -xf -)
     cp -a /src/. /export/app/
+    cp -a /pkgs/. /export/app/
     rm -f /export/app/compile-flags.txt
     { echo "#!$real -SE"; cat /src/main.py; } > /export/app/workflow
     chmod 755 /export/app/workflow
@@ -54,6 +64,12 @@ none)
     exit 2
     ;;
 esac
+# TLS in the program (an https endpoint, or a package that needs ssl): the CA bundle comes too.
+if ! grep -qx -- '--nofollow-import-to=ssl' /src/compile-flags.txt \
+        && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    mkdir -p /export/etc/ssl/certs
+    cp /etc/ssl/certs/ca-certificates.crt /export/etc/ssl/certs/ca-certificates.crt
+fi
 closure_extra=""
 # A onefile program unpacks its distribution at start: that distribution's libraries count too.
 [ "$COMPILER" = onefile ] && closure_extra=/build/main.dist

@@ -2,22 +2,57 @@ import json
 import subprocess
 import sys
 
+import pytest
 from helpers import WORKFLOWS, minimal_workflow, write_json
 
-from rules.analyze import analyze, imported_modules
-from rules.pipeline import analyze_file, prepare
-from rules.registry import BUILTIN_TOOLS, Registry
-from rules.render import engine_files, tree_digest
+from rules.analyze import imported_modules
+from rules.build import prepare
+from rules.errors import InvalidInput
+from rules.pipeline import analyze_file
+from rules.render import engine_files, tool_imports_module, tree_digest
 from rules.shake import canonical_json, digest, shake
-from rules.spec import load_workflow
 
 
 def test_imports_are_read_from_source_without_running_it():
     source = (
         "import os.path, json\nfrom collections import Counter\nfrom . import x\n"
-        "__import__('csv')\nraise SystemExit"
+        "__import__('csv')\nimport importlib\nimportlib.import_module('uuid')\nraise SystemExit"
     )
-    assert imported_modules(source, "$", "f") == {"os", "json", "collections", "csv"}
+    required, optional = imported_modules(source, "$", "f")
+    assert required == {"os", "json", "collections", "csv", "importlib", "uuid"}
+    assert optional == set()
+
+
+def test_imports_in_try_except_import_error_are_optional():
+    source = (
+        "try:\n    import yaml\nexcept ImportError:\n    yaml = None\n"
+        "try:\n    import lzma\nexcept (ModuleNotFoundError, OSError):\n    pass\n"
+        "try:\n    import csv\nfinally:\n    pass\n"
+    )
+    required, optional = imported_modules(source, "$", "f")
+    assert required == {"csv"} and optional == {"yaml", "lzma"}
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "__import__('os; import shutil')",
+        "__import__('a b')",
+        "__import__(7)",
+        "importlib.import_module('x\\nimport os')",
+    ],
+)
+def test_dynamic_imports_of_non_module_names_are_refused(call):
+    with pytest.raises(InvalidInput, match="is not a module name"):
+        imported_modules(f"import importlib\n{call}\n", "$.tools.t", "f.json")
+
+
+def test_generated_imports_are_guarded_and_only_identifiers():
+    text = tool_imports_module(["yaml", "xml.dom"]).decode()
+    assert "try:\n    import xml.dom  # noqa: F401\nexcept ImportError:\n    pass" in text
+    compile(text, "_tool_imports.py", "exec")
+    with pytest.raises(ValueError, match="not a module name"):
+        tool_imports_module(["os; import shutil"])
 
 
 def test_analysis_of_a_multi_tool_workflow():
@@ -37,26 +72,95 @@ def test_third_party_imports_and_https_endpoints_are_reported(tmp_path):
         {"step_id": "b", "type": "llm_call", "tool": "remote"},
     ]
     tools = {"remote": {"type": "llm", "model": "m", "endpoint": "https://llm.example:443"}}
-    wf = load_workflow(
-        write_json(
-            tmp_path / "w.json",
-            minimal_workflow(
-                steps=steps,
-                outputs={},
-                tools=tools,
-                dependencies={"pip_packages": [{"name": "numpy", "version": ">=1"}]},
-            ),
-        )
+    data = minimal_workflow(
+        steps=steps,
+        outputs={},
+        tools=tools,
+        dependencies={"pip_packages": [{"name": "numpy", "version": ">=1"}, "rich==14.2.0"]},
     )
-    analysis, _ = analyze(wf, Registry([BUILTIN_TOOLS]))
-    assert analysis.pip_packages == ["PyYAML", "numpy>=1", "requests"]
+    _, analysis, _ = analyze_file(write_json(tmp_path / "w.json", data))
+    assert analysis.pip_packages == ["numpy>=1", "PyYAML", "requests", "rich==14.2.0"]
+    assert analysis.third_party_modules == ["requests", "yaml"]
     assert analysis.https is True
     assert analysis.inline_code_steps == ["a"]
 
 
+def test_an_import_no_requirement_explains_is_an_error(tmp_path):
+    steps = [{"step_id": "a", "type": "python_tool", "code": "import frobnicator\nresult = 1"}]
+    path = write_json(tmp_path / "w.json", minimal_workflow(steps=steps, outputs={}))
+    with pytest.raises(InvalidInput) as caught:
+        analyze_file(path)
+    (problem,) = caught.value.problems
+    assert problem.path == "$.steps[0].code"
+    assert "imports 'frobnicator', which is not in the standard library" in problem.message
+
+
+def test_original_tool_definition_with_source_code_and_requirements(tmp_path):
+    tools = {
+        "fetch": {
+            "tool_id": "fetch",
+            "name": "Fetch",
+            "type": "python",
+            "source_code": "import json, sys, yaml\nprint(json.dumps({'ok': True}))",
+            "requirements": ["PyYAML==6.0.2"],
+            "retry_on_failure": True,
+            "timeout": 30,
+        }
+    }
+    steps = [{"step_id": "a", "type": "python_tool", "tool": "fetch"}]
+    path = write_json(
+        tmp_path / "w.json", minimal_workflow(steps=steps, outputs={}, tools=tools, portable=True)
+    )
+    tree, analysis, tools_by_node = analyze_file(path)
+    assert analysis.pip_packages == ["PyYAML==6.0.2"]
+    assert analysis.executable_tools == ["fetch"]
+    bundle = shake(tree, tools_by_node)
+    assert bundle["tools"]["fetch"]["kind"] == "executable"
+    assert bundle["tools"]["fetch"]["retry_on_failure"] is True
+    assert "requirements" not in bundle["tools"]["fetch"]  # packages go to the engine
+
+
+def test_api_tools_and_existing_tool_steps(tmp_path):
+    tools = {
+        "lookup": {
+            "type": "api",
+            "api_spec": {
+                "method": "post",
+                "url": "https://api.example/v1/{q}",
+                "headers": {"Authorization": "Bearer ${API_TOKEN}"},
+            },
+        }
+    }
+    steps = [
+        {
+            "step_id": "a",
+            "type": "existing_tool",
+            "tool": "word_counter",
+            "input_mapping": {"text": "inputs.text"},
+        },
+        {"step_id": "b", "type": "existing_tool", "tool": "lookup", "input_mapping": {"q": 1}},
+    ]
+    path = write_json(tmp_path / "w.json", minimal_workflow(steps=steps, outputs={}, tools=tools))
+    tree, analysis, tools_by_node = analyze_file(path)
+    assert analysis.api_tools == ["lookup"] and analysis.https is True
+    bundle = shake(tree, tools_by_node)
+    assert [s["type"] for s in bundle["workflow"]["steps"]] == ["python_tool", "python_tool"]
+    assert bundle["tools"]["lookup"]["api_spec"]["method"] == "POST"
+    assert "${API_TOKEN}" in json.dumps(bundle)  # the name of the secret, never its value
+
+
+def test_credentials_in_endpoints_are_refused(tmp_path):
+    tools = {"t": {"type": "llm", "model": "m", "endpoint": "http://u:secret@host:11434"}}
+    steps = [{"step_id": "a", "type": "llm_call", "tool": "t"}]
+    path = write_json(tmp_path / "w.json", minimal_workflow(steps=steps, outputs={}, tools=tools))
+    with pytest.raises(InvalidInput, match="carries credentials") as caught:
+        analyze_file(path)
+    assert "secret" not in str(caught.value)
+
+
 def test_bundle_holds_only_used_tools_and_runtime_fields():
-    workflow, _, tools = analyze_file(WORKFLOWS / "simple_summarizer.json")
-    bundle = shake(workflow, tools)
+    tree, _, tools = analyze_file(WORKFLOWS / "simple_summarizer.json")
+    bundle = shake(tree, tools)
     assert set(bundle["tools"]) == {"summarizer_tool"}
     assert "created_by" not in json.dumps(bundle)
     assert "description" not in bundle["workflow"]["steps"][0]

@@ -116,9 +116,13 @@ def test_tool_without_model_gets_the_default(tmp_path, monkeypatch):
         ),
         (
             "type: executable\nexecutable:\n  command: python\n  args: ['missing.py']\n",
-            "cannot read script missing.py",
+            "cannot use script 'missing.py': file not found",
         ),
-        ("type: magic\n", r"'magic' is not one of \['llm', 'executable'\]"),
+        ("type: magic\n", r"'magic' is not one of \['llm', 'executable', 'python', 'api'\]"),
+        ("type: llm\nllm: {model: a, model: b}\n", "key 'model' appears twice"),
+        ("type: llm\ntimeout: .nan\n", "not a finite number"),
+        ("type: llm\ntimeout: 1.0e+10\n", "10000000000.0 is greater than the maximum of 3600"),
+        ("type: api\n", "an api tool needs 'api_spec'"),
         ("type: llm\nllm: [1\n", "invalid YAML at line 3"),
         ("- just a list\n", "a tool definition must be a mapping"),
     ],
@@ -140,3 +144,77 @@ def test_registry_for_workflow_searches_beside_the_workflow(tmp_path):
     registry = Registry.for_workflow(project / "workflows" / "x.json")
     assert registry.roots[0] == (project / "tools").resolve()
     assert registry.roots[-1] == (ROOT / "tools").resolve()
+
+
+BOMB = """type: llm
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        (BOMB, "aliases .* are not allowed in tool files"),
+        ("type: llm\nx: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 100 levels"),
+        ('type: llm\nsystem_prompt: "\\ud800"\n', "lone surrogate"),
+    ],
+)
+def test_hostile_tool_files_fail_fast_in_one_line(tmp_path, yaml_text, message):
+    import time
+
+    folder = tmp_path / "tools"
+    folder.mkdir()
+    (folder / "bad.yaml").write_text(yaml_text)
+    wf = lightweight(tmp_path, [{"step_id": "a", "type": "llm_call", "tool": "bad"}])
+    started = time.monotonic()
+    with pytest.raises(InvalidInput, match=message) as caught:
+        resolve_tools(wf, Registry([folder]))
+    assert time.monotonic() - started < 2
+    assert len(caught.value.problems) == 1 and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "/etc/hostname",
+        "../secret.txt",
+        "../../secret.txt",
+        "sub/../../secret.txt",
+        "/dev/zero",
+        "link.py",
+        "fifo.py",
+        "big.py",
+    ],
+)
+def test_scripts_are_confined_to_the_registry_folder(tmp_path, script):
+    import os
+
+    (tmp_path / "secret.txt").write_text("TOP SECRET")
+    folder = tmp_path / "reg" / "tools"
+    folder.mkdir(parents=True)
+    (folder / "link.py").symlink_to(tmp_path / "secret.txt")
+    os.mkfifo(folder / "fifo.py")
+    (folder / "big.py").write_text("x = 1\n" * 300_000)
+    (folder / "bad.yaml").write_text(f"type: executable\nexecutable:\n  script: {script!r}\n")
+    wf = lightweight(tmp_path, [{"step_id": "a", "type": "python_tool", "tool": "bad"}])
+    with pytest.raises(InvalidInput) as caught:
+        resolve_tools(wf, Registry([folder]))
+    assert "TOP SECRET" not in str(caught.value)
+    assert caught.value.problems[0].path == "$.executable"
+
+
+def test_scripts_in_subfolders_of_the_registry_are_fine(tmp_path):
+    folder = tmp_path / "tools"
+    (folder / "exe" / "lib").mkdir(parents=True)
+    (folder / "exe" / "lib" / "x.py").write_text("print(1)\n")
+    (folder / "exe" / "ok.yaml").write_text("type: executable\nexecutable:\n  script: lib/x.py\n")
+    wf = lightweight(tmp_path, [{"step_id": "a", "type": "python_tool", "tool": "ok"}])
+    assert resolve_tools(wf, Registry([folder]))["ok"].definition["source"] == "print(1)\n"

@@ -3,47 +3,76 @@
 import subprocess
 import sys
 
+import pytest
 from helpers import ROOT
 
-from rules import tasks
-from rules.tasks import workflow_image
+from rules import targets, tasks
+from rules.errors import UserError
+from rules.targets import safe_target_name, workflow_image
 
 
-def test_declarations_and_defaults(monkeypatch, tmp_path):
-    monkeypatch.setattr(tasks, "TARGETS", {})
+@pytest.fixture(autouse=True)
+def no_targets(monkeypatch):
+    monkeypatch.setattr(targets, "TARGETS", {})
+    monkeypatch.setattr(tasks, "TARGETS", targets.TARGETS)
+
+
+def test_declarations_and_defaults(tmp_path):
     (tmp_path / "workflows").mkdir()
     for name in ("one", "two"):
         (tmp_path / "workflows" / f"{name}.json").write_text("{}")
-    tasks.workflow_image(
+    workflow_image(
         "one",
         tmp_path / "workflows" / "one.json",
         platforms=["linux/arm64"],
         tag="edge/one:1",
         compiler="none",
     )
-    tasks.default_targets(tmp_path / "workflows")
-    assert sorted(tasks.TARGETS) == ["one", "two"]
-    one, two = tasks.TARGETS["one"], tasks.TARGETS["two"]
+    targets.default_targets(tmp_path / "workflows")
+    assert sorted(targets.TARGETS) == ["one", "two"]
+    one, two = targets.TARGETS["one"], targets.TARGETS["two"]
     assert one.options.platforms == ["linux/arm64"] and one.options.compiler == "none"
     assert two.options.platforms == ["linux/amd64", "linux/arm64"]
 
 
 def test_task_names_start_with_the_step(monkeypatch):
-    monkeypatch.setattr(tasks, "TARGETS", {})
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("DOCKER_WORKFLOW_CACHE")  # the default: cache/ in the project
-    workflow_image("calc", "workflows/calculator.json", platforms=["linux/amd64", "linux/arm64"])
+    target = workflow_image(
+        "calc", "workflows/calculator.json", platforms=["linux/amd64", "linux/arm64"]
+    )
     names = {kind: [t["name"] for t in creator()] for kind, creator in tasks.TASK_CREATORS.items()}
     assert names == {
         "task_analyze": ["calc"],
         "task_shake": ["calc"],
+        "task_lock": ["calc"],
         "task_render": ["calc"],
         "task_compile": ["calc-amd64", "calc-arm64"],
         "task_image": ["calc"],
     }
     compile_task = next(tasks.task_compile())
     assert all(not dep.startswith("/") for dep in compile_task["file_dep"])  # relocatable
-    assert compile_task["targets"] == ["cache/targets/calc/compile-amd64.json"]
+    assert compile_task["targets"] == [f"cache/targets/{target.key}/compile-amd64.json"]
+
+
+def test_target_folders_are_unique_per_file_and_resolution_options(tmp_path):
+    a = workflow_image("wf", tmp_path / "a" / "wf.json")
+    b = workflow_image("wf", tmp_path / "b" / "wf.json")
+    c = workflow_image("wf", tmp_path / "a" / "wf.json", model="qwen2")
+    assert len({a.out, b.out, c.out}) == 3
+    assert all(t.out.parent.name == "targets" for t in (a, b, c))
+
+
+@pytest.mark.parametrize("stem", ["..", "...", ".hidden", "a/b", "[/]", "", "x" * 300])
+def test_file_names_become_safe_target_names(stem):
+    name = safe_target_name(stem)
+    assert name not in ("", ".", "..") and "/" not in name and len(name) <= 100
+    assert targets.TARGET_NAME_RE.match(name)
+
+
+def test_unsafe_declared_names_are_refused():
+    with pytest.raises(UserError, match=r"target name '\.\./x'"):
+        workflow_image("../x", "w.json")
 
 
 def test_doit_list_in_the_repository():
@@ -55,7 +84,7 @@ def test_doit_list_in_the_repository():
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    for step in ("analyze", "shake", "render", "compile", "image"):
+    for step in ("analyze", "shake", "lock", "render", "compile", "image"):
         assert step in proc.stdout
     proc = subprocess.run(
         [sys.executable, "-m", "doit", "list", "--all"],
