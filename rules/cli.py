@@ -117,8 +117,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _build_options(args: argparse.Namespace, platforms: list[str]) -> BuildOptions:
-    if args.output:
-        os.environ["DOCKER_WORKFLOW_CACHE"] = str(Path(args.output).resolve())
+    if getattr(args, "output_dir", None):
+        os.environ["DOCKER_WORKFLOW_CACHE"] = str(Path(args.output_dir).resolve())
     return BuildOptions(
         platforms=platforms,
         compiler=args.compiler,
@@ -186,6 +186,8 @@ def _run_local(args: argparse.Namespace, inputs_text: str) -> int:
         bundle.write_bytes(prepared.bundle_path.read_bytes())
         env["WORKFLOW_BUNDLE"] = str(bundle)
         command = [sys.executable, "-m", "runner_template", "--input-file", "-"]
+        if args.stream:
+            command.append("--stream")
         completed = subprocess.run(command, input=inputs_text.encode("utf-8"), env=env, check=False)
     return completed.returncode
 
@@ -216,17 +218,127 @@ def _run_in_docker(args: argparse.Namespace, inputs_text: str) -> int:
     limits = _run_limits(args)
     options = _build_options(args, [run_platform])
     tag = build_workflow(Path(args.workflow), options, force=args.build).tag
+
+    def passthrough(data: bytes) -> None:  # --stream: events as they come
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+
+    command = ["--input-file", "-", *(["--stream"] if args.stream else [])]
     result = run_container(
         tag,
         inputs_text.encode("utf-8"),
+        command=command,
         endpoint=args.endpoint,
         platform=run_platform,
         network=args.network,
         limits=limits,
+        stream_stdout=passthrough if args.stream else None,
     )
     sys.stdout.buffer.write(result.stdout)
     sys.stdout.flush()
     return result.exit_code
+
+
+# -- batch ------------------------------------------------------------------------------------
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from rules.batch import BatchSettings, InputsFile, run_batch
+    from rules.build import build_workflow
+
+    if not 1 <= args.jobs <= 1024:
+        raise InputProblem("-j/--jobs must be between 1 and 1024")
+    if not 1 <= args.replicas <= 1000:
+        raise InputProblem("--replicas must be between 1 and 1000")
+    inputs = InputsFile.scan(Path(args.inputs))
+    limits = _run_limits(args)
+    run_platform = parse_platforms(args.platform)[0] if args.platform else native_platform()
+    options = _build_options(args, [run_platform])
+    tag = build_workflow(Path(args.workflow), options).tag
+    settings = BatchSettings(
+        jobs=args.jobs,
+        engine=args.engine,
+        replicas=args.replicas,
+        max_concurrent=args.max_concurrent,
+        endpoint=args.endpoint,
+        network=args.network,
+        retry_failed=args.retry_failed,
+        shard_retries=args.shard_retries,
+    )
+    return run_batch(tag, inputs, Path(args.output), settings, limits)
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from rules.serve import serve_container, serve_local
+
+    if not 0 < args.port < 65536:
+        raise InputProblem("-p/--port must be between 1 and 65535")
+    if not 1 <= args.jobs <= 1024:
+        raise InputProblem("-j/--jobs must be between 1 and 1024")
+    limits = _run_limits(args)
+    if args.local:
+        from rules.build import prepare
+
+        prepared = prepare(Path(args.workflow), args.tools, args.model, [native_platform()])
+        env = dict(limits.env)
+        if args.endpoint:
+            env["OLLAMA_ENDPOINT"] = args.endpoint
+        env.setdefault("OLLAMA_ENDPOINT", os.environ.get("OLLAMA_ENDPOINT", LOCAL_DEFAULT_ENDPOINT))
+        return serve_local(prepared.bundle_path, args.port, args.bind, args.jobs, env)
+    from rules.build import build_workflow
+
+    run_platform = parse_platforms(args.platform)[0] if args.platform else native_platform()
+    tag = build_workflow(Path(args.workflow), _build_options(args, [run_platform])).tag
+    return serve_container(
+        tag,
+        port=args.port,
+        bind=args.bind,
+        jobs=args.jobs,
+        endpoint=args.endpoint,
+        network=args.network,
+        limits=limits,
+        detach=args.detach,
+    )
+
+
+# -- k8s --------------------------------------------------------------------------------------
+
+
+def cmd_k8s(args: argparse.Namespace) -> int:
+    from rules.batch import InputsFile
+    from rules.image import default_tag
+    from rules.k8s import K8sOptions, batch_manifests, serve_manifests, write_manifests
+    from rules.pipeline import analyze_file
+
+    if not args.inputs and not args.serve:
+        raise InputProblem(
+            "say what to deploy: --inputs F.jsonl (an Indexed Job) and/or --serve (a"
+            " Deployment and a Service)"
+        )
+    if not 1 <= args.parallelism <= 10000 or not 1 <= args.replicas <= 1000:
+        raise InputProblem("--parallelism must be 1-10000 and --replicas 1-1000")
+    _, analysis, _ = analyze_file(Path(args.workflow), args.tools, args.model)
+    options = K8sOptions(
+        image=args.tag or default_tag(analysis.workflow_id),
+        workflow_id=analysis.workflow_id,
+        endpoint=args.endpoint,
+        parallelism=args.parallelism,
+        jobs=args.jobs,
+        replicas=args.replicas,
+        memory=args.memory,
+        cpu=args.cpu,
+    )
+    manifests = {}
+    if args.inputs:
+        manifests.update(batch_manifests(options, InputsFile.scan(Path(args.inputs))))
+    if args.serve:
+        manifests.update(serve_manifests(options))
+    for path in write_manifests(Path(args.output), manifests):
+        print(path)
+    return 0
 
 
 # -- clean ------------------------------------------------------------------------------------
@@ -315,7 +427,11 @@ def _add_resolution_options(parser: argparse.ArgumentParser) -> None:
 def _add_build_options(parser: argparse.ArgumentParser, platforms_help: str) -> None:
     parser.add_argument("-t", "--tag", help="image tag (default workflow-<id>:latest)")
     parser.add_argument(
-        "-o", "--output", metavar="DIR", help="build output folder (default ./cache)"
+        "-o",
+        "--output",
+        dest="output_dir",
+        metavar="DIR",
+        help="build output folder (default ./cache)",
     )
     parser.add_argument("--platform", help=platforms_help)
     parser.add_argument("--compiler", choices=COMPILERS, default="nuitka", help="default nuitka")
@@ -388,8 +504,65 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--local", action="store_true", help="run the rendered runner with this machine's Python"
     )
+    run.add_argument(
+        "--stream", action="store_true", help="print the run's events as NDJSON while it goes"
+    )
     _add_build_options(run, platforms_help="the platform to run (default: this machine's)")
     run.set_defaults(func=cmd_run)
+
+    batch = sub.add_parser("batch", help="run a file of inputs (JSON Lines) through a workflow")
+    batch.add_argument("workflow")
+    batch.add_argument("inputs", help="JSON Lines: one inputs object per line")
+    batch.add_argument("-o", "--output", required=True, metavar="RESULTS", help="results file")
+    batch.add_argument("-j", "--jobs", type=int, default=1, help="inputs at once per container")
+    batch.add_argument("--engine", choices=("local", "swarm"), default="local")
+    batch.add_argument("--replicas", type=int, default=2, help="swarm: tasks (shards)")
+    batch.add_argument(
+        "--max-concurrent", type=int, help="swarm: tasks running at once (default: all)"
+    )
+    batch.add_argument(
+        "--shard-retries", type=int, default=2, help="swarm: reruns of a failed shard"
+    )
+    batch.add_argument(
+        "--retry-failed", action="store_true", help="run the inputs whose result is an error again"
+    )
+    _add_llm_options(batch, "LLM server URL (default: the image's)")
+    _add_container_options(batch)
+    batch.add_argument("-t", "--tag", help="image tag (default workflow-<id>:latest)")
+    batch.add_argument("--platform", help="the platform to run (default: this machine's)")
+    batch.add_argument("--compiler", choices=COMPILERS, default="nuitka", help="default nuitka")
+    batch.add_argument("--builder-image", metavar="REF", help="compile stage image")
+    batch.set_defaults(func=cmd_batch, runtime="scratch", label=None)
+    _add_resolution_options(batch)
+
+    serve = sub.add_parser("serve", help="serve a workflow over HTTP (a container, or --local)")
+    serve.add_argument("workflow")
+    serve.add_argument("-p", "--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument(
+        "--bind", default="127.0.0.1", help="address to publish on (default 127.0.0.1)"
+    )
+    serve.add_argument("-j", "--jobs", type=int, default=4, help="runs at once (default 4)")
+    serve.add_argument("--detach", action="store_true", help="leave the container running")
+    serve.add_argument("--local", action="store_true", help="serve with this machine's Python")
+    _add_llm_options(serve, "LLM server URL (default: the image's)")
+    _add_container_options(serve)
+    _add_build_options(serve, platforms_help="the platform to run (default: this machine's)")
+    serve.set_defaults(func=cmd_serve)
+
+    k8s = sub.add_parser("k8s", help="write Kubernetes manifests (an Indexed Job, a service)")
+    k8s.add_argument("workflow")
+    k8s.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for manifests")
+    k8s.add_argument("-t", "--tag", metavar="IMAGE", help="image (default workflow-<id>:latest)")
+    k8s.add_argument("--inputs", metavar="F.jsonl", help="a batch: an Indexed Job over these")
+    k8s.add_argument("--parallelism", type=int, default=2, help="batch shards and pods at once")
+    k8s.add_argument("-j", "--jobs", type=int, default=1, help="inputs (or requests) per pod")
+    k8s.add_argument("--serve", action="store_true", help="a Deployment and a Service")
+    k8s.add_argument("--replicas", type=int, default=1, help="service pods (default 1)")
+    k8s.add_argument("--endpoint", help="OLLAMA_ENDPOINT for the pods")
+    k8s.add_argument("--memory", default="512Mi", help="memory limit per pod (default 512Mi)")
+    k8s.add_argument("--cpu", default="1", help="CPU limit per pod (default 1)")
+    _add_resolution_options(k8s)
+    k8s.set_defaults(func=cmd_k8s)
 
     clean = sub.add_parser("clean", help="remove images built by docker-workflow")
     clean.add_argument("workflow", nargs="?")

@@ -21,16 +21,15 @@ import os
 import shutil
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 from rules.buildx import build
+from rules.docker_files import docker_file
 from rules.errors import UserError
 from rules.fsutil import locked, replace_tree, staging_dir
-from rules.lock import ensure_wheel, lock_wheels, requirements_txt
+from rules.lock import ENGINE_LOCK_FILE, ensure_wheel, lock_wheels, requirements_txt
 from rules.paths import cache_dir
 from rules.platforms import arch_of
-from rules.render import LOCK_FILE
 from rules.toolchain import toolchain_dir
 
 COMPILERS = ("nuitka", "onefile", "pyinstaller", "none")
@@ -50,10 +49,6 @@ class CompileRequest:
     @property
     def arch(self) -> str:
         return arch_of(self.platform)
-
-
-def docker_file(name: str) -> bytes:
-    return resources.files("runner_template").joinpath("docker", name).read_bytes()
 
 
 @cache
@@ -93,7 +88,7 @@ def _copy_packages(request: CompileRequest, dest: Path) -> None:
     """The lock's wheels for this platform and a hash-checked requirements file into ``dest``
     (an empty requirements file when the workflow needs no packages)."""
     dest.mkdir(parents=True, exist_ok=True)
-    lock_path = request.engine_dir / LOCK_FILE
+    lock_path = request.engine_dir / ENGINE_LOCK_FILE
     lock = json.loads(lock_path.read_text()) if lock_path.exists() else {}
     wheels = lock_wheels(lock, request.platform)
     for wheel in wheels:

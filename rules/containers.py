@@ -16,6 +16,8 @@ import contextlib
 import os
 import socket
 import sys
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rules.docker_env import docker_client, docker_error
@@ -93,9 +95,18 @@ def _write_stderr(data: bytes) -> None:
     sys.stderr.flush()
 
 
+def _send(sock: socket.socket, inputs: bytes | Iterable[bytes]) -> None:
+    """Write ``inputs`` to the container's stdin, then close it (end of input)."""
+    # A program that exits before reading all input breaks the pipe; its exit code says why.
+    with contextlib.suppress(OSError):
+        for chunk in [inputs] if isinstance(inputs, bytes) else inputs:
+            sock.sendall(chunk)
+        sock.shutdown(socket.SHUT_WR)
+
+
 def run_container(
     image: str,
-    inputs: bytes,
+    inputs: bytes | Iterable[bytes],
     *,
     command: list[str] | None = None,
     endpoint: str | None = None,
@@ -107,7 +118,9 @@ def run_container(
 ) -> RunResult:
     """Run ``image`` with ``inputs`` on stdin; return its exit code and stdout.
 
-    ``stream_stdout`` (a callable) receives stdout as it comes instead of collecting it.
+    ``inputs`` may be an iterable of chunks, sent while the output is read (a batch streams
+    thousands of lines through one container). ``stream_stdout`` (a callable) receives stdout
+    as it comes instead of collecting it.
     """
     from docker.errors import APIError, ImageNotFound
     from docker.utils.socket import STDERR, STDOUT, frames_iter
@@ -144,10 +157,8 @@ def run_container(
         sock = socket.socket(fileno=os.dup(attached.fileno()))
         try:
             api.start(container_id)
-            # A program that exits before reading all input breaks the pipe; its code says why.
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                sock.sendall(inputs)
-                sock.shutdown(socket.SHUT_WR)
+            sender = threading.Thread(target=_send, args=(sock, inputs), daemon=True)
+            sender.start()
             for stream, data in frames_iter(attached, tty=False):
                 if stream == STDOUT:
                     if stream_stdout is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rules.buildx import build
-from rules.compile import docker_file
+from rules.docker_files import docker_file
 from rules.errors import UserError
 from rules.fsutil import locked, staging_dir
 from rules.image_store import MANAGED_LABEL, image_labels

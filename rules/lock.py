@@ -39,6 +39,7 @@ BUILDER_PYTHON = "3.11"  # the Python of every supported builder image (Debian b
 GLIBC_MINOR = 36  # bookworm's glibc: wheels for manylinux up to 2.36 run on the builder
 MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
 MISSING_RE = re.compile(r"No matching distribution found for (\S+)")
+ENGINE_LOCK_FILE = "requirements.lock.json"  # the lock's name inside a rendered engine
 EMPTY_LOCK: dict[str, Any] = {"format": LOCK_FORMAT, "requirements": [], "platforms": {}}
 
 

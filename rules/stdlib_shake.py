@@ -51,8 +51,6 @@ EXCLUDABLE: dict[str, tuple[str, ...]] = {
         "cgi",
         "cgitb",
         "wsgiref",
-        "http.server",
-        "socketserver",
     ),
     "ctypes": ("ctypes", "_ctypes"),
     "audio": ("audioop", "wave", "aifc", "sunau", "chunk", "sndhdr", "ossaudiodev"),

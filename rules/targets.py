@@ -5,9 +5,11 @@ declares one per ``*.json`` in a folder, named after the file. ``rules/tasks.py`
 declared targets into doit tasks.
 
 Each target writes into its own folder, ``cache/targets/<NAME>-<digest>``: the digest covers
-the workflow file's resolved path and the options that change what is analyzed (``model``,
-``tools``), so ``a/wf.json`` and ``b/wf.json``, or one workflow built for two models, never share
-(and never overwrite) each other's outputs, and two runs at once stay independent.
+the workflow file's path and the options that change what is analyzed (``model``, ``tools``),
+so ``a/wf.json`` and ``b/wf.json``, or one workflow built for two models, never share (and never
+overwrite) each other's outputs, and two runs at once stay independent. Paths inside the folder
+that holds the cache count relative to it, so a clone with a restored ``cache/`` finds its
+targets where it left them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from rules.errors import UserError
 from rules.options import BuildOptions
-from rules.paths import target_dir
+from rules.paths import cache_dir, target_dir
 from rules.platforms import parse_platforms
 
 TARGET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -52,9 +54,9 @@ class Target:
     def key(self) -> str:
         """``NAME-<digest>``: the folder of this target's outputs under ``cache/targets``."""
         facts = {
-            "workflow": str(Path(self.workflow).resolve()),
+            "workflow": _stable_path(self.workflow),
             "model": self.options.model,
-            "tools": [str(Path(p).resolve()) for p in self.options.tools_dirs or []],
+            "tools": [_stable_path(p) for p in self.options.tools_dirs or []],
         }
         digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
         return f"{self.name}-{digest}"
@@ -62,6 +64,13 @@ class Target:
     @property
     def out(self) -> Path:
         return target_dir(self.key)
+
+
+def _stable_path(path: Path) -> str:
+    """Relative to the folder that holds the cache when inside it, else absolute."""
+    resolved = Path(path).resolve()
+    base = cache_dir().parent
+    return resolved.relative_to(base).as_posix() if resolved.is_relative_to(base) else str(resolved)
 
 
 def workflow_image(

@@ -36,6 +36,7 @@ from runner_template.errors import (
     ToolError,
 )
 from runner_template.inputs import prepare_inputs
+from runner_template.jsonsafe import JSONLimitError, check_tree
 from runner_template.llm import DEFAULT_ENDPOINT, LLMClient, LLMRequest
 from runner_template.plan import step_dependencies
 from runner_template.pytools import run_executable_tool, run_inline_code
@@ -79,9 +80,13 @@ RETRY_BACKOFF_SECONDS = _env_number("WORKFLOW_RETRY_BACKOFF", 0.5, 0.0, BACKOFF_
 MAX_PARALLEL = int(_env_number("WORKFLOW_MAX_PARALLEL", 8, 1, 256))
 
 
+QUIET = False  # batch and serve set it: thousands of runs, one line each, not one per step
+
+
 def log(message: str) -> None:
     """Progress goes to stderr so stdout stays one JSON document."""
-    print(f"[workflow] {message}", file=sys.stderr, flush=True)
+    if not QUIET:
+        print(f"[workflow] {message}", file=sys.stderr, flush=True)
 
 
 def finite_seconds(value: Any, default: float, maximum: float) -> float:
@@ -272,18 +277,26 @@ class Engine:
     # -- outputs ----------------------------------------------------------------------------
 
     def collect_outputs(self, inputs, outputs) -> dict[str, Any]:
+        """The declared outputs (else the last step's), checked to be writable as JSON."""
         declared = self.workflow.get("outputs") or {}
         if not declared:
             last = self.workflow["steps"][-1]["step_id"]
-            return dict(outputs[last])
-        result: dict[str, Any] = {}
-        for name, spec in declared.items():
-            try:
-                result[name] = resolve_reference(
-                    parse_reference(spec["source_reference"]), inputs, outputs
-                )
-            except LookupError as error:
-                raise ToolError(f"output '{name}': {error}") from error
+            result = dict(outputs[last])
+        else:
+            result = {}
+            for name, spec in declared.items():
+                try:
+                    result[name] = resolve_reference(
+                        parse_reference(spec["source_reference"]), inputs, outputs
+                    )
+                except LookupError as error:
+                    raise ToolError(f"output '{name}': {error}") from error
+        try:
+            check_tree(result)
+        except JSONLimitError as error:
+            raise ToolError(
+                f"the outputs cannot be written as JSON: {error.where}: {error.message}"
+            ) from None
         return result
 
 

@@ -13,6 +13,7 @@ EXIT_LLM_UNREACHABLE = 3
 EXIT_LLM_ERROR = 4
 EXIT_TOOL_FAILED = 5
 EXIT_STEP_TIMEOUT = 6
+EXIT_SOME_FAILED = 7  # --batch: at least one input failed (each has its own error line)
 
 
 class RunnerError(Exception):

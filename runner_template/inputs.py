@@ -59,7 +59,9 @@ def prepare_inputs(declared: dict[str, dict[str, Any]], given: Any) -> dict[str,
     unknown = sorted(set(given) - set(declared))
     if unknown:
         known = ", ".join(sorted(declared)) or "none"
-        raise InputError(f"unknown input(s): {', '.join(unknown)} (declared: {known})")
+        shown = ", ".join(_describe(name) for name in unknown[:10])
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        raise InputError(f"unknown input(s): {shown}{more} (declared: {known})")
     prepared: dict[str, Any] = {}
     for name, spec in declared.items():
         if name in given:

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from typing import Any
 
@@ -124,6 +125,43 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--describe", action="store_true", help="print the workflow's interface")
     parser.add_argument("--stats", metavar="FILE", help="write per-step timings as JSON to FILE")
+    batch = parser.add_argument_group("batch mode")
+    batch.add_argument(
+        "--batch", action="store_true", help="JSON Lines of inputs in, one result line each out"
+    )
+    batch.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        help="inputs (--batch, default 1) or requests (--serve, default 4) run at once",
+    )
+    batch.add_argument("--output-file", help="append result lines to this file, not stdout")
+    batch.add_argument(
+        "--indexed", action="store_true", help='input lines are {"index": N, "inputs": {...}}'
+    )
+    batch.add_argument(
+        "--shard-env",
+        metavar="VAR",
+        help="'{shard}' in --input-file and --output-file is this variable's value"
+        " (a Swarm task slot, a Kubernetes completion index)",
+    )
+    serve = parser.add_argument_group("serve mode")
+    serve.add_argument("--serve", action="store_true", help="serve the workflow over HTTP")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--max-body", type=int, default=8 * 1024 * 1024, help="bytes (413 over)")
+    serve.add_argument(
+        "--request-timeout", type=float, default=300.0, help="seconds per run (504 over)"
+    )
+    serve.add_argument(
+        "--queue-wait", type=float, default=5.0, help="seconds to wait for a free run (then 429)"
+    )
+    serve.add_argument(
+        "--grace", type=float, default=20.0, help="seconds running requests get on SIGTERM"
+    )
+    parser.add_argument(
+        "--stream", action="store_true", help="print the run's events as NDJSON while it goes"
+    )
     return parser
 
 
@@ -144,10 +182,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.describe:
             print(json.dumps(describe(bundle), indent=2))
             return EXIT_OK
+        if args.batch:
+            return _batch(args, bundle)
+        if args.serve:
+            return _serve(args, bundle)
         engine = Engine(bundle, endpoint=args.endpoint, provider=args.provider)
-        outputs = engine.run(read_inputs(args))
+        inputs = read_inputs(args)
+        outputs = engine.run(inputs, on_event=_print_event if args.stream else None)
     except RunnerError as error:
-        report_error(error)
+        if args.stream:
+            _print_event({"event": "error", **error.to_json()})
+            print(f"error: {error.error_type}: {error.message}", file=sys.stderr, flush=True)
+        else:
+            report_error(error)
         return error.exit_code
     except Exception as error:  # a bug: still one JSON error object and a documented code
         report_error(RunnerError(f"internal error: {error!r}"))
@@ -157,9 +204,82 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.stats and engine is not None:
             _write_stats(args.stats, engine, time.monotonic() - started)
+    if args.stream:
+        _print_event({"event": "result", "outputs": outputs})
+        return EXIT_OK
     sys.stdout.write(json.dumps(outputs, ensure_ascii=False) + "\n")
     sys.stdout.flush()
     return EXIT_OK
+
+
+_print_lock = threading.Lock()
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    """One NDJSON line per event (``--stream``), whole lines even from several threads."""
+    line = json.dumps(event, ensure_ascii=False) + "\n"
+    with _print_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+def _serve(args: argparse.Namespace, bundle: dict[str, Any]) -> int:
+    from runner_template.serve import Settings, serve
+
+    jobs = args.jobs or 4
+    if not 1 <= jobs <= 1024 or not 0 < args.port < 65536 or args.max_body < 1:
+        raise InputError("--serve: -j must be 1-1024, --port 1-65535, --max-body positive")
+    settings = Settings(
+        jobs=jobs,
+        max_body=args.max_body,
+        request_timeout=args.request_timeout,
+        queue_wait=args.queue_wait,
+        grace=args.grace,
+        endpoint=args.endpoint,
+        provider=args.provider,
+    )
+    try:
+        return serve(bundle, args.host, args.port, settings)
+    except OSError as error:
+        raise InputError(
+            f"--serve: cannot listen on {args.host}:{args.port}: {error.strerror}"
+        ) from None
+
+
+def _shard_path(path: str | None, args: argparse.Namespace) -> str | None:
+    if path is None or not args.shard_env:
+        return path
+    shard = os.environ.get(args.shard_env)
+    if not shard:
+        raise InputError(f"--shard-env {args.shard_env}: the variable is not set")
+    # Swarm renders task slot 0 of a job as the node's ID (swarmkit's template rule): any
+    # value that is not a number is shard 0.
+    return path.replace("{shard}", shard if shard.isdigit() else "0")
+
+
+def _batch(args: argparse.Namespace, bundle: dict[str, Any]) -> int:
+    from runner_template.batch import run_batch
+
+    jobs = args.jobs or 1
+    if jobs < 1 or jobs > 1024:
+        raise InputError("-j/--jobs must be between 1 and 1024")
+    input_path = _shard_path(args.input_file, args)
+    output_path = _shard_path(args.output_file, args)
+    try:
+        source = sys.stdin.buffer if input_path in (None, "-") else open(input_path, "rb")  # noqa: SIM115
+        sink = sys.stdout.buffer if output_path is None else open(output_path, "ab")  # noqa: SIM115
+    except OSError as error:
+        raise InputError(f"batch: cannot open {error.filename}: {error.strerror}") from None
+    with source, sink:
+        return run_batch(
+            bundle,
+            source,
+            sink,
+            jobs=jobs,
+            indexed=args.indexed,
+            endpoint=args.endpoint,
+            provider=args.provider,
+        )
 
 
 def report_error(error: RunnerError) -> None:

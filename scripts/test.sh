@@ -5,6 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${DOCKER_WORKFLOW_VENV:-$ROOT/.venv}"
 bash "$ROOT/scripts/setup.sh"
+bash "$ROOT/scripts/wheelhouse.sh"
 cd "$ROOT"
 export DOCKER_WORKFLOW_BUILDER_IMAGE="${DOCKER_WORKFLOW_BUILDER_IMAGE:-$(cat "$ROOT/.builder-image")}"
 "$VENV/bin/ruff" check .

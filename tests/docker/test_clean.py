@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 
 from helpers import WORKFLOWS, write_json
 
@@ -19,9 +20,12 @@ def workflow_copy(tmp_path, workflow_id):
 
 
 def test_clean_by_workflow_then_all(dw, tmp_path):
+    # Every image of this test carries a label of its own, and "clean --all" is narrowed to it:
+    # the other tests' images stay, whatever order the tests run in.
+    mine = f"test-run={uuid.uuid4().hex}"
     first, second = workflow_copy(tmp_path, "clean-a"), workflow_copy(tmp_path, "clean-b")
     for workflow in (first, second):
-        proc = dw("build", str(workflow), "--platform", "linux/amd64")
+        proc = dw("build", str(workflow), "--platform", "linux/amd64", "--label", mine)
         assert proc.returncode == 0, proc.stderr[-2000:]
     foreign = tmp_path / "foreign"
     foreign.mkdir()
@@ -45,7 +49,7 @@ def test_clean_by_workflow_then_all(dw, tmp_path):
     assert not image_exists("workflow-clean-a:latest")
     assert image_exists("workflow-clean-b:latest") and image_exists("not-ours:1")
 
-    proc = dw("clean", "--all", "-y")
+    proc = dw("clean", "--all", "--label", mine, "-y")
     assert proc.returncode == 0, proc.stderr
     assert not image_exists("workflow-clean-b:latest")
     assert image_exists("not-ours:1")

@@ -108,7 +108,7 @@ def test_image_errors_use_the_runner_exit_codes(both_images):
     proc = docker_run(
         both_images["summarizer"],
         stdin='{"text": "x"}',
-        options=("--network", "none", "-e", "WORKFLOW_RETRY_BACKOFF=0.01"),
+        options=("--network", "none"),
     )
     assert proc.returncode == 3, proc.stderr
     assert json.loads(proc.stdout)["error"]["type"] == "llm_unreachable"
@@ -192,7 +192,8 @@ def test_failed_compile_shows_the_relevant_log_lines(both_images, dw, tmp_path):
     proc = build_amd64_with_builder(dw, both_images["profile"])
     assert proc.returncode == 1
     assert "compiling the engine with nuitka for linux/amd64 failed:" in proc.stderr
-    assert "ERROR" in proc.stderr or "error" in proc.stderr
+    # BuildKit's own failure line, kept from the build log: the step that failed and why.
+    assert "/bin/sh: no such file or directory" in proc.stderr or "exec: " in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

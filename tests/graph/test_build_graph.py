@@ -22,10 +22,12 @@ from helpers import ROOT, wait_until
 
 PLATFORM = "linux/amd64"
 DODO = """
-from rules.tasks import TASK_CREATORS, default_targets, doit_config, workflow_image
+from rules.targets import default_targets
+from rules.tasks import (
+    doit_config, task_analyze, task_compile, task_image, task_lock, task_render, task_shake,
+)
 default_targets("workflows")
 DOIT_CONFIG = doit_config()
-globals().update(TASK_CREATORS)
 """
 TOOL_YAML = """type: executable
 executable:
@@ -106,6 +108,16 @@ class Project:
         assert proc.returncode == 0, output[-3000:]
         return _ran(output), _uptodate(output), output
 
+    def target_dir(self, name: str) -> Path:
+        (folder,) = (self.root / "cache" / "targets").glob(f"{name}-*")
+        return folder
+
+    def reset(self) -> None:
+        """The state every test starts from: alpha as first built, the tool's code unchanged."""
+        self.write("alpha", workflow("graph-alpha"))
+        (self.root / "tools" / "shout.py").write_text(TOOL_CODE)
+        self.doit()
+
     def image(self, name: str) -> dict:
         out = subprocess.run(
             ["docker", "image", "inspect", f"workflow-{name}:latest"],
@@ -129,7 +141,7 @@ def layers(image: dict) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, builder_image) -> Project:
+def project(tmp_path_factory, builder_image) -> Project:
     """A project with workflow 'alpha', built once (first build: everything runs)."""
     project = Project(tmp_path_factory.mktemp("project"), builder_image)
     project.write("alpha", workflow("graph-alpha"))
@@ -137,10 +149,18 @@ def built(tmp_path_factory, builder_image) -> Project:
     assert {
         "analyze:alpha",
         "shake:alpha",
+        "lock:alpha",
         "render:alpha",
         "compile:alpha-amd64",
         "image:alpha",
     } <= ran
+    return project
+
+
+@pytest.fixture
+def built(project) -> Project:
+    """The project in its known state, whatever ran before (tests run in any order)."""
+    project.reset()
     return project
 
 
@@ -173,14 +193,14 @@ def test_prompt_edit_rebuilds_only_the_data_layer(built):
     before = built.image("graph-alpha")
     built.write("alpha", workflow("graph-alpha", prompt="In one line: {text}"))
     ran, _, _ = built.doit()
-    assert ran == {"analyze:alpha", "shake:alpha", "render:alpha", "image:alpha"}
+    assert ran == {"analyze:alpha", "shake:alpha", "lock:alpha", "render:alpha", "image:alpha"}
     after = built.image("graph-alpha")
     assert layers(after)[-2] == layers(before)[-2]  # the compiled program: same layer
     assert layers(after)[-1] != layers(before)[-1]  # the bundle
 
 
 def test_model_edit_changes_labels_not_the_program(built):
-    built.write("alpha", workflow("graph-alpha", prompt="In one line: {text}", model="qwen2"))
+    built.write("alpha", workflow("graph-alpha", model="qwen2"))
     ran, _, _ = built.doit()
     assert "compile:alpha-amd64" not in ran and "image:alpha" in ran
     assert built.image("graph-alpha")["Config"]["Labels"]["workflow.models"] == "qwen2"
@@ -204,9 +224,8 @@ def test_new_workflow_shares_the_compile_and_the_layer(built):
     ran, _, output = built.doit()
     assert {"compile:beta-amd64", "image:beta"} <= ran
     assert time.monotonic() - started < 120, output  # no compile: a cache hit
-    cache = built.root / "cache" / "targets"
-    alpha = json.loads((cache / "alpha" / "compile-amd64.json").read_text())
-    beta = json.loads((cache / "beta" / "compile-amd64.json").read_text())
+    alpha = json.loads((built.target_dir("alpha") / "compile-amd64.json").read_text())
+    beta = json.loads((built.target_dir("beta") / "compile-amd64.json").read_text())
     assert alpha["compiled"] == beta["compiled"]
     assert layers(built.image("graph-alpha"))[-2] == layers(built.image("graph-beta"))[-2]
 
@@ -286,7 +305,7 @@ def test_interrupted_compile_leaves_nothing_that_looks_done(built):
     os.killpg(proc.pid, signal.SIGINT)
     proc.communicate(timeout=120)
     assert proc.returncode != 0
-    assert not (built.root / "cache" / "targets" / "delta" / "compile-amd64.json").exists()
+    assert not (built.target_dir("delta") / "compile-amd64.json").exists()
     assert _finished_compiles(built) == finished_before
     ran, _, _ = built.doit("image:delta")  # the next run compiles for real
     assert "compile:delta-amd64" in ran
@@ -308,7 +327,7 @@ def test_fresh_clone_with_restored_cache_rebuilds_nothing(built, tmp_path):
 
 def test_doit_clean_and_forget(built):
     built.doit()
-    marker = built.root / "cache" / "targets" / "alpha" / "image.json"
+    marker = built.target_dir("alpha") / "image.json"
     assert marker.exists()
     built.doit("clean", "image:alpha")
     assert not marker.exists()

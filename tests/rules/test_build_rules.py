@@ -101,3 +101,33 @@ def test_labels_say_what_is_inside(tmp_path):
     assert labels["workflow.platforms"] == "linux/amd64"
     assert labels["docker-workflow.managed"] == "true"
     assert default_tag("wf") == "workflow-wf:latest"
+
+
+def test_compile_key_hashes_the_toolchain_bytes_not_names(monkeypatch, tmp_path):
+    monkeypatch.setattr("rules.compile.toolchain_dir", lambda compiler, arch: tmp_path)
+    (tmp_path / "nuitka-4.3.3.tar.gz").write_bytes(b"one")
+    request = CompileRequest(Path("e"), "d", "linux/amd64", "nuitka", "b")
+    before = compile_key(request)
+    (tmp_path / "nuitka-4.3.3.tar.gz").write_bytes(b"two")  # same name, other bytes
+    assert compile_key(request) != before
+
+
+def test_code_fingerprints_ignore_docstrings_and_comments():
+    from rules.fingerprint import _analyze_source
+
+    plain = b"def f(x):\n    return x + 1\n"
+    documented = b'"""Module."""\n\n\ndef f(x):\n    """Add one."""\n    # why\n    return x + 1\n'
+    changed = b"def f(x):\n    return x + 2\n"
+    assert _analyze_source(plain)[0] == _analyze_source(documented)[0]
+    assert _analyze_source(plain)[0] != _analyze_source(changed)[0]
+
+
+def test_code_fingerprints_are_scoped_to_the_step():
+    from rules.fingerprint import _closure
+
+    image = _closure("rules.image")
+    analyze = _closure("rules.analyze")
+    assert "rules/image.py" in image and "rules/analyze.py" not in image
+    assert "rules/cli.py" not in analyze and "rules/compile.py" not in analyze
+    assert "rules/schema/workflow.schema.json" in analyze  # data the step reads counts too
+    assert "runner_template/docker/Dockerfile.image" in image

@@ -26,7 +26,7 @@ def test_defaults_are_filled_and_optional_inputs_left_out():
         ({"text": "t", "k": 1.5}, "input 'k' must be of type integer"),
         ({"text": "t", "mode": "c"}, "must be one of 'a', 'b'"),
         ({"text": "t", "url": "ftp://x"}, "does not match pattern"),
-        ({"text": "t", "txet": "x"}, r"unknown input\(s\): txet"),
+        ({"text": "t", "txet": "x"}, r"unknown input\(s\): 'txet'"),
     ],
 )
 def test_bad_inputs_are_refused_with_a_clear_message(given, message):
