@@ -227,8 +227,8 @@ def _serve(args: argparse.Namespace, bundle: dict[str, Any]) -> int:
     from runner_template.serve import Settings, serve
 
     jobs = args.jobs or 4
-    if not 1 <= jobs <= 1024 or not 0 < args.port < 65536 or args.max_body < 1:
-        raise InputError("--serve: -j must be 1-1024, --port 1-65535, --max-body positive")
+    if not 1 <= jobs <= 1024 or not 0 <= args.port < 65536 or args.max_body < 1:
+        raise InputError("--serve: -j must be 1-1024, --port 0-65535 (0: any free one), --max-body positive")
     settings = Settings(
         jobs=jobs,
         max_body=args.max_body,

@@ -556,7 +556,26 @@ class Handler(BaseHTTPRequestHandler):
             self.service.track(-1)
             self._log(self._status, self._sent, started)
 
-    do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
+    def __getattr__(self, name: str):
+        """Every method (``do_GET``, ``do_TRACE``, ...) goes through :meth:`_dispatch`, so an
+        unknown one gets a JSON 405, not the standard library's HTML 501."""
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None):
+        """The standard library's own errors (a malformed request line, an oversized header)
+        as the JSON error object, not an HTML page."""
+        self.close_connection = True
+        kind = "bad_request" if code < 500 else "internal_error"
+        body = json.dumps({"error": {"type": kind, "message": message or "", "step": None}})
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body.encode())
 
     # -- routes --------------------------------------------------------------------------------
 

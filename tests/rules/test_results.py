@@ -1,0 +1,77 @@
+"""The batch results file: append, resume, retry failed, drop torn lines, one writer."""
+
+import json
+
+import pytest
+
+from rules.batch import InputsFile, split
+from rules.errors import InputProblem, UserError
+from rules.results import ResultsFile
+
+
+def ok(i):
+    return {"index": i, "outputs": {"v": i}}
+
+
+def failed(i):
+    return {"index": i, "error": {"type": "tool_failed", "message": "x", "step": "s"}}
+
+
+def lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_results_end_in_input_order_and_resume_skips_done(tmp_path):
+    path = tmp_path / "r.jsonl"
+    with ResultsFile(path, "d1") as results:
+        for i in (3, 0, 2):
+            results.append(ok(i))
+        results.append(ok(3))  # a duplicate is never written twice
+    assert [r["index"] for r in lines(path)] == [0, 2, 3]
+    with ResultsFile(path, "d1") as again:
+        assert again.done() == {0, 2, 3}
+        again.append(ok(1))
+    assert [r["index"] for r in lines(path)] == [0, 1, 2, 3]
+
+
+def test_a_torn_last_line_is_dropped_and_failed_ones_can_be_retried(tmp_path):
+    path = tmp_path / "r.jsonl"
+    with ResultsFile(path, "d") as results:
+        results.append(ok(0))
+        results.append(failed(1))
+    with path.open("ab") as handle:
+        handle.write(b'{"index": 2, "outp')  # what a crash mid-write leaves
+    with ResultsFile(path, "d") as again:
+        assert again.done() == {0, 1}
+    assert b'"index": 2' not in path.read_bytes()
+    with ResultsFile(path, "d", retry_failed=True) as retry:
+        assert retry.done() == {0}
+        retry.append(ok(1))
+    assert lines(path) == [ok(0), ok(1)]
+
+
+def test_other_inputs_and_a_second_writer_are_refused(tmp_path):
+    path = tmp_path / "r.jsonl"
+    with ResultsFile(path, "d") as results:
+        results.append(ok(0))
+        with pytest.raises(UserError, match="another batch is writing"):
+            ResultsFile(path, "d").open()
+    with pytest.raises(InputProblem, match="results of other inputs"):
+        ResultsFile(path, "other").open()
+
+
+def test_inputs_file_indexes_non_blank_lines_and_finds_bad_ones(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"a": 1}\n\n  \nnot json\n[1]\n{"a": "\xff"}\n{"b": 2}')
+    found = InputsFile.scan(path)
+    assert [line.index for line in found.lines] == [0, 1, 2, 3, 4]
+    assert set(found.bad) == {1, 2, 3}
+    assert list(found.indexed([0, 4])) == [
+        b'{"index": 0, "inputs": {"a": 1}}\n',
+        b'{"index": 4, "inputs": {"b": 2}}\n',
+    ]
+
+
+def test_split_is_contiguous_and_balanced():
+    assert split(list(range(7)), 3) == [[0, 1, 2], [3, 4], [5, 6]]
+    assert split([1, 2], 5) == [[1], [2]]
