@@ -228,7 +228,9 @@ def _serve(args: argparse.Namespace, bundle: dict[str, Any]) -> int:
 
     jobs = args.jobs or 4
     if not 1 <= jobs <= 1024 or not 0 <= args.port < 65536 or args.max_body < 1:
-        raise InputError("--serve: -j must be 1-1024, --port 0-65535 (0: any free one), --max-body positive")
+        raise InputError(
+            "--serve: -j must be 1-1024, --port 0-65535 (0: any free one), --max-body positive"
+        )
     settings = Settings(
         jobs=jobs,
         max_body=args.max_body,

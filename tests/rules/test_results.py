@@ -75,3 +75,19 @@ def test_inputs_file_indexes_non_blank_lines_and_finds_bad_ones(tmp_path):
 def test_split_is_contiguous_and_balanced():
     assert split(list(range(7)), 3) == [[0, 1, 2], [3, 4], [5, 6]]
     assert split([1, 2], 5) == [[1], [2]]
+
+
+def test_swarm_engine_needs_a_swarm_manager():
+    from rules.swarm import _require_manager
+
+    class Engine:
+        def __init__(self, state, control):
+            self.state, self.control = state, control
+
+        def info(self):
+            return {"Swarm": {"LocalNodeState": self.state, "ControlAvailable": self.control}}
+
+    for state, control in (("inactive", False), ("active", False)):
+        with pytest.raises(UserError, match="docker swarm init"):
+            _require_manager(Engine(state, control))
+    _require_manager(Engine("active", True))
