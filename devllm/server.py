@@ -1,8 +1,9 @@
 """The Ollama HTTP API (the parts workflows use) over :class:`devllm.model.TinyModel`.
 
 Endpoints: ``GET /api/tags``, ``GET /api/version``, ``POST /api/show``, ``POST /api/generate``,
-``POST /api/chat``. Streaming is NDJSON as in Ollama (the default), ``"stream": false`` gives one
-object. Errors are ``{"error": "..."}`` with 400 for bad requests and 404 for unknown models.
+``POST /api/chat``, and the OpenAI-compatible ``GET /v1/models`` and
+``POST /v1/chat/completions`` (``devllm/openai_api.py``). Streaming is NDJSON as in Ollama (the
+default), ``"stream": false`` gives one object. Errors are ``{"error": "..."}`` with 400 for bad requests and 404 for unknown models.
 Reference: docs/api.md in the ollama/ollama repository.
 """
 
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from devllm import openai_api
 from devllm.model import Generation, TinyModel
 
 VERSION = "0.5.0-devllm"
@@ -83,6 +85,8 @@ class OllamaHandler(BaseHTTPRequestHandler):
             self._send_json(200, {"models": [self.server.describe(n) for n in self.server.names]})
         elif self.path == "/api/version":
             self._send_json(200, {"version": VERSION})
+        elif self.path == "/v1/models":
+            openai_api.models(self)
         elif self.path == "/":
             body = b"Ollama is running"
             self.send_response(200)
@@ -105,6 +109,8 @@ class OllamaHandler(BaseHTTPRequestHandler):
             self._generate(body)
         elif self.path == "/api/chat":
             self._chat(body)
+        elif self.path == "/v1/chat/completions":
+            openai_api.chat_completions(self, body, canonical_name)
         else:
             self._error(404, "404 page not found")
 

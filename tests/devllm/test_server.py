@@ -100,3 +100,76 @@ def test_chat(llm_server):
     reply = json.loads(request(llm_server, "POST", "/api/chat", body)[2])
     assert reply["message"]["role"] == "assistant" and reply["message"]["content"].strip()
     assert reply["done"] is True
+
+
+def test_openai_compatible_routes_answer_with_the_real_model(llm_server):
+    status, _, text = request(llm_server, "GET", "/v1/models")
+    assert status == 200 and "llama3:latest" in [m["id"] for m in json.loads(text)["data"]]
+    body = {
+        "model": "llama3",
+        "messages": [
+            {"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": "Name a color."},
+        ],
+        "temperature": 0,
+        "max_tokens": 8,
+    }
+    status, _, text = request(llm_server, "POST", "/v1/chat/completions", body)
+    reply = json.loads(text)
+    assert status == 200 and reply["object"] == "chat.completion"
+    assert reply["choices"][0]["message"]["content"].strip()
+    assert reply["usage"]["completion_tokens"] <= 8
+    status, content_type, text = request(
+        llm_server, "POST", "/v1/chat/completions", {**body, "stream": True}
+    )
+    assert status == 200 and content_type == "text/event-stream"
+    chunks = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+    assert chunks[-1] == "[DONE]"
+    streamed = "".join(json.loads(c)["choices"][0]["delta"].get("content", "") for c in chunks[:-1])
+    assert streamed == reply["choices"][0]["message"]["content"]
+    status, _, text = request(llm_server, "POST", "/v1/chat/completions", {**body, "model": "x"})
+    assert status == 404 and json.loads(text)["error"]["message"] == "The model `x` does not exist"
+
+
+def test_the_runner_speaks_openai_to_the_real_model(llm_server, tmp_path):
+    """End to end: a workflow whose LLM tool says provider 'openai', run on the real model."""
+    from helpers import run_cli, write_json
+
+    workflow = {
+        "workflow_id": "openai-path",
+        "inputs": {"topic": {"type": "string", "required": True}},
+        "steps": [
+            {
+                "step_id": "ask",
+                "type": "llm_call",
+                "tool": "t",
+                "prompt_template": "One word about {topic}:",
+                "input_mapping": {"topic": "inputs.topic"},
+            }
+        ],
+        "tools": {
+            "t": {
+                "type": "llm",
+                "model": "llama3",
+                "provider": "openai",
+                "temperature": 0,
+                "max_tokens": 6,
+            }
+        },
+    }
+    path = write_json(tmp_path / "w.json", workflow)
+    proc = run_cli("run", "--local", str(path), '{"topic": "sea"}', "--endpoint", llm_server.url)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["output"].strip()
+    proc = run_cli(
+        "run",
+        "--local",
+        str(path),
+        '{"topic": "sea"}',
+        "--endpoint",
+        llm_server.url + "/v1",
+        "--stream",
+    )
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["event"] for e in events][-1] == "result"
+    assert any(e["event"] == "token" for e in events)
