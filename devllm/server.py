@@ -3,7 +3,8 @@
 Endpoints: ``GET /api/tags``, ``GET /api/version``, ``POST /api/show``, ``POST /api/generate``,
 ``POST /api/chat``, and the OpenAI-compatible ``GET /v1/models`` and
 ``POST /v1/chat/completions`` (``devllm/openai_api.py``). Streaming is NDJSON as in Ollama (the
-default), ``"stream": false`` gives one object. Errors are ``{"error": "..."}`` with 400 for bad requests and 404 for unknown models.
+default), ``"stream": false`` gives one object. Errors are ``{"error": "..."}`` with 400 for bad
+requests and 404 for unknown models.
 Reference: docs/api.md in the ollama/ollama repository.
 """
 
