@@ -12,6 +12,7 @@ dotted identifier: ``__import__("os; evil()")`` is an error here, not code later
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -22,6 +23,14 @@ from rules.requirements import PackageNeeds, pip_package_text, resolve_needs
 from rules.subworkflows import WorkflowNode
 
 IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+# Text in these legacy encodings needs the CJK codec modules (1.2 MB), which the image leaves
+# out unless a tool's code names one of them or works with codecs itself.
+CJK_CODEC_RE = re.compile(
+    r"shift.?jis|s.?jis|cp93[2-9]|cp949|cp950|euc.?(jp|jis|kr|cn|tw)|gb.?2312|gbk|gb.?18030|"
+    r"big.?5|hz|johab|iso.?2022|ks.?c|uhc|ms.?kanji|jis.?x",
+    re.IGNORECASE,
+)
+CODEC_MODULES = {"codecs", "encodings", "email"}
 
 
 @dataclass
@@ -48,6 +57,7 @@ class Analysis:
     packages: dict[str, Any] = field(default_factory=dict)
     sub_workflows: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    cjk_codecs: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,12 +150,15 @@ class _Found:
     sub_workflows: list[str] = field(default_factory=list)
     embedded: set[str] = field(default_factory=set)
     available: set[str] = field(default_factory=set)
+    cjk_codecs: bool = False
 
 
 def _scan_code(found: _Found, source: str, file: str, where: str) -> None:
     required, optional = imported_modules(source, where, file)
     found.required |= required
     found.optional |= optional
+    if (required | optional) & CODEC_MODULES or CJK_CODEC_RE.search(source):
+        found.cjk_codecs = True
     for module in required - set(sys.stdlib_module_names):
         found.imports.setdefault(module, []).append((file, where))
 
@@ -226,4 +239,5 @@ def _report(tree: WorkflowNode, found: _Found, needs: PackageNeeds) -> Analysis:
         tool_origins={label: t.origin for label, t in tools.items()},
         sub_workflows=found.sub_workflows,
         files=[str(p) for p in tree.files()],
+        cjk_codecs=found.cjk_codecs or bool(found.required - stdlib),
     )

@@ -130,6 +130,7 @@ def _build_options(args: argparse.Namespace, platforms: list[str]) -> BuildOptio
         tools_dirs=args.tools,
         model=args.model,
         labels=parse_labels(getattr(args, "label", None)),
+        cross=getattr(args, "cross", "auto"),
     )
 
 
@@ -446,6 +447,12 @@ def _add_build_options(parser: argparse.ArgumentParser, platforms_help: str) -> 
     )
     parser.add_argument(
         "--label", action="append", metavar="KEY=VALUE", help="an extra image label (repeatable)"
+    )
+    parser.add_argument(
+        "--cross",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto (default): a foreign platform's C compiles natively with Zig; off: under QEMU",
     )
     _add_resolution_options(parser)
 

@@ -30,7 +30,7 @@ from rules.fsutil import locked, replace_tree, staging_dir
 from rules.lock import ENGINE_LOCK_FILE, ensure_wheel, lock_wheels, requirements_txt
 from rules.paths import cache_dir
 from rules.platforms import arch_of
-from rules.toolchain import toolchain_dir
+from rules.toolchain import ZIG, host_arch, toolchain_dir, zig_dir
 
 COMPILERS = ("nuitka", "onefile", "pyinstaller", "none")
 DOCKER_FILES = ("Dockerfile.compile", "compile.sh", "elf_closure.py")
@@ -45,10 +45,24 @@ class CompileRequest:
     platform: str
     compiler: str
     builder_image: str
+    cross: str = "auto"  # "auto": Zig as the C compiler for a foreign platform; "off": emulate
 
     @property
     def arch(self) -> str:
         return arch_of(self.platform)
+
+    @property
+    def cross_compiler(self) -> str | None:
+        """``"zig"`` when the C part runs natively for a foreign platform, else None.
+
+        Nuitka itself cannot cross-compile: it runs in a builder of the target platform (under
+        QEMU). Its C compiler need not: a native Zig targeting that platform does the C part,
+        most of a cold compile, at full speed.
+        """
+        foreign = self.arch != host_arch()
+        if self.cross == "off" or not foreign or self.compiler not in ("nuitka", "onefile"):
+            return None
+        return "zig"
 
 
 @cache
@@ -80,6 +94,7 @@ def compile_key(request: CompileRequest) -> str:
         "builder": request.builder_image,
         "docker": {n: hashlib.sha256(docker_file(n)).hexdigest() for n in DOCKER_FILES},
         "toolchain": folder_digest(toolchain),
+        "cross": request.cross_compiler and [ZIG, host_arch()],
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -132,6 +147,13 @@ def _compile_into(request: CompileRequest, target: Path) -> None:
             )
         layer_cache = cache_dir() / "buildx" / request.arch
         options: dict = {"cache_to": f"type=local,dest={layer_cache},mode=max"}
+        build_args = {
+            "BUILDER_IMAGE": request.builder_image,
+            "COMPILER": request.compiler,
+            "CROSS": request.cross_compiler or "",
+        }
+        if request.cross_compiler == "zig":
+            options["build_contexts"] = {"zig": str(zig_dir())}
         if os.environ.get("DOCKER_WORKFLOW_NO_CACHE") == "1":
             options["cache"] = False  # compile for real, even if BuildKit remembers the result
         elif (layer_cache / "index.json").exists():
@@ -142,10 +164,7 @@ def _compile_into(request: CompileRequest, target: Path) -> None:
             **options,
             file=context / "Dockerfile.compile",
             platforms=[request.platform],
-            build_args={
-                "BUILDER_IMAGE": request.builder_image,
-                "COMPILER": request.compiler,
-            },
+            build_args=build_args,
             target="export",
             output={"type": "local", "dest": str(output)},
             hint=(

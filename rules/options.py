@@ -33,6 +33,7 @@ class BuildOptions:
     tools_dirs: list[Path] | None = None
     model: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    cross: str = "auto"  # "off": compile a foreign platform's C under emulation too
 
     def resolved_builder(self) -> str:
         return default_builder_image(self.builder_image) or OFFICIAL_BUILDER
@@ -66,4 +67,5 @@ def compile_request(prepared: Prepared, options: BuildOptions, platform: str) ->
         platform=platform,
         compiler=options.compiler,
         builder_image=options.resolved_builder(),
+        cross=options.cross,
     )

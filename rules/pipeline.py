@@ -89,7 +89,9 @@ def step_render(out: Path) -> Prepared:
     analysis = read_analysis(out)
     bundle = (out / BUNDLE_FILE).read_bytes()
     modules = [*analysis.python_modules, *analysis.optional_modules]
-    engine_digest, _ = render(modules, analysis.https, bundle, out / RUNNER_DIR, read_lock(out))
+    engine_digest, _ = render(
+        modules, analysis.https, bundle, out / RUNNER_DIR, read_lock(out), analysis.cjk_codecs
+    )
     return Prepared(analysis, digest(bundle), engine_digest, out / RUNNER_DIR)
 
 

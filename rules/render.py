@@ -85,7 +85,7 @@ def tool_imports_module(modules: list[str]) -> bytes:
 
 
 def engine_files(
-    modules: list[str], https: bool, lock: dict[str, Any] | None = None
+    modules: list[str], https: bool, lock: dict[str, Any] | None = None, cjk_codecs: bool = False
 ) -> dict[str, bytes]:
     """Relative path -> content of everything in ``engine/``.
 
@@ -102,6 +102,8 @@ def engine_files(
     files[COMPILE_FLAGS] = ("\n".join(flags) + "\n").encode("utf-8")
     if lock and lock.get("requirements"):
         files[ENGINE_LOCK_FILE] = json.dumps(lock, indent=2, sort_keys=True).encode("utf-8")
+    if not cjk_codecs:
+        files["drop-cjk-codecs"] = b"no tool names a CJK codec: compile.sh leaves them out\n"
     return files
 
 
@@ -114,10 +116,14 @@ def tree_digest(files: dict[str, bytes]) -> str:
 
 
 def render_engine(
-    modules: list[str], https: bool, out_dir: Path, lock: dict[str, Any] | None = None
+    modules: list[str],
+    https: bool,
+    out_dir: Path,
+    lock: dict[str, Any] | None = None,
+    cjk_codecs: bool = False,
 ) -> str:
     """Write ``out_dir`` (the engine) atomically; return its content digest."""
-    files = engine_files(modules, https, lock)
+    files = engine_files(modules, https, lock, cjk_codecs)
     digest = tree_digest(files)
     marker = out_dir / ".digest"
     if marker.exists() and marker.read_text() == digest:
@@ -147,8 +153,9 @@ def render(
     bundle_bytes: bytes,
     out_dir: Path,
     lock: dict[str, Any] | None = None,
+    cjk_codecs: bool = False,
 ) -> tuple[str, Path]:
     """Render engine and bundle into ``out_dir``; return the engine digest and entry point."""
-    engine_digest = render_engine(modules, https, out_dir / ENGINE_DIR, lock)
+    engine_digest = render_engine(modules, https, out_dir / ENGINE_DIR, lock, cjk_codecs)
     atomic_write(out_dir / BUNDLE_FILE, bundle_bytes)
     return engine_digest, out_dir / ENGINE_DIR / ENTRY_POINT

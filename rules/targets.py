@@ -86,6 +86,7 @@ def workflow_image(
     oci: str | Path | None = None,
     model: str | None = None,
     tools: list[str | Path] | None = None,
+    cross: str = "auto",
 ) -> Target:
     """Declare an image target (the ``dodo.py`` macro)."""
     options = BuildOptions(
@@ -98,6 +99,7 @@ def workflow_image(
         oci_path=Path(oci).resolve() if oci else None,
         tools_dirs=[Path(t) for t in tools] if tools else None,
         model=model,
+        cross=cross,
     )
     target = Target(name, Path(workflow), options)
     TARGETS[name] = target
@@ -117,7 +119,7 @@ def apply_command_line(target: Target, get_var) -> Target:
     options = target.options
     if get_var("platforms"):
         options = replace(options, platforms=parse_platforms(get_var("platforms")))
-    for key in ("compiler", "runtime", "builder_image", "model"):
+    for key in ("compiler", "runtime", "builder_image", "model", "cross"):
         if get_var(key):
             options = replace(options, **{key: get_var(key)})
     return replace(target, options=options)

@@ -205,7 +205,11 @@ def task_compile() -> Iterator[dict]:
     for target in _targets():
         for platform in target.options.platforms:
             config = _config(
-                target, "rules.compile", "compiler", builder=target.options.resolved_builder()
+                target,
+                "rules.compile",
+                "compiler",
+                "cross",
+                builder=target.options.resolved_builder(),
             )
             yield {
                 "name": f"{target.name}-{arch_of(platform)}",

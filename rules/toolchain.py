@@ -4,12 +4,20 @@ Containers here cannot reach PyPI (and a compile that downloads is not reproduci
 ``pip download`` runs on the host into ``cache/toolchain/<compiler>/<arch>/`` and the folder is
 copied into the compile context. Nuitka is an sdist and builds inside the builder for either
 architecture; PyInstaller ships binary wheels, so those are fetched per architecture.
+
+The cross C compiler is Zig (the ``ziglang`` wheel: one static binary with the C headers and
+glibc stubs of every target), fetched for the architecture of the machine that builds and
+unpacked once into ``cache/toolchain/ziglang-<version>-<arch>/``: inside an arm64 builder
+running under QEMU on an x86_64 machine, the x86_64 ``zig`` runs at native speed.
 """
 
 from __future__ import annotations
 
+import platform
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 from rules.errors import UserError
@@ -17,7 +25,40 @@ from rules.paths import cache_dir
 
 NUITKA = "nuitka==4.3.3"
 PYINSTALLER = "pyinstaller==6.11.1"
+ZIG = "ziglang==0.15.2"
 WHEEL_PLATFORMS = {"amd64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+
+
+def host_arch() -> str:
+    """The architecture of the machine that builds (``amd64`` or ``arm64``)."""
+    machine = platform.machine().lower()
+    return "arm64" if machine in ("aarch64", "arm64") else "amd64"
+
+
+def zig_dir(arch: str | None = None) -> Path:
+    """The unpacked Zig toolchain for the build machine (fetched and unpacked once)."""
+    arch = arch or host_arch()
+    dest = cache_dir() / "toolchain" / f"{ZIG.replace('==', '-')}-{arch}"
+    if (dest / "ziglang" / "zig").is_file():
+        return dest
+    download = cache_dir() / "toolchain" / f"{ZIG.replace('==', '-')}-{arch}.wheel"
+    if not download.exists():
+        _pip_download(
+            ["--no-deps", "--only-binary", ":all:", "--platform", WHEEL_PLATFORMS[arch], ZIG],
+            download,
+            f"{ZIG} ({arch})",
+        )
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    (wheel,) = download.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        for member in archive.infolist():
+            if member.filename.startswith("ziglang/"):
+                archive.extract(member, partial)
+    (partial / "ziglang" / "zig").chmod(0o755)
+    shutil.rmtree(dest, ignore_errors=True)
+    partial.rename(dest)
+    return dest
 
 
 def _pip_download(args: list[str], dest: Path, what: str) -> None:

@@ -14,9 +14,44 @@ if [ "$have_python" != "$want_python" ]; then
 fi
 # The workflow's packages (installed from the lock into /pkgs) are importable while compiling.
 export PYTHONPATH=/pkgs
-export CCACHE_DIR="/cache/$arch/ccache" NUITKA_CACHE_DIR="/cache/$arch/nuitka"
+# Nuitka's module cache (import analysis of the standard library, by source digest) is the same
+# for every platform of one Debian Python: shared, so a native amd64 compile warms the arm64
+# compile under QEMU. The C caches (ccache, zig) are per platform.
+export CCACHE_DIR="/cache/$arch/ccache" NUITKA_CACHE_DIR="/cache/nuitka"
 mkdir -p "$CCACHE_DIR" "$NUITKA_CACHE_DIR" /export/app /export/.meta /build
 if [ -e /lib/ld-musl-"$arch".so.1 ]; then echo musl > /export/.meta/libc; else echo glibc > /export/.meta/libc; fi
+
+# CROSS=zig: the C compiler is Zig built for the machine that builds (it runs natively even in
+# this builder emulated by QEMU), targeting this builder's platform and glibc. Nuitka runs here
+# as usual; only its C part moves off the emulator.
+zig_flag=""
+if [ "${CROSS:-}" = zig ] && [ -x /opt/zig/ziglang/zig ]; then
+    glibc="$(getconf GNU_LIBC_VERSION | cut -d' ' -f2)"
+    triple="$arch-linux-gnu"
+    mkdir -p /build/zigbin "/cache/$arch/zig"
+    cat > /build/zigbin/zig <<ZIG
+#!/bin/sh
+case "\$1" in
+cc|c++) sub=\$1; shift
+    exec /opt/zig/ziglang/zig "\$sub" -target $arch-linux-gnu.$glibc -idirafter /usr/include \
+        -L/usr/lib/$triple -L/lib/$triple "\$@" ;;
+*) exec /opt/zig/ziglang/zig "\$@" ;;
+esac
+ZIG
+    chmod 755 /build/zigbin/zig
+    # A position-independent executable, as the builder's gcc makes by default (ASLR).
+    export PATH="/build/zigbin:$PATH" ZIG_GLOBAL_CACHE_DIR="/cache/$arch/zig" \
+        ZIG_LOCAL_CACHE_DIR="/cache/$arch/zig" CCFLAGS="-Os -fPIE" LDFLAGS="-pie"
+    zig_flag=--zig
+    lto=no
+else
+    # Smaller code, the same speed for what the engine does (bench/images.py measures it).
+    export CCFLAGS="-Os"
+    lto=yes
+fi
+# Bytecode without column tables (Python 3.11's fine-grained positions): smaller, and only
+# traceback carets need them.
+export PYTHONNODEBUGRANGES=1
 
 case "$COMPILER" in
 nuitka|onefile)
@@ -26,8 +61,8 @@ nuitka|onefile)
     # shellcheck disable=SC2086
     /venv/bin/python -m nuitka $mode --output-dir=/build --output-filename=workflow \
         --python-flag=no_site --python-flag=no_docstrings --python-flag=no_warnings \
-        --lto=no --assume-yes-for-downloads --report=/export/.meta/compilation-report.xml \
-        --quiet $(cat /src/compile-flags.txt) main.py
+        --lto="$lto" --assume-yes-for-downloads --report=/export/.meta/compilation-report.xml \
+        --quiet $zig_flag $(cat /src/compile-flags.txt) main.py
     if [ "$COMPILER" = onefile ]; then
         cp /build/workflow /export/app/workflow
     else
@@ -64,6 +99,11 @@ none)
     exit 2
     ;;
 esac
+# The CJK codecs (about 1.2 MB) only load for text in those legacy encodings; the render step
+# leaves this marker when no tool can need them.
+if [ -f /src/drop-cjk-codecs ]; then
+    rm -f /export/app/_codecs_*.so /export/app/_multibytecodec.so
+fi
 # TLS in the program (an https endpoint, or a package that needs ssl): the CA bundle comes too.
 if ! grep -qx -- '--nofollow-import-to=ssl' /src/compile-flags.txt \
         && [ -f /etc/ssl/certs/ca-certificates.crt ]; then

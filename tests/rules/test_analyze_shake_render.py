@@ -176,7 +176,7 @@ def test_bundle_bytes_and_digest_are_deterministic():
 def test_engine_depends_only_on_the_import_list():
     assert tree_digest(engine_files(["csv"], False)) == tree_digest(engine_files(["csv"], False))
     assert tree_digest(engine_files(["csv"], False)) != tree_digest(
-        engine_files(["csv", "uuid"], False)
+        engine_files(["csv", "wave"], False)
     )
 
 

@@ -131,3 +131,17 @@ def test_code_fingerprints_are_scoped_to_the_step():
     assert "rules/cli.py" not in analyze and "rules/compile.py" not in analyze
     assert "rules/schema/workflow.schema.json" in analyze  # data the step reads counts too
     assert "runner_template/docker/Dockerfile.image" in image
+
+
+def test_foreign_platforms_compile_their_c_with_zig_unless_told_not_to(monkeypatch, tmp_path):
+    monkeypatch.setattr("rules.compile.host_arch", lambda: "amd64")
+    monkeypatch.setattr("rules.compile.toolchain_dir", lambda compiler, arch: tmp_path)
+
+    def request(platform, compiler="nuitka", cross="auto"):
+        return CompileRequest(Path("e"), "d", platform, compiler, "b", cross)
+
+    assert request("linux/arm64").cross_compiler == "zig"
+    assert request("linux/amd64").cross_compiler is None  # native: the builder's gcc
+    assert request("linux/arm64", cross="off").cross_compiler is None
+    assert request("linux/arm64", compiler="none").cross_compiler is None
+    assert compile_key(request("linux/arm64")) != compile_key(request("linux/arm64", cross="off"))
