@@ -14,9 +14,9 @@ from __future__ import annotations
 import ast
 import re
 import sys
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
+from rules.analysis import Analysis
 from rules.errors import InvalidInput, Problem, json_path
 from rules.registry import ResolvedTool, resolve_tools
 from rules.requirements import PackageNeeds, pip_package_text, resolve_needs
@@ -31,36 +31,6 @@ CJK_CODEC_RE = re.compile(
     re.IGNORECASE,
 )
 CODEC_MODULES = {"codecs", "encodings", "email"}
-
-
-@dataclass
-class Analysis:
-    """The analysis report; ``to_json`` is what ``analyze --json`` prints and the cache stores."""
-
-    workflow_id: str
-    version: str | None
-    portable: bool
-    llm_tools: list[str]
-    executable_tools: list[str]
-    models: list[str]
-    python_modules: list[str]
-    pip_packages: list[str]
-    endpoints: list[str]
-    https: bool
-    tools_available: int
-    tools_used: int
-    inline_code_steps: list[str] = field(default_factory=list)
-    tool_origins: dict[str, str] = field(default_factory=dict)
-    api_tools: list[str] = field(default_factory=list)
-    optional_modules: list[str] = field(default_factory=list)
-    third_party_modules: list[str] = field(default_factory=list)
-    packages: dict[str, Any] = field(default_factory=dict)
-    sub_workflows: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-    cjk_codecs: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _valid_module_name(name: str) -> bool:

@@ -15,7 +15,8 @@ from rules.docker_env import ensure_engine
 from rules.graph import build_targets
 from rules.image import default_tag
 from rules.options import BuildOptions, image_request
-from rules.pipeline import Prepared, analyze_file, load_prepared
+from rules.pipeline import analyze_file
+from rules.prepared import Prepared, load_prepared
 from rules.targets import Target, safe_target_name
 
 

@@ -169,7 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_local(args: argparse.Namespace, inputs_text: str) -> int:
     from rules.build import prepare
     from rules.local_packages import local_site_packages
-    from rules.pipeline import read_lock
+    from rules.prepared import read_lock
 
     platform = native_platform()
     prepared = prepare(Path(args.workflow), args.tools, args.model, [platform])

@@ -22,7 +22,7 @@ from rules.buildx import build
 from rules.docker_files import docker_file
 from rules.errors import UserError
 from rules.fsutil import locked, staging_dir
-from rules.image_store import MANAGED_LABEL, image_labels
+from rules.image_store import MANAGED_LABEL, forget, image_labels
 from rules.paths import cache_dir
 from rules.platforms import arch_of
 
@@ -150,6 +150,7 @@ def _build(request: ImageRequest, runtime: str) -> None:
         else:
             options["load"] = True
         build(f"building image {request.tag}", context, **options)
+        forget(request.tag)
         if request.oci_path is not None:
             _oci_labels_file(request.oci_path).write_text(json.dumps(request.labels()))
     finally:

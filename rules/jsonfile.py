@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 import stat
+from functools import cache
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from rules.errors import InvalidInput
 from runner_template.jsonsafe import MAX_DEPTH, JSONLimitError, check_tree
@@ -100,50 +99,60 @@ def load_json(path: Path) -> Any:
     return parse_json(read_text(path), str(path))
 
 
-class _ToolFileLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without aliases, duplicate keys or unbounded nesting."""
+@cache
+def _tool_file_loader():
+    """PyYAML's safe loader without aliases, duplicate keys or unbounded nesting (built on first
+    use: PyYAML costs import time that a no-op build graph load should not pay)."""
+    import yaml
 
-    _depth = 0
+    class ToolFileLoader(yaml.SafeLoader):
+        """PyYAML's safe loader without aliases, duplicate keys or unbounded nesting."""
 
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed in tool files", mark
-            )
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
+        _depth = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
                 mark = self.peek_event().start_mark
                 raise yaml.composer.ComposerError(
-                    None, None, f"nested more than {MAX_DEPTH} levels deep", mark
+                    None, None, "aliases (*name) are not allowed in tool files", mark
                 )
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
+            self._depth += 1
             try:
-                duplicate = key in seen
-            except TypeError:  # an unhashable key: the base class reports it
-                break
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+                if self._depth > MAX_DEPTH:
+                    mark = self.peek_event().start_mark
+                    raise yaml.composer.ComposerError(
+                        None, None, f"nested more than {MAX_DEPTH} levels deep", mark
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:  # an unhashable key: the base class reports it
+                    break
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return ToolFileLoader
 
 
 def load_yaml(path: Path) -> Any:
     """Parse a YAML file (tool definitions); syntax errors report line and column."""
+    import yaml
+
     text = read_text(path)
     file = str(path)
     try:
-        data = yaml.load(text, Loader=_ToolFileLoader)
+        data = yaml.load(text, Loader=_tool_file_loader())
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""

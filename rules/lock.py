@@ -33,6 +33,7 @@ from rules.errors import InvalidInput, Problem, UserError
 from rules.fsutil import atomic_write, locked, staging_dir
 from rules.paths import cache_dir
 from rules.platforms import arch_of
+from rules.prepared import EMPTY_LOCK
 
 LOCK_FORMAT = 1
 BUILDER_PYTHON = "3.11"  # the Python of every supported builder image (Debian bookworm, 3.11)
@@ -40,7 +41,6 @@ GLIBC_MINOR = 36  # bookworm's glibc: wheels for manylinux up to 2.36 run on the
 MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
 MISSING_RE = re.compile(r"No matching distribution found for (\S+)")
 ENGINE_LOCK_FILE = "requirements.lock.json"  # the lock's name inside a rendered engine
-EMPTY_LOCK: dict[str, Any] = {"format": LOCK_FORMAT, "requirements": [], "platforms": {}}
 
 
 def wheel_platform_tags(arch: str) -> list[str]:

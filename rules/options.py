@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rules.compile import CompileRequest
 from rules.docker_env import default_builder_image
-from rules.image import ImageRequest, default_tag
-from rules.pipeline import Prepared
 from rules.platforms import DEFAULT_PLATFORMS
+
+if TYPE_CHECKING:  # imported where used: doit loads this module on every run
+    from rules.compile import CompileRequest
+    from rules.image import ImageRequest
+    from rules.prepared import Prepared
 
 # For users with a registry: the official image, pinned. Offline: `docker-workflow bases`.
 OFFICIAL_BUILDER = "python:3.11.11-slim-bookworm"
@@ -42,6 +45,8 @@ class BuildOptions:
 def image_request(
     prepared: Prepared, options: BuildOptions, compiled: dict[str, Path]
 ) -> ImageRequest:
+    from rules.image import ImageRequest, default_tag
+
     analysis = prepared.analysis
     return ImageRequest(
         workflow_id=analysis.workflow_id,
@@ -61,6 +66,8 @@ def image_request(
 
 
 def compile_request(prepared: Prepared, options: BuildOptions, platform: str) -> CompileRequest:
+    from rules.compile import CompileRequest
+
     return CompileRequest(
         engine_dir=prepared.engine_dir,
         engine_digest=prepared.engine_digest,

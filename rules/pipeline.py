@@ -9,42 +9,25 @@ one graph writes ``cache/targets/``. Outputs of a target live in its folder: ``a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
-from rules.analyze import Analysis, analyze_tree
+from rules.analysis import Analysis
+from rules.analyze import analyze_tree
 from rules.fsutil import atomic_write
-from rules.lock import EMPTY_LOCK, make_lock
-from rules.render import ENGINE_DIR, render
-from rules.shake import canonical_json, digest, shake
+from rules.lock import make_lock
+from rules.prepared import (
+    ANALYSIS_FILE,
+    BUNDLE_FILE,
+    LOCK_FILE,
+    RUNNER_DIR,
+    Prepared,
+    digest,
+    read_analysis,
+    read_lock,
+)
+from rules.render import render
+from rules.shake import canonical_json, shake
 from rules.subworkflows import WorkflowNode, load_tree
-
-ANALYSIS_FILE = "analysis.json"
-BUNDLE_FILE = "bundle.json"
-LOCK_FILE = "lock.json"
-RUNNER_DIR = "runner"
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A workflow taken through analyze, shake, lock and render."""
-
-    analysis: Analysis
-    bundle_digest: str
-    engine_digest: str
-    out_dir: Path  # the runner folder: engine/ and bundle.json
-
-    @property
-    def bundle_path(self) -> Path:
-        return self.out_dir / BUNDLE_FILE
-
-    @property
-    def engine_dir(self) -> Path:
-        return self.out_dir / ENGINE_DIR
-
-    @property
-    def entry_point(self) -> Path:
-        return self.engine_dir / "main.py"
 
 
 def analyze_file(path: Path, tools_dirs: list[Path] | None = None, model: str | None = None):
@@ -65,17 +48,6 @@ def step_shake(path: Path, out: Path, tools_dirs=None, model=None) -> None:
     atomic_write(out / BUNDLE_FILE, canonical_json(shake(tree, tools)))
 
 
-def read_analysis(out: Path) -> Analysis:
-    return Analysis(**json.loads((out / ANALYSIS_FILE).read_text()))
-
-
-def read_lock(out: Path) -> dict:
-    try:
-        return json.loads((out / LOCK_FILE).read_text())
-    except FileNotFoundError:
-        return EMPTY_LOCK
-
-
 def step_lock(out: Path, platforms: list[str]) -> dict:
     """Resolve the analysis' packages for ``platforms`` (``lock.json``; cached by content)."""
     analysis = read_analysis(out)
@@ -93,11 +65,3 @@ def step_render(out: Path) -> Prepared:
         modules, analysis.https, bundle, out / RUNNER_DIR, read_lock(out), analysis.cjk_codecs
     )
     return Prepared(analysis, digest(bundle), engine_digest, out / RUNNER_DIR)
-
-
-def load_prepared(out: Path) -> Prepared:
-    """What the render step left in ``out`` (for the compile and image steps)."""
-    analysis = read_analysis(out)
-    runner = out / RUNNER_DIR
-    engine_digest = (runner / ENGINE_DIR / ".digest").read_text()
-    return Prepared(analysis, digest((runner / BUNDLE_FILE).read_bytes()), engine_digest, runner)

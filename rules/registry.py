@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from rules.errors import InvalidInput, Problem, json_path
 from rules.jsonfile import load_yaml, read_text
 from rules.schemas import schema_problems
-from rules.spec import Workflow
+
+if TYPE_CHECKING:
+    from rules.spec import Workflow
 
 DEFAULT_MODEL = "llama3"
 PYTHON_COMMANDS = {"python", "python3"}
@@ -235,6 +238,12 @@ def read_script(script: str, root: Path, folder: Path, file: str, where: str) ->
         raise InvalidInput.single(file, where, f"cannot use script {script!r}: {reason}") from None
 
 
+@cache
+def _listing(root: Path) -> tuple[Path, ...]:
+    """The files under a registry folder, once per process (every target of a graph asks)."""
+    return tuple(sorted(p for p in root.rglob("*") if "__pycache__" not in p.parts))
+
+
 class Registry:
     """Tool ids to YAML files over several folders; the first folder with an id wins."""
 
@@ -246,7 +255,7 @@ class Registry:
                 self.roots.append(resolved)
         self._files: dict[str, tuple[Path, Path]] = {}
         for root in reversed(self.roots):  # earlier roots override later ones
-            for path in sorted(root.rglob("*.y*ml")):
+            for path in _listing(root):
                 if path.suffix in (".yaml", ".yml") and path.is_file():
                     self._files[path.stem] = (path, root)
 
@@ -267,7 +276,7 @@ class Registry:
         """Every file a tool could be read from (for the build graph's dependencies)."""
         found: list[Path] = []
         for root in self.roots:
-            found += [p for p in sorted(root.rglob("*")) if p.suffix in (".yaml", ".yml", ".py")]
+            found += [p for p in _listing(root) if p.suffix in (".yaml", ".yml", ".py")]
         return found
 
     def load(self, tool_id: str) -> ResolvedTool | None:

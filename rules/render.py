@@ -24,9 +24,9 @@ from typing import Any
 
 from rules.fsutil import atomic_write, locked, replace_tree, staging_dir
 from rules.lock import ENGINE_LOCK_FILE, package_facts
+from rules.prepared import ENGINE_DIR
 from rules.stdlib_shake import nuitka_flags
 
-ENGINE_DIR = "engine"
 BUNDLE_FILE = "bundle.json"
 ENTRY_POINT = "main.py"
 COMPILE_FLAGS = "compile-flags.txt"

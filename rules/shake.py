@@ -11,12 +11,14 @@ equal bytes and an equal digest, which the image label and the build cache key o
 
 from __future__ import annotations
 
-import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rules.registry import ResolvedTool
-from rules.subworkflows import WorkflowNode
+from rules.prepared import digest
+
+if TYPE_CHECKING:
+    from rules.registry import ResolvedTool
+    from rules.subworkflows import WorkflowNode
 
 BUNDLE_FORMAT = 2
 STEP_KEYS = (
@@ -103,7 +105,3 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
         "utf-8"
     )
-
-
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from rules.errors import InvalidInput, Problem, json_path
 from rules.jsonfile import load_json
 from rules.registry import Registry
-from rules.spec import Workflow, check_workflow, load_workflow
+
+if TYPE_CHECKING:
+    from rules.spec import Workflow
 
 MAX_DEPTH = 8
 
@@ -46,6 +49,8 @@ class WorkflowNode:
 
 def load_tree(path: Path, tools_dirs: list[Path] | None = None) -> WorkflowNode:
     """Load ``path`` and its sub-workflows; raise :class:`InvalidInput` with every problem."""
+    from rules.spec import load_workflow
+
     path = Path(path)
     root = load_workflow(path)
     registry = Registry.for_workflow(path, tools_dirs)
@@ -62,6 +67,8 @@ def _context(parent: Workflow, index: int, key: str) -> str:
 def _load_children(
     node: WorkflowNode, root_dir: Path, tools_dirs: list[Path] | None, chain: list[Path]
 ) -> None:
+    from rules.spec import check_workflow, load_workflow
+
     parent = node.workflow
     file = str(parent.path)
     problems: list[Problem] = []

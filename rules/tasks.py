@@ -28,29 +28,50 @@ from doit import get_var
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from rules.compile import compile_engine
 from rules.errors import UserError
 from rules.fingerprint import code_fingerprint
 from rules.fsutil import atomic_write
-from rules.image import build_image, image_is_current
 from rules.options import compile_request, image_request
 from rules.paths import cache_dir
-from rules.pipeline import (
+from rules.platforms import arch_of
+from rules.prepared import (
     ANALYSIS_FILE,
     BUNDLE_FILE,
+    ENGINE_DIR,
     LOCK_FILE,
     RUNNER_DIR,
     load_prepared,
-    step_analyze,
-    step_lock,
-    step_render,
-    step_shake,
 )
-from rules.platforms import arch_of
 from rules.registry import Registry
-from rules.render import ENGINE_DIR
 from rules.subworkflows import scan_files
 from rules.targets import TARGETS, Target, apply_command_line
+
+# The steps themselves (and what they import: jsonschema, packaging, the Docker clients) load
+# when a task runs, not when doit reads the graph: a no-op run never pays for them.
+
+
+def step_analyze(*args):
+    from rules.pipeline import step_analyze as step
+
+    return step(*args)
+
+
+def step_shake(*args):
+    from rules.pipeline import step_shake as step
+
+    return step(*args)
+
+
+def step_lock(*args):
+    from rules.pipeline import step_lock as step
+
+    return step(*args)
+
+
+def step_render(*args):
+    from rules.pipeline import step_render as step
+
+    return step(*args)
 
 
 def rel(path: Path) -> str:
@@ -181,6 +202,8 @@ def _compile_marker(target: Target, platform: str) -> Path:
 
 
 def _compile_action(target: Target, platform: str) -> None:
+    from rules.compile import compile_engine
+
     prepared = load_prepared(target.out)
     folder = compile_engine(compile_request(prepared, target.options, platform))
     marker = {"compiled": str(folder.relative_to(cache_dir())), "engine": prepared.engine_digest}
@@ -228,12 +251,31 @@ def image_request_of(target: Target):
 
 
 def _image_action(target: Target) -> None:
+    from rules.image import build_image
+
     request = image_request_of(target)
     build_image(request)
     atomic_write(target.out / "image.json", json.dumps(request.labels(), indent=2).encode())
 
 
+@functools.cache
+def _want_all_image_labels() -> None:
+    """Name every target's tag to the image store at once: one engine query answers all."""
+    from rules.image import default_tag
+    from rules.image_store import want_labels
+    from rules.prepared import read_analysis
+
+    for target in TARGETS.values():
+        try:
+            want_labels(target.options.tag or default_tag(read_analysis(target.out).workflow_id))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+
+
 def _image_exists(target: Target) -> bool:
+    from rules.image import image_is_current
+
+    _want_all_image_labels()
     try:
         return not target.options.push and image_is_current(image_request_of(target))
     except (OSError, KeyError, ValueError):
