@@ -30,8 +30,9 @@ from pathlib import Path
 
 from common import ROOT, median_ms, print_table, run_quiet, timed
 
-from rules.build import BuildOptions, build_workflow, compile_request
+from rules.build import build_workflow
 from rules.compile import compile_engine
+from rules.options import BuildOptions, compile_request
 from rules.platforms import parse_platforms
 
 WORKFLOW = ROOT / "workflows" / "parallel_profile.json"
