@@ -27,6 +27,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from rules.errors import InvalidInput, Problem, UserError
@@ -129,8 +130,17 @@ def _pip_download(requirements: list[str], arch: str, dest: Path) -> subprocess.
     return subprocess.run(command, capture_output=True, text=True, check=False)
 
 
+def _package_name(requirement: str) -> str:
+    """The distribution name in a requirement as pip reports it: ``onlyamd==1.0`` -> ``onlyamd``."""
+    try:
+        return Requirement(requirement).name
+    except InvalidRequirement:
+        return requirement
+
+
 def _origin(needs: dict[str, Any], name: str, fallback_file: str) -> tuple[str, str]:
-    origin = (needs.get("origins") or {}).get(canonicalize_name(name))
+    """The file and JSON path that asked for package ``name`` (a requirement is fine too)."""
+    origin = (needs.get("origins") or {}).get(canonicalize_name(_package_name(name)))
     return (origin[0], origin[1]) if origin else (fallback_file, "$")
 
 
@@ -204,7 +214,8 @@ def _resolve(requirements, platforms, needs, workflow_file) -> dict[str, Any]:
         others = [p for p, r in results.items() if isinstance(r, list)]
         if others:
             message = (
-                f"package '{result}' has no wheel for {platform} (CPython {BUILDER_PYTHON},"
+                f"package '{_package_name(result)}' has no wheel for {platform} (CPython"
+                f" {BUILDER_PYTHON},"
                 f" glibc 2.{GLIBC_MINOR}), though it has one for {', '.join(others)}: pick"
                 " another version or build for the other platform only"
             )

@@ -146,7 +146,7 @@ class SwarmBatch:
     # -- the job -------------------------------------------------------------------------------
 
     def _service(self, round_: _Round):
-        from docker.types import Mount, Placement, RestartPolicy, ServiceMode
+        from docker.types import Mount, RestartPolicy, ServiceMode
 
         count = len(round_.shards)
         args = [
@@ -184,7 +184,7 @@ class SwarmBatch:
                 concurrency=min(self.settings.max_concurrent or count, count),
             ),
             restart_policy=RestartPolicy(condition="none"),
-            placement=Placement(constraints=[f"node.id=={self.node_id}"]),
+            constraints=[f"node.id=={self.node_id}"],
             networks=[network] if network else None,
             hosts=hosts,
             read_only=True,

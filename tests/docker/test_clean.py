@@ -37,7 +37,7 @@ def test_clean_by_workflow_then_all(dw, tmp_path):
     )
 
     proc = dw("clean")
-    assert proc.returncode == 1 and "say what to clean" in proc.stderr
+    assert proc.returncode == 2 and "say what to clean" in proc.stderr
 
     proc = dw("clean", str(first))  # no terminal, no --yes: refuses, removes nothing
     assert proc.returncode == 1 and "pass --yes" in proc.stderr
