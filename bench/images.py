@@ -1,22 +1,34 @@
-"""Image size, compile times and container start-up, per platform, against baselines.
+"""Image size, compile times and container start-up, per platform, each beside its baseline.
 
-Measured in this run, for a workflow without LLM steps (parallel_profile):
-* image size, compressed (what a registry stores and a pull moves) and on disk, next to a naive
-  image made the way the spec's design would: CPython and the runner source on the builder base;
-* cold build (BuildKit cache mounts pruned, BuildKit's step cache bypassed: both platforms'
-  compiles from nothing) and warm compile per platform (the engine changed by a comment, so the
-  compile runs again on warm ccache and Nuitka caches);
-* container start-to-exit (``docker run --rm``) next to ``docker run`` of a static busybox
-  ``true`` (from Debian's busybox-static), medians.
+Measured in this run, for an LLM-only workflow (simple_summarizer):
+* cold compile per platform (BuildKit cache mounts pruned, its step cache bypassed), with the C
+  part of the arm64 compile run natively by Zig (``--cross auto``, the default) beside the
+  emulated compile (``--cross off``, everything under QEMU, per-platform caches: the previous
+  way); the cold two-platform build total;
+* warm recompile per platform after a one-module change (a comment in ``main.py``), both ways;
+* reproducibility: the compile again from scratch gives the same bytes;
+* image size, compressed and on disk, beside a naive image made the way the spec's design would
+  (CPython and the runner source on the builder base);
+* a workflow with ``requests`` (an embedded ``source_code`` tool with ``requirements``): its
+  cold two-platform build, warm one-module recompile and image size (wheels from
+  cache/test-wheelhouse when present);
+* each size measure alone (amd64): the program compiled with one measure switched off
+  (``-Os``, LTO, bytecode without column tables, dropping the CJK codecs, no docstrings), and
+  with all of them off (the previous flags); what the libc closure weighs; whether the program
+  is already stripped;
+* container start to exit (``--describe``: load the bundle, print, exit) beside ``docker run``
+  of a static busybox ``true``, and beside the previous flags, medians.
 
 Run: ``.venv/bin/python bench/images.py [--platform linux/amd64,linux/arm64] [--runs N]
-[--skip-cold]``. Cold arm64 compiles under QEMU take several minutes.
+[--skip-cold] [--skip-emulated] [--skip-sizes]``. The emulated cold arm64 compile takes
+about ten minutes; the whole run about half an hour.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -29,14 +41,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from common import ROOT, median_ms, print_table, run_quiet, timed
+from wheels import offline_index
 
-from rules.build import build_workflow
-from rules.compile import compile_engine
+from rules.build import build_workflow, prepare
+from rules.compile import CompileRequest, compile_engine, compiled_dir
 from rules.options import BuildOptions, compile_request
 from rules.platforms import parse_platforms
 
-WORKFLOW = ROOT / "workflows" / "parallel_profile.json"
-INPUTS = '{"data": "alpha beta gamma"}'
+WORKFLOW = ROOT / "workflows" / "simple_summarizer.json"
 
 
 def oci_sizes(tarball: Path) -> dict[str, tuple[int, int]]:
@@ -108,58 +120,279 @@ def busybox_image() -> str:
     return "bench-busybox:static"
 
 
+TUNINGS = {
+    "-Os": "no-os",
+    "LTO (gcc)": "no-lto",
+    "no column tables": "debug-ranges",
+    "no CJK codecs": "keep-cjk",
+    "no docstrings": "docstrings",
+}
+MB = 1024 * 1024
+
+
+def tree_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def tree_digest(folder: Path) -> str:
+    """Digest of what goes into the image: the compiled files without ``.meta/``."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if path.is_file() and not path.is_symlink() and relative.parts[0] != ".meta":
+            digest.update(str(relative).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cold_caches() -> None:
+    """A fresh machine's BuildKit: no step cache, no ccache/Nuitka/Zig cache mounts (the
+    builder image stays: making it is setup, once per machine)."""
+    run_quiet(["docker", "buildx", "prune", "-af"])
+
+
+def compile_timed(request: CompileRequest, no_cache: bool = False) -> tuple[float, Path]:
+    """Seconds for one compile, forgetting an earlier result of the same request.
+
+    ``no_cache``: BuildKit runs every step again on fresh cache mounts (a from-scratch compile
+    without pruning anything).
+    """
+    shutil.rmtree(compiled_dir(request), ignore_errors=True)
+    if no_cache:
+        os.environ["DOCKER_WORKFLOW_NO_CACHE"] = "1"
+    try:
+        started = time.perf_counter()
+        out = compile_engine(request)
+        return time.perf_counter() - started, out
+    finally:
+        os.environ.pop("DOCKER_WORKFLOW_NO_CACHE", None)
+
+
+def one_module_changed(request: CompileRequest) -> CompileRequest:
+    """The same engine with a comment more in main.py: Nuitka recompiles that module only."""
+    engine = Path(tempfile.mkdtemp(prefix="warm-engine-")) / "engine"
+    shutil.copytree(request.engine_dir, engine)
+    with (engine / "main.py").open("a") as handle:
+        handle.write(f"# warm compile probe {time.time()}\n")
+    return replace(request, engine_dir=engine, engine_digest=f"warm-{time.time()}")
+
+
+def compile_figures(prepared, options, platforms, args) -> list[list[str]]:
+    """Cold, warm and again-from-scratch compiles per platform; then the emulated baseline
+    (last: its cold start prunes the caches the other figures need warm)."""
+    requests = {p: compile_request(prepared, options, p) for p in platforms}
+    cold: dict[str, float] = {}
+    if not args.skip_cold:
+        cold_caches()
+        for platform, request in requests.items():  # amd64 first, as a build does
+            cold[platform], _ = compile_timed(request)
+    warm: dict[str, float] = {}
+    same: dict[str, str] = {}
+    for platform, request in requests.items():
+        before = tree_digest(compile_engine(request))
+        warm[platform], _ = compile_timed(one_module_changed(request))
+        _, again = compile_timed(request, no_cache=True)
+        same[platform] = "yes" if tree_digest(again) == before else "NO"
+    emulated: dict[str, float] = {}
+    emulated_warm: dict[str, float] = {}
+    for platform, request in requests.items():
+        if request.cross_compiler and not args.skip_emulated:
+            off = replace(request, cross="off")
+            if not args.skip_cold:
+                cold_caches()  # the previous way: no cache shared with the amd64 compile
+                emulated[platform], _ = compile_timed(off)
+            compile_engine(off)
+            emulated_warm[platform], _ = compile_timed(one_module_changed(off))
+
+    def seconds(figures: dict[str, float], platform: str) -> str:
+        return f"{figures[platform]:.0f} s" if platform in figures else "-"
+
+    rows = [
+        [
+            platform,
+            seconds(cold, platform),
+            seconds(emulated, platform),
+            seconds(warm, platform),
+            seconds(emulated_warm, platform),
+            same[platform],
+        ]
+        for platform in platforms
+    ]
+    if cold:
+        total = sum(cold.values())
+        previous = sum(emulated.get(p, cold[p]) for p in cold)
+        rows.append(["compiles, sequential", f"{total:.0f} s", f"{previous:.0f} s", "", "", ""])
+        amd, arm = cold.get("linux/amd64"), cold.get("linux/arm64")
+        if amd and arm:
+            ratio = f"arm64/amd64 {arm / amd:.1f}x"
+            if "linux/arm64" in emulated:
+                ratio += f" (emulated {emulated['linux/arm64'] / amd:.1f}x)"
+            rows.append(["ratio", ratio, "", "", "", ""])
+    return rows
+
+
+def tuned_sizes(prepared, options) -> tuple[list[list[str]], Path, Path]:
+    """amd64 program size with each measure alone switched off, and all of them."""
+    base = compile_request(prepared, options, "linux/amd64")
+    current = compile_engine(base)
+    current_bytes = tree_bytes(current)
+    rows = [["all measures on (current)", f"{current_bytes / MB:.2f} MB", ""]]
+    for label, word in TUNINGS.items():
+        out = compile_engine(replace(base, tuning=(word,)))
+        saved = tree_bytes(out) - current_bytes
+        rows.append([f"without {label}", f"{tree_bytes(out) / MB:.2f} MB", f"{saved / MB:+.2f} MB"])
+    previous = compile_engine(replace(base, tuning=tuple(TUNINGS.values())))
+    previous_bytes = tree_bytes(previous)
+    rows.append(
+        [
+            "all off (previous flags)",
+            f"{previous_bytes / MB:.2f} MB",
+            f"{(previous_bytes - current_bytes) / MB:+.2f} MB",
+        ]
+    )
+    closure = sum(
+        p.stat().st_size
+        for p in current.rglob("*")
+        if p.is_file()
+        and not p.is_symlink()
+        and "app" not in p.relative_to(current).parts[:1]
+        and not p.relative_to(current).parts[0].startswith(".")
+    )
+    rows.append(
+        ["of which the libc closure (ld-linux, libc, libm, libz)", f"{closure / MB:.2f} MB", ""]
+    )
+    program = current / "app" / "workflow"
+    described = subprocess.run(["file", str(program)], capture_output=True, text=True, check=False)
+    stripped = "stripped" in described.stdout and "not stripped" not in described.stdout
+    rows.append(["program already stripped", "yes" if stripped else "no", ""])
+    return rows, current, previous
+
+
+def image_from(compiled: Path, bundle: Path, tag: str) -> str:
+    """A FROM-scratch image of one compiled tree and a bundle, as the image step lays it out."""
+    context = Path(tempfile.mkdtemp(prefix="tuned-image-"))
+    shutil.copytree(compiled, context / "root", symlinks=True)
+    shutil.rmtree(context / "root" / ".meta", ignore_errors=True)
+    shutil.copy(bundle, context / "root" / "app" / "bundle.json")
+    (context / "Dockerfile").write_text(
+        'FROM scratch\nCOPY root/ /\nUSER 65532:65532\nENTRYPOINT ["/app/workflow"]\n'
+    )
+    run_quiet(["docker", "buildx", "build", "--load", "-t", tag, str(context)])
+    shutil.rmtree(context)
+    return tag
+
+
+def start_median(image: str, platform: str, runs: int, *args: str) -> float:
+    command = ["docker", "run", "--rm", "--platform", platform, "--network", "none", image, *args]
+    return median_ms(timed(lambda: run_quiet(command), runs))
+
+
+REQUESTS_TOOL = """
+import json, sys
+import requests
+args = json.load(sys.stdin)
+reply = requests.get(args["url"], timeout=10)
+print(json.dumps({"status": reply.status_code}))
+"""
+
+
+def requests_workflow(folder: Path) -> Path:
+    """A workflow in the original's format whose embedded tool needs ``requests``."""
+    path = folder / "requests_fetch.json"
+    path.write_text(
+        json.dumps(
+            {
+                "workflow_id": "requests_fetch",
+                "version": "1.0.0",
+                "inputs": {"url": {"type": "string", "required": True}},
+                "outputs": {"status": {"source_reference": "steps.fetch.result"}},
+                "steps": [
+                    {
+                        "step_id": "fetch",
+                        "type": "existing_tool",
+                        "tool": "fetch",
+                        "input_mapping": {"url": "inputs.url"},
+                        "output_name": "result",
+                    }
+                ],
+                "tools": {
+                    "fetch": {
+                        "tool_id": "fetch",
+                        "type": "python",
+                        "source_code": REQUESTS_TOOL,
+                        "requirements": ["requests==2.32.3"],
+                    }
+                },
+            }
+        )
+    )
+    return path
+
+
+def requests_figures(platforms: list[str], args) -> list[list[str]]:
+    """Cold two-platform build, warm one-module recompile and size of the requests workflow."""
+    wheelhouse = ROOT / "cache" / "test-wheelhouse"
+    if wheelhouse.is_dir():  # scripts/wheelhouse.sh: no package index needed
+        os.environ.update(offline_index(wheelhouse))
+    path = requests_workflow(Path(tempfile.mkdtemp(prefix="bench-requests-")))
+    tarball = path.parent / "image.tar"
+    options = BuildOptions(platforms=platforms, oci_path=tarball)
+    if not args.skip_cold:
+        cold_caches()
+    started = time.perf_counter()
+    result = build_workflow(path, options)
+    build_seconds = time.perf_counter() - started
+    sizes = oci_sizes(tarball)
+    rows = []
+    for platform in platforms:
+        request = compile_request(result.prepared, options, platform)
+        warm, _ = compile_timed(one_module_changed(request))
+        compressed, unpacked = sizes[platform]
+        rows.append(
+            [platform, f"{compressed / MB:.1f} MB", f"{unpacked / MB:.1f} MB", f"{warm:.0f} s"]
+        )
+    label = "cold" if not args.skip_cold else "warm-cache"
+    rows.append([f"{label} build, all platforms", f"{build_seconds:.0f} s", "", ""])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--platform", default="linux/amd64,linux/arm64")
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--skip-cold", action="store_true", help="do not prune the compile caches")
+    parser.add_argument("--skip-cold", action="store_true", help="no cold compiles")
+    parser.add_argument("--skip-emulated", action="store_true", help="no --cross off baseline")
+    parser.add_argument("--skip-sizes", action="store_true", help="no per-measure compiles")
     args = parser.parse_args()
     platforms = parse_platforms(args.platform)
     os.environ.setdefault("DOCKER_WORKFLOW_CACHE", tempfile.mkdtemp(prefix="bench-images-"))
-    options = BuildOptions(platforms=platforms, tag="bench-profile:latest")
+    options = BuildOptions(platforms=platforms, tag="bench-summarizer:latest")
     builder = options.resolved_builder()
+    prepared = prepare(WORKFLOW, platforms=platforms)
 
-    compile_rows = []
-    if not args.skip_cold:
-        # Cold: no ccache/Nuitka cache mounts, and no BuildKit memory of earlier compiles.
-        run_quiet(["docker", "buildx", "prune", "-f", "--filter", "type=exec.cachemount"])
-        os.environ["DOCKER_WORKFLOW_NO_CACHE"] = "1"
-    started = time.perf_counter()
-    result = build_workflow(WORKFLOW, options)
-    total_cold = time.perf_counter() - started
-    os.environ.pop("DOCKER_WORKFLOW_NO_CACHE", None)
-    prepared = result.prepared
-    for platform in platforms:
-        # Warm: the same engine with one comment more compiles again on warm caches.
-        warm_engine = Path(tempfile.mkdtemp(prefix="warm-engine-")) / "engine"
-        shutil.copytree(prepared.engine_dir, warm_engine)
-        with (warm_engine / "main.py").open("a") as handle:
-            handle.write(f"# warm compile probe {time.time()}\n")
-        request = replace(
-            compile_request(prepared, options, platform),
-            engine_dir=warm_engine,
-            engine_digest=f"warm-{time.time()}",
-        )
-        started = time.perf_counter()
-        compile_engine(request)
-        compile_rows.append([platform, f"{time.perf_counter() - started:.1f} s"])
+    compile_rows = compile_figures(prepared, options, platforms, args)
+    print_table(
+        "compile (cross auto: Zig does arm64's C part natively; emulated: --cross off, the "
+        "previous way)",
+        ["platform", "cold", "cold emulated", "warm, one module", "warm emulated", "reproducible"],
+        compile_rows,
+    )
 
     oci = Path(tempfile.mkdtemp(prefix="bench-oci-"))
     ours_tar, naive_tar = oci / "ours.tar", oci / "naive.tar"
-    build_workflow(WORKFLOW, BuildOptions(platforms=platforms, oci_path=ours_tar))
-    naive_image(builder, prepared.out_dir, platforms, naive_tar)
+    build_workflow(WORKFLOW, replace(options, oci_path=ours_tar, tag=None))
+    result = build_workflow(WORKFLOW, options)
+    naive_image(builder, result.prepared.out_dir, platforms, naive_tar)
     ours, naive = oci_sizes(ours_tar), oci_sizes(naive_tar)
-    mb = 1024 * 1024
     size_rows = []
     for platform in platforms:
         (oc, ou), (nc, nu) = ours[platform], naive[platform]
         size_rows.append(
             [
                 platform,
-                f"{oc / mb:.1f} MB",
-                f"{ou / mb:.1f} MB",
-                f"{nc / mb:.1f} MB",
-                f"{nu / mb:.1f} MB",
+                f"{oc / MB:.1f} MB",
+                f"{ou / MB:.1f} MB",
+                f"{nc / MB:.1f} MB",
+                f"{nu / MB:.1f} MB",
                 f"{nc / oc:.1f}x",
             ]
         )
@@ -175,42 +408,47 @@ def main() -> None:
         ],
         size_rows,
     )
+
     print_table(
-        f"compile (cold build of everything: {total_cold:.1f} s)",
-        ["platform", "warm recompile"],
-        compile_rows,
+        "a workflow with requests (original format, source_code + requirements)",
+        ["platform", "compressed", "on disk", "warm, one module"],
+        requests_figures(platforms, args),
     )
+
+    previous_image = None
+    if not args.skip_sizes and "linux/amd64" in platforms:
+        rows, _, previous = tuned_sizes(prepared, options)
+        print_table(
+            "size measures, each alone (amd64 program and libraries on disk)",
+            ["variant", "size", "vs current"],
+            rows,
+        )
+        previous_image = image_from(
+            previous, prepared.bundle_path, "bench-summarizer:previous-flags"
+        )
 
     busybox = busybox_image()
     start_rows = []
     for platform in platforms:
-        ours_run = timed(
-            lambda p=platform: run_quiet(
-                [
-                    "docker",
-                    "run",
-                    "--rm",
-                    "-i",
-                    "--platform",
-                    p,
-                    "--network",
-                    "none",
-                    "bench-profile:latest",
-                ],
-                input=INPUTS,
-            ),
-            args.runs,
-        )
+        ours_ms = start_median(options.tag, platform, args.runs, "--describe")
+        row = [platform, f"{ours_ms:.0f}"]
         if platform == "linux/amd64":
-            box = timed(lambda: run_quiet(["docker", "run", "--rm", busybox]), args.runs)
-            ratio = f"{median_ms(ours_run) / median_ms(box):.2f}x"
-            box_ms = f"{median_ms(box):.0f}"
-        else:
-            box_ms, ratio = "(amd64 only)", ""
-        start_rows.append([platform, f"{median_ms(ours_run):.0f}", box_ms, ratio])
+            box_ms = start_median(busybox, platform, args.runs)
+            row += [f"{box_ms:.0f}", f"{ours_ms / box_ms:.2f}x"]
+            if previous_image:
+                old_ms = start_median(previous_image, platform, args.runs, "--describe")
+                row += [f"{old_ms:.0f}", f"{ours_ms / old_ms:.2f}x"]
+        start_rows.append(row + [""] * (6 - len(row)))
     print_table(
-        "container start to exit (median ms)",
-        ["platform", "workflow image", "busybox true", "ratio"],
+        "container start to exit, --describe (median ms)",
+        [
+            "platform",
+            "workflow image",
+            "busybox true",
+            "vs busybox",
+            "previous flags",
+            "vs previous",
+        ],
         start_rows,
     )
 

@@ -46,6 +46,9 @@ class CompileRequest:
     compiler: str
     builder_image: str
     cross: str = "auto"  # "auto": Zig as the C compiler for a foreign platform; "off": emulate
+    # Size measures switched off, for bench/images.py to measure each one alone (compile.sh
+    # lists them); empty for every real build.
+    tuning: tuple[str, ...] = ()
 
     @property
     def arch(self) -> str:
@@ -96,6 +99,8 @@ def compile_key(request: CompileRequest) -> str:
         "toolchain": folder_digest(toolchain),
         "cross": request.cross_compiler and [ZIG, host_arch()],
     }
+    if request.tuning:
+        facts["tuning"] = sorted(request.tuning)
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -151,6 +156,7 @@ def _compile_into(request: CompileRequest, target: Path) -> None:
             "BUILDER_IMAGE": request.builder_image,
             "COMPILER": request.compiler,
             "CROSS": request.cross_compiler or "",
+            "TUNING": " ".join(sorted(request.tuning)),
         }
         if request.cross_compiler == "zig":
             options["build_contexts"] = {"zig": str(zig_dir())}

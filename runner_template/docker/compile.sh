@@ -24,6 +24,12 @@ if [ -e /lib/ld-musl-"$arch".so.1 ]; then echo musl > /export/.meta/libc; else e
 # CROSS=zig: the C compiler is Zig built for the machine that builds (it runs natively even in
 # this builder emulated by QEMU), targeting this builder's platform and glibc. Nuitka runs here
 # as usual; only its C part moves off the emulator.
+# TUNING (bench/images.py only) turns single size measures off to measure each on its own:
+# no-os, no-lto, debug-ranges, keep-cjk, docstrings.
+tuning=" ${TUNING:-} "
+has() { case "$tuning" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+os_flag="-Os"
+has no-os && os_flag=""
 zig_flag=""
 if [ "${CROSS:-}" = zig ] && [ -x /opt/zig/ziglang/zig ]; then
     glibc="$(getconf GNU_LIBC_VERSION | cut -d' ' -f2)"
@@ -41,17 +47,20 @@ ZIG
     chmod 755 /build/zigbin/zig
     # A position-independent executable, as the builder's gcc makes by default (ASLR).
     export PATH="/build/zigbin:$PATH" ZIG_GLOBAL_CACHE_DIR="/cache/$arch/zig" \
-        ZIG_LOCAL_CACHE_DIR="/cache/$arch/zig" CCFLAGS="-Os -fPIE" LDFLAGS="-pie"
+        ZIG_LOCAL_CACHE_DIR="/cache/$arch/zig" CCFLAGS="$os_flag -fPIE" LDFLAGS="-pie"
     zig_flag=--zig
     lto=no
 else
     # Smaller code, the same speed for what the engine does (bench/images.py measures it).
-    export CCFLAGS="-Os"
+    export CCFLAGS="$os_flag"
     lto=yes
+    has no-lto && lto=no
 fi
 # Bytecode without column tables (Python 3.11's fine-grained positions): smaller, and only
 # traceback carets need them.
-export PYTHONNODEBUGRANGES=1
+has debug-ranges || export PYTHONNODEBUGRANGES=1
+docstrings_flag=--python-flag=no_docstrings
+has docstrings && docstrings_flag=""
 
 case "$COMPILER" in
 nuitka|onefile)
@@ -60,7 +69,7 @@ nuitka|onefile)
     cd /src
     # shellcheck disable=SC2086
     /venv/bin/python -m nuitka $mode --output-dir=/build --output-filename=workflow \
-        --python-flag=no_site --python-flag=no_docstrings --python-flag=no_warnings \
+        --python-flag=no_site $docstrings_flag --python-flag=no_warnings \
         --lto="$lto" --assume-yes-for-downloads --report=/export/.meta/compilation-report.xml \
         --quiet $zig_flag $(cat /src/compile-flags.txt) main.py
     if [ "$COMPILER" = onefile ]; then
@@ -101,7 +110,7 @@ none)
 esac
 # The CJK codecs (about 1.2 MB) only load for text in those legacy encodings; the render step
 # leaves this marker when no tool can need them.
-if [ -f /src/drop-cjk-codecs ]; then
+if [ -f /src/drop-cjk-codecs ] && ! has keep-cjk; then
     rm -f /export/app/_codecs_*.so /export/app/_multibytecodec.so
 fi
 # TLS in the program (an https endpoint, or a package that needs ssl): the CA bundle comes too.
