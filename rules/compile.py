@@ -26,7 +26,7 @@ from pathlib import Path
 from rules.buildx import build
 from rules.docker_files import docker_file
 from rules.errors import UserError
-from rules.fsutil import locked, replace_tree, staging_dir
+from rules.fsutil import file_sha256, locked, replace_tree, staging_dir
 from rules.lock import ENGINE_LOCK_FILE, ensure_wheel, lock_wheels, requirements_txt
 from rules.paths import cache_dir
 from rules.platforms import arch_of
@@ -71,11 +71,7 @@ class CompileRequest:
 @cache
 def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
     """sha256 of a file's bytes (memoized per process by path, size and mtime)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def folder_digest(folder: Path) -> dict[str, str]:

@@ -6,6 +6,7 @@ disk) never leaves a half-written file that a later run could take for a finishe
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -71,3 +72,12 @@ def locked(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in blocks (wheels and toolchain archives are large)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

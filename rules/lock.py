@@ -31,7 +31,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from rules.errors import InvalidInput, Problem, UserError
-from rules.fsutil import atomic_write, locked, staging_dir
+from rules.fsutil import atomic_write, file_sha256, locked, staging_dir
 from rules.paths import cache_dir
 from rules.platforms import arch_of
 from rules.prepared import EMPTY_LOCK
@@ -67,14 +67,6 @@ def lock_key(requirements: list[str], platforms: list[str]) -> str:
         "index": [os.environ.get(k, "") for k in ("PIP_INDEX_URL", "PIP_FIND_LINKS")],
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def inspect_wheel(path: Path) -> dict[str, Any]:
@@ -174,7 +166,7 @@ def _resolve_platform(requirements: list[str], platform: str) -> list[dict[str, 
                     "name": str(name),
                     "version": str(version),
                     "file": downloaded.name,
-                    "sha256": _sha256(target),
+                    "sha256": file_sha256(target),
                     **inspect_wheel(target),
                 }
             )
@@ -290,7 +282,7 @@ def ensure_wheel(wheel: dict[str, Any], platform: str) -> Path:
             raise UserError(
                 f"the locked wheel {wheel['file']} for {platform} cannot be downloaded again"
             )
-    if _sha256(path) != wheel["sha256"]:
+    if file_sha256(path) != wheel["sha256"]:
         raise UserError(
             f"{path}: its sha256 is not the one in the lock: the file changed on the package"
             " index or on disk; delete it and the lock (cache/locks) to resolve again"
