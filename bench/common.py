@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # The project first: the folder tests/rules must not shadow the package rules.
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-console = Console()
+# Wide when piped to a file, so figures are never cut to fit 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def timed(action: Callable[[], object], runs: int) -> list[float]:

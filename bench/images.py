@@ -20,8 +20,8 @@ Measured in this run, for an LLM-only workflow (simple_summarizer):
   of a static busybox ``true``, and beside the previous flags, medians.
 
 Run: ``.venv/bin/python bench/images.py [--platform linux/amd64,linux/arm64] [--runs N]
-[--skip-cold] [--skip-emulated] [--skip-sizes]``. The emulated cold arm64 compile takes
-about ten minutes; the whole run about half an hour.
+[--skip-cold] [--skip-emulated] [--skip-sizes] [--only compile,size,requests,measures,start]``.
+The emulated cold arm64 compile takes about twelve minutes; the whole run about an hour.
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ TUNINGS = {
     "no docstrings": "docstrings",
 }
 MB = 1024 * 1024
+SECTIONS = ("compile", "size", "requests", "measures", "start")
 
 
 def tree_bytes(folder: Path) -> int:
@@ -273,6 +274,7 @@ def image_from(compiled: Path, bundle: Path, tag: str) -> str:
     shutil.copytree(compiled, context / "root", symlinks=True)
     shutil.rmtree(context / "root" / ".meta", ignore_errors=True)
     shutil.copy(bundle, context / "root" / "app" / "bundle.json")
+    os.chmod(context / "root" / "app" / "bundle.json", 0o644)  # the image runs as 65532
     (context / "Dockerfile").write_text(
         'FROM scratch\nCOPY root/ /\nUSER 65532:65532\nENTRYPOINT ["/app/workflow"]\n'
     )
@@ -362,13 +364,46 @@ def main() -> None:
     parser.add_argument("--skip-cold", action="store_true", help="no cold compiles")
     parser.add_argument("--skip-emulated", action="store_true", help="no --cross off baseline")
     parser.add_argument("--skip-sizes", action="store_true", help="no per-measure compiles")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})",
+    )
     args = parser.parse_args()
+    sections = set(args.only.split(","))
+    if sections - set(SECTIONS):
+        raise SystemExit(f"unknown sections {sorted(sections - set(SECTIONS))}; have {SECTIONS}")
     platforms = parse_platforms(args.platform)
     os.environ.setdefault("DOCKER_WORKFLOW_CACHE", tempfile.mkdtemp(prefix="bench-images-"))
     options = BuildOptions(platforms=platforms, tag="bench-summarizer:latest")
     builder = options.resolved_builder()
     prepared = prepare(WORKFLOW, platforms=platforms)
 
+    if "compile" in sections:
+        print_compile_table(prepared, options, platforms, args)
+    if "size" in sections:
+        print_size_table(builder, options, platforms)
+    if "requests" in sections:
+        print_table(
+            "a workflow with requests (original format, source_code + requirements)",
+            ["platform", "compressed", "on disk", "warm, one module"],
+            requests_figures(platforms, args),
+        )
+    previous_image = None
+    if "measures" in sections and not args.skip_sizes and "linux/amd64" in platforms:
+        previous_image = print_measures_table(prepared, options)
+    if "start" in sections:
+        if previous_image is None and "linux/amd64" in platforms and not args.skip_sizes:
+            base = compile_request(prepared, options, "linux/amd64")
+            previous = compile_engine(replace(base, tuning=tuple(TUNINGS.values())))
+            previous_image = image_from(
+                previous, prepared.bundle_path, "bench-summarizer:previous-flags"
+            )
+        build_workflow(WORKFLOW, options)
+        print_start_table(options, platforms, args, previous_image)
+
+
+def print_compile_table(prepared, options, platforms, args) -> None:
     compile_rows = compile_figures(prepared, options, platforms, args)
     print_table(
         "compile (cross auto: Zig does arm64's C part natively; emulated: --cross off, the "
@@ -377,6 +412,8 @@ def main() -> None:
         compile_rows,
     )
 
+
+def print_size_table(builder, options, platforms) -> None:
     oci = Path(tempfile.mkdtemp(prefix="bench-oci-"))
     ours_tar, naive_tar = oci / "ours.tar", oci / "naive.tar"
     build_workflow(WORKFLOW, replace(options, oci_path=ours_tar, tag=None))
@@ -409,24 +446,19 @@ def main() -> None:
         size_rows,
     )
 
+
+def print_measures_table(prepared, options) -> str:
+    """Each size measure alone; returns the tag of an image made with the previous flags."""
+    rows, _, previous = tuned_sizes(prepared, options)
     print_table(
-        "a workflow with requests (original format, source_code + requirements)",
-        ["platform", "compressed", "on disk", "warm, one module"],
-        requests_figures(platforms, args),
+        "size measures, each alone (amd64 program and libraries on disk)",
+        ["variant", "size", "vs current"],
+        rows,
     )
+    return image_from(previous, prepared.bundle_path, "bench-summarizer:previous-flags")
 
-    previous_image = None
-    if not args.skip_sizes and "linux/amd64" in platforms:
-        rows, _, previous = tuned_sizes(prepared, options)
-        print_table(
-            "size measures, each alone (amd64 program and libraries on disk)",
-            ["variant", "size", "vs current"],
-            rows,
-        )
-        previous_image = image_from(
-            previous, prepared.bundle_path, "bench-summarizer:previous-flags"
-        )
 
+def print_start_table(options, platforms, args, previous_image: str | None) -> None:
     busybox = busybox_image()
     start_rows = []
     for platform in platforms:
