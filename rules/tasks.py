@@ -74,13 +74,19 @@ def step_render(*args):
     return step(*args)
 
 
-def rel(path: Path) -> str:
+def rel(path: Path | str) -> str:
     """A path as doit should record it: relative to the project when inside it."""
-    path = Path(path).resolve()
+    return _rel(str(path), os.getcwd())
+
+
+@functools.cache
+def _rel(path: str, cwd: str) -> str:
+    # Cached: every workflow lists the same registry files, and resolving is a no-op's hot spot.
+    resolved = Path(path).resolve()
     try:
-        return str(path.relative_to(Path.cwd()))
+        return str(resolved.relative_to(cwd))
     except ValueError:
-        return str(path)
+        return str(resolved)
 
 
 def _targets() -> Iterator[Target]:
@@ -133,8 +139,14 @@ def guarded(step: Callable[..., Any]) -> Callable[..., Any]:
 
 def _source_files(target: Target) -> list[str]:
     """The workflow files of the target's tree and every registry file its tools may use."""
-    registry = Registry.for_workflow(target.workflow, target.options.tools_dirs)
-    return [*(rel(p) for p in scan_files(target.workflow)), *(rel(p) for p in registry.files())]
+    return list(_source_files_of(target.workflow, tuple(target.options.tools_dirs or ())))
+
+
+@functools.cache
+def _source_files_of(workflow: Path, tools_dirs: tuple[Path, ...]) -> tuple[str, ...]:
+    # Once per process: analyze and shake depend on the same files.
+    registry = Registry.for_workflow(workflow, list(tools_dirs))
+    return (*(rel(p) for p in scan_files(workflow)), *(rel(p) for p in registry.files()))
 
 
 def _workflow_step(target: Target, step, module: str, produces: str, after: list[str]) -> dict:
