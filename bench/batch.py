@@ -84,7 +84,7 @@ def swarm_up() -> bool:
 
 
 def measure(label, workflow, inputs, count, sample, llm_args, network) -> list[list[str]]:
-    tag = f"bench-batch-{label}:latest"
+    tag = f"bench-batch-{label.replace(' ', '-')}:latest"
     cli("build", str(workflow), "--platform", "linux/amd64", "-t", tag)
     out = Path(tempfile.mkdtemp(prefix="bench-results-"))
     env_args = []

@@ -13,7 +13,7 @@ from pathlib import Path
 from rules.console import err_console
 from rules.docker_env import ensure_engine
 from rules.graph import build_targets
-from rules.image import default_tag
+from rules.image_names import default_tag
 from rules.options import BuildOptions, image_request
 from rules.pipeline import analyze_file
 from rules.prepared import Prepared, load_prepared

@@ -20,12 +20,21 @@ from rules.compile import COMPILERS
 from rules.console import err_console, print_message
 from rules.errors import InputProblem, UserError
 from rules.image import RUNTIMES
+from rules.image_names import check_reference
 from rules.jsonfile import load_json
 from rules.options import OFFICIAL_BUILDER, BuildOptions
 from rules.platforms import DEFAULT_PLATFORMS, parse_platforms
 
 LOCAL_DEFAULT_ENDPOINT = "http://localhost:11434"
 MAX_INPUT_BYTES = 256 * 1024 * 1024
+
+
+def _image_name(text: str) -> str:
+    """argparse type for image names: Docker's own grammar, checked before anything runs."""
+    try:
+        return check_reference(text)
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _decode_inputs(data: bytes, origin: str) -> str:
@@ -310,7 +319,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_k8s(args: argparse.Namespace) -> int:
     from rules.batch import InputsFile
-    from rules.image import default_tag
+    from rules.image_names import default_tag
     from rules.k8s import K8sOptions, batch_manifests, serve_manifests, write_manifests
     from rules.pipeline import analyze_file
 
@@ -426,7 +435,9 @@ def _add_resolution_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_build_options(parser: argparse.ArgumentParser, platforms_help: str) -> None:
-    parser.add_argument("-t", "--tag", help="image tag (default workflow-<id>:latest)")
+    parser.add_argument(
+        "-t", "--tag", type=_image_name, help="image tag (default workflow-<id>:latest)"
+    )
     parser.add_argument(
         "-o",
         "--output",
@@ -535,7 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_llm_options(batch, "LLM server URL (default: the image's)")
     _add_container_options(batch)
-    batch.add_argument("-t", "--tag", help="image tag (default workflow-<id>:latest)")
+    batch.add_argument(
+        "-t", "--tag", type=_image_name, help="image tag (default workflow-<id>:latest)"
+    )
     batch.add_argument("--platform", help="the platform to run (default: this machine's)")
     batch.add_argument("--compiler", choices=COMPILERS, default="nuitka", help="default nuitka")
     batch.add_argument("--builder-image", metavar="REF", help="compile stage image")
@@ -559,7 +572,13 @@ def build_parser() -> argparse.ArgumentParser:
     k8s = sub.add_parser("k8s", help="write Kubernetes manifests (an Indexed Job, a service)")
     k8s.add_argument("workflow")
     k8s.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for manifests")
-    k8s.add_argument("-t", "--tag", metavar="IMAGE", help="image (default workflow-<id>:latest)")
+    k8s.add_argument(
+        "-t",
+        "--tag",
+        type=_image_name,
+        metavar="IMAGE",
+        help="image (default workflow-<id>:latest)",
+    )
     k8s.add_argument("--inputs", metavar="F.jsonl", help="a batch: an Indexed Job over these")
     k8s.add_argument("--parallelism", type=int, default=2, help="batch shards and pods at once")
     k8s.add_argument("-j", "--jobs", type=int, default=1, help="inputs (or requests) per pod")

@@ -63,10 +63,6 @@ class ImageRequest:
         }
 
 
-def default_tag(workflow_id: str) -> str:
-    return f"workflow-{workflow_id}:latest"
-
-
 def _check_runtime(request: ImageRequest) -> str:
     if request.runtime not in RUNTIMES:
         raise UserError(f"unknown runtime {request.runtime!r}: choose from {', '.join(RUNTIMES)}")

@@ -45,7 +45,8 @@ class BuildOptions:
 def image_request(
     prepared: Prepared, options: BuildOptions, compiled: dict[str, Path]
 ) -> ImageRequest:
-    from rules.image import ImageRequest, default_tag
+    from rules.image import ImageRequest
+    from rules.image_names import check_reference, default_tag
 
     analysis = prepared.analysis
     return ImageRequest(
@@ -57,7 +58,7 @@ def image_request(
         models=analysis.models,
         tools=[*analysis.llm_tools, *analysis.executable_tools],
         compiled=compiled,
-        tag=options.tag or default_tag(analysis.workflow_id),
+        tag=check_reference(options.tag) if options.tag else default_tag(analysis.workflow_id),
         runtime=options.runtime,
         push=options.push,
         oci_path=options.oci_path,

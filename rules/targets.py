@@ -17,10 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rules.errors import UserError
+from rules.image_names import check_reference
 from rules.options import BuildOptions
 from rules.paths import cache_dir, target_dir
 from rules.platforms import parse_platforms
@@ -89,21 +92,42 @@ def workflow_image(
     cross: str = "auto",
 ) -> Target:
     """Declare an image target (the ``dodo.py`` macro)."""
-    options = BuildOptions(
+    with _declaring(f"workflow_image({name!r})"):
+        options = _declared_options(
+            platforms, compiler, runtime, builder_image, tag, push, oci, model, tools, cross
+        )
+    target = Target(name, Path(workflow), options)
+    TARGETS[name] = target
+    return target
+
+
+def _declared_options(
+    platforms, compiler, runtime, builder_image, tag, push, oci, model, tools, cross
+) -> BuildOptions:
+    return BuildOptions(
         platforms=parse_platforms(",".join(platforms)) if platforms else parse_platforms(None),
         compiler=compiler,
         runtime=runtime,
         builder_image=builder_image,
-        tag=tag,
+        tag=check_reference(tag) if tag else None,
         push=push,
         oci_path=Path(oci).resolve() if oci else None,
         tools_dirs=[Path(t) for t in tools] if tools else None,
         model=model,
         cross=cross,
     )
-    target = Target(name, Path(workflow), options)
-    TARGETS[name] = target
-    return target
+
+
+@contextmanager
+def _declaring(what: str) -> Iterator[None]:
+    """A mistake in a declaration (``dodo.py``, ``doit VAR=value``) as doit's own one-line
+    error (``ERROR: ...``, exit 3) instead of a traceback from inside doit's loader."""
+    try:
+        yield
+    except UserError as error:
+        from doit.exceptions import InvalidDodoFile
+
+        raise InvalidDodoFile(f"{what}: {error}") from None
 
 
 def default_targets(folder: str | Path = "workflows") -> None:
@@ -118,7 +142,8 @@ def apply_command_line(target: Target, get_var) -> Target:
     """``doit VAR=value`` overrides, for every target (``get_var``: doit's)."""
     options = target.options
     if get_var("platforms"):
-        options = replace(options, platforms=parse_platforms(get_var("platforms")))
+        with _declaring("doit platforms=..."):
+            options = replace(options, platforms=parse_platforms(get_var("platforms")))
     for key in ("compiler", "runtime", "builder_image", "model", "cross"):
         if get_var(key):
             options = replace(options, **{key: get_var(key)})

@@ -273,7 +273,7 @@ def _image_action(target: Target) -> None:
 @functools.cache
 def _want_all_image_labels() -> None:
     """Name every target's tag to the image store at once: one engine query answers all."""
-    from rules.image import default_tag
+    from rules.image_names import default_tag
     from rules.image_store import want_labels
     from rules.prepared import read_analysis
 

@@ -9,7 +9,8 @@ from rules.bases import builder_tag
 from rules.build import prepare
 from rules.compile import CompileRequest, compile_key
 from rules.errors import UserError
-from rules.image import ImageRequest, _check_runtime, default_tag
+from rules.image import ImageRequest, _check_runtime
+from rules.image_names import default_tag
 from rules.platforms import parse_platforms
 from rules.render import engine_files
 from rules.stdlib_shake import excluded_modules
