@@ -16,6 +16,10 @@ The image runs by its ID, so no node tries to pull it from a registry. After a r
 indices without a result (a failed, killed or rejected task) form the next round, up to
 ``shard_retries`` times; whatever is still missing is reported per index, never dropped. The
 service, the carrier container and the volume are removed afterwards, also on failure or Ctrl-C.
+
+``--network none``: swarm has no such network, and a task without one lands on the default
+bridge, so the batch gets an internal overlay network of its own (no route anywhere else),
+removed with the rest.
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ class SwarmBatch:
         self.volume = None
         self.carrier = None
         self.service = None
+        self.network = None
         self.task_errors: dict[int, str] = {}
 
     # -- the volume and its carrier ----------------------------------------------------------
@@ -167,6 +172,8 @@ class SwarmBatch:
             env.append(f"OLLAMA_ENDPOINT={self.settings.endpoint}")
         network = self.settings.network
         hosts = {"host.docker.internal": "127.0.0.1"} if network == "host" else None
+        if network == "none":
+            network = self._isolated_network()
         return self.client.services.create(
             self.image_id,
             args=args,
@@ -190,6 +197,16 @@ class SwarmBatch:
             read_only=True,
             cap_drop=["ALL"],
         )
+
+    def _isolated_network(self) -> str:
+        """``--network none`` for tasks: swarm has no "none" network, and a task without a
+        network lands on the default bridge (with outside access). An internal overlay of
+        this batch alone gives each task an interface that reaches nothing else."""
+        if self.network is None:
+            self.network = self.client.networks.create(
+                f"dw-batch-{self.run_id}", driver="overlay", internal=True, labels=self.labels
+            )
+        return self.network.name
 
     def _wait(self, round_: _Round) -> None:
         count = len(round_.shards)
@@ -239,7 +256,8 @@ class SwarmBatch:
             self._cleanup(round_)
 
     def _cleanup(self, round_: _Round | None) -> None:
-        """Keep what finished, then remove the service, the carrier and the volume."""
+        """Keep what finished, then remove the service, the carrier, the volume and the
+        network."""
         from docker.errors import DockerException
 
         if round_ is not None and self.carrier is not None:
@@ -249,6 +267,7 @@ class SwarmBatch:
             lambda: self.service and self.service.remove(),
             lambda: self.carrier and self.carrier.remove(force=True),
             lambda: self.volume and self.volume.remove(force=True),
+            lambda: self.network and self.network.remove(),
         ):
             for _ in range(20):  # a volume stays busy until the removed tasks are gone
                 try:

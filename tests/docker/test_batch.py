@@ -179,6 +179,7 @@ def leftovers(client):
         client.services.list(filters=label),
         client.volumes.list(filters=label),
         client.containers.list(all=True, filters=label),
+        client.networks.list(filters=label),
     )
 
 
@@ -196,12 +197,57 @@ def test_swarm_replicated_job_gets_every_result_in_order(dw, swarm, inputs, tmp_
         "3",
         "-j",
         "2",
+        "--network",
+        "none",
         "--platform",
         "linux/amd64",
     )
     assert proc.returncode == 7, proc.stderr[-3000:]
     check_results(results(out))
-    assert leftovers(swarm) == ([], [], [])
+    assert leftovers(swarm) == ([], [], [], [])
+
+
+PROBE = """
+import errno, socket
+try:
+    socket.create_connection((host, 9), timeout=5).close()
+    result = "connected"
+except OSError as error:
+    result = errno.errorcode.get(error.errno, str(error))
+"""
+
+
+def test_swarm_network_none_reaches_nothing_outside(dw, swarm, tmp_path):
+    """Swarm has no "none" network: the batch's own internal overlay stands in for it."""
+    gateway = swarm.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    workflow = write_json(
+        tmp_path / "probe.json",
+        {
+            "workflow_id": "probe",
+            "version": "1",
+            "inputs": {"host": {"type": "string"}},
+            "steps": [
+                {
+                    "step_id": "probe",
+                    "type": "python_tool",
+                    "input_mapping": {"host": "inputs.host"},
+                    "code": PROBE,
+                    "output_name": "reach",
+                }
+            ],
+            "outputs": {"reach": {"source_reference": "steps.probe.reach"}},
+        },
+    )
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"host": gateway}) + "\n")
+    out = tmp_path / "out.jsonl"
+    args = ["batch", str(workflow), str(source), "-o", str(out), "--engine", "swarm"]
+    proc = dw(*args, "--replicas", "1", "--network", "none", "--platform", "linux/amd64")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (found,) = results(out)
+    # On the default bridge the host's gateway answers (ECONNREFUSED on a closed port).
+    assert found["outputs"]["reach"] in ("ENETUNREACH", "EHOSTUNREACH", "timed out"), found
+    assert leftovers(swarm) == ([], [], [], [])
 
 
 def test_swarm_failed_shards_are_retried_then_reported_per_index(dw, swarm, tmp_path):
@@ -246,5 +292,5 @@ def test_swarm_failed_shards_are_retried_then_reported_per_index(dw, swarm, tmp_
     assert all("outputs" in r for r in found[:9])
     assert found[9]["error"]["type"] == "shard_failed"
     assert "2 attempt(s)" in found[9]["error"]["message"]
-    assert leftovers(swarm) == ([], [], [])
+    assert leftovers(swarm) == ([], [], [], [])
     assert time.monotonic() - started < 300
