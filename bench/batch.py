@@ -84,7 +84,7 @@ def swarm_up() -> bool:
 
 
 def measure(label, workflow, inputs, count, sample, llm_args, network) -> list[list[str]]:
-    tag = f"bench-batch-{label.replace(' ', '-')}:latest"
+    tag = f"bench-batch-{label.replace(' ', '-').lower()}:latest"
     cli("build", str(workflow), "--platform", "linux/amd64", "-t", tag)
     out = Path(tempfile.mkdtemp(prefix="bench-results-"))
     env_args = []
@@ -109,7 +109,11 @@ def measure(label, workflow, inputs, count, sample, llm_args, network) -> list[l
         assert len(lines) == count, (name, len(lines))
         figures.append((name, count / seconds))
     base = figures[0][1]
-    return [[label, name, f"{rate:.1f}", f"{rate / base:.1f}x"] for name, rate in figures]
+    rows = [[label, name, f"{rate:.1f}", f"{rate / base:.1f}x"] for name, rate in figures]
+    print_table(
+        f"{label} (inputs/s, ratio to the loop)", ["workflow", "how", "inputs/s", "vs loop"], rows
+    )
+    return rows
 
 
 def main() -> None:
