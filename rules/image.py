@@ -10,6 +10,8 @@ dates and provenance attestations are off, so the same inputs give the same imag
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import re
@@ -58,9 +60,17 @@ class ImageRequest:
             "workflow.engine-digest": self.engine_digest,
             "workflow.platforms": ",".join(sorted(self.compiled)),
             "workflow.runtime": self.runtime,
+            "docker-workflow.image-recipe": image_recipe_digest(),
             "org.opencontainers.image.title": f"workflow-{self.workflow_id}",
             **self.extra_labels,
         }
+
+
+@functools.cache
+def image_recipe_digest() -> str:
+    """Digest of the image's Dockerfile: a label, so an image made by an older recipe (another
+    layout, other layers) is not taken for current when everything else matches."""
+    return hashlib.sha256(docker_file("Dockerfile.image")).hexdigest()[:16]
 
 
 def _check_runtime(request: ImageRequest) -> str:
@@ -124,7 +134,12 @@ def _build(request: ImageRequest, runtime: str) -> None:
     try:
         for platform, folder in request.compiled.items():
             _link_tree(folder, context / f"compiled-{arch_of(platform)}")
-        shutil.copyfile(request.bundle_path, context / "bundle.json")
+        # The bundle comes inside its folder, so its layer's /app entry is the context's (mtime
+        # 0), not one BuildKit stamps with the build's time when a file lands in /app.
+        (context / "bundle" / "app").mkdir(parents=True)
+        shutil.copyfile(request.bundle_path, context / "bundle" / "app" / "bundle.json")
+        os.chmod(context / "bundle" / "app", 0o755)
+        os.chmod(context / "bundle" / "app" / "bundle.json", 0o644)
         (context / "base" / "tmp").mkdir(parents=True)
         dockerfile = docker_file("Dockerfile.image").decode().replace("{runtime}", runtime)
         (context / "Dockerfile").write_text(dockerfile)

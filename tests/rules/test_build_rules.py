@@ -104,6 +104,20 @@ def test_labels_say_what_is_inside(tmp_path):
     assert default_tag("wf") == "workflow-wf:latest"
 
 
+def test_an_image_of_another_recipe_is_not_current(tmp_path, monkeypatch):
+    """An upgrade that changes the image's Dockerfile rebuilds images that match otherwise."""
+    import rules.image as image
+
+    before = image_request(tmp_path, "scratch").labels()
+    image.image_recipe_digest.cache_clear()
+    monkeypatch.setattr(image, "docker_file", lambda name: b"FROM scratch\n# another recipe\n")
+    after = image_request(tmp_path, "scratch").labels()
+    image.image_recipe_digest.cache_clear()
+    assert before["docker-workflow.image-recipe"] != after["docker-workflow.image-recipe"]
+    monkeypatch.setattr(image, "image_labels", lambda tag: before)
+    assert not image.image_is_current(image_request(tmp_path, "scratch"))
+
+
 def test_compile_key_hashes_the_toolchain_bytes_not_names(monkeypatch, tmp_path):
     monkeypatch.setattr("rules.compile.toolchain_dir", lambda compiler, arch: tmp_path)
     (tmp_path / "nuitka-4.3.3.tar.gz").write_bytes(b"one")
