@@ -93,29 +93,21 @@ def workflow_image(
 ) -> Target:
     """Declare an image target (the ``dodo.py`` macro)."""
     with _declaring(f"workflow_image({name!r})"):
-        options = _declared_options(
-            platforms, compiler, runtime, builder_image, tag, push, oci, model, tools, cross
+        options = BuildOptions(
+            platforms=parse_platforms(",".join(platforms)) if platforms else parse_platforms(None),
+            compiler=compiler,
+            runtime=runtime,
+            builder_image=builder_image,
+            tag=check_reference(tag) if tag else None,
+            push=push,
+            oci_path=Path(oci).resolve() if oci else None,
+            tools_dirs=[Path(t) for t in tools] if tools else None,
+            model=model,
+            cross=cross,
         )
     target = Target(name, Path(workflow), options)
     TARGETS[name] = target
     return target
-
-
-def _declared_options(
-    platforms, compiler, runtime, builder_image, tag, push, oci, model, tools, cross
-) -> BuildOptions:
-    return BuildOptions(
-        platforms=parse_platforms(",".join(platforms)) if platforms else parse_platforms(None),
-        compiler=compiler,
-        runtime=runtime,
-        builder_image=builder_image,
-        tag=check_reference(tag) if tag else None,
-        push=push,
-        oci_path=Path(oci).resolve() if oci else None,
-        tools_dirs=[Path(t) for t in tools] if tools else None,
-        model=model,
-        cross=cross,
-    )
 
 
 @contextmanager
