@@ -3,7 +3,7 @@
 
 import sys
 
-from rules.cli import main
+from rules.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

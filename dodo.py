@@ -4,8 +4,8 @@ Declare images with ``workflow_image``; every other ``workflows/*.json`` gets a 
 (both platforms, Nuitka, scratch runtime) named after its file.
 """
 
-from rules.targets import default_targets, workflow_image
-from rules.tasks import (  # noqa: F401 (doit finds the task creators by name)
+from rules.graph.targets import default_targets, workflow_image
+from rules.graph.tasks import (  # noqa: F401 (doit finds the task creators by name)
     doit_config,
     task_analyze,
     task_compile,

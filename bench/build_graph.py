@@ -27,12 +27,12 @@ from pathlib import Path
 
 from common import ROOT, print_table, run_quiet
 
-from rules.prepared import ENGINE_DIR
-from rules.toolchain import toolchain_dir
+from rules.stages.prepared import ENGINE_DIR
+from rules.stages.toolchain import toolchain_dir
 
 DODO = """
-from rules.targets import default_targets
-from rules.tasks import (
+from rules.graph.targets import default_targets
+from rules.graph.tasks import (
     doit_config, task_analyze, task_compile, task_image, task_lock, task_render, task_shake,
 )
 default_targets("workflows")

@@ -43,10 +43,10 @@ from pathlib import Path
 from common import ROOT, median_ms, print_table, run_quiet, timed
 from wheels import offline_index
 
-from rules.build import build_workflow, prepare
-from rules.compile import CompileRequest, compile_engine, compiled_dir
-from rules.options import BuildOptions, compile_request
+from rules.graph.build import build_workflow, prepare
+from rules.graph.options import BuildOptions, compile_request
 from rules.platforms import parse_platforms
+from rules.stages.compile import CompileRequest, compile_engine, compiled_dir
 
 WORKFLOW = ROOT / "workflows" / "simple_summarizer.json"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from common import ROOT, median_ms, print_table, run_quiet, timed
 from helpers import LLMServer
 
-from rules.build import prepare
+from rules.graph.build import prepare
 
 TEXT = "Bees make honey. They live in hives, dance to share directions, and pollinate crops."
 

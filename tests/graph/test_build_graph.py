@@ -22,8 +22,8 @@ from helpers import ROOT, wait_until
 
 PLATFORM = "linux/amd64"
 DODO = """
-from rules.targets import default_targets
-from rules.tasks import (
+from rules.graph.targets import default_targets
+from rules.graph.tasks import (
     doit_config, task_analyze, task_compile, task_image, task_lock, task_render, task_shake,
 )
 default_targets("workflows")

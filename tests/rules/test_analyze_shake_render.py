@@ -5,12 +5,12 @@ import sys
 import pytest
 from helpers import WORKFLOWS, minimal_workflow, write_json
 
-from rules.analyze import imported_modules
-from rules.build import prepare
 from rules.errors import InvalidInput
-from rules.pipeline import analyze_file
-from rules.render import engine_files, tool_imports_module, tree_digest
-from rules.shake import canonical_json, digest, shake
+from rules.graph.build import prepare
+from rules.stages.analyze import imported_modules
+from rules.stages.pipeline import analyze_file
+from rules.stages.render import engine_files, tool_imports_module, tree_digest
+from rules.stages.shake import canonical_json, digest, shake
 
 
 def test_imports_are_read_from_source_without_running_it():

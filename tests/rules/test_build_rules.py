@@ -5,15 +5,15 @@ from pathlib import Path
 import pytest
 from helpers import WORKFLOWS
 
-from rules.bases import builder_tag
-from rules.build import prepare
-from rules.compile import CompileRequest, compile_key
 from rules.errors import UserError
-from rules.image import ImageRequest, _check_runtime
-from rules.image_names import default_tag
+from rules.graph.build import prepare
 from rules.platforms import parse_platforms
-from rules.render import engine_files
-from rules.stdlib_shake import excluded_modules
+from rules.stages.bases import builder_tag
+from rules.stages.compile import CompileRequest, compile_key
+from rules.stages.image import ImageRequest, _check_runtime
+from rules.stages.image_names import default_tag
+from rules.stages.render import engine_files
+from rules.stages.stdlib_shake import excluded_modules
 
 
 def test_platforms_default_both_and_are_checked():
@@ -51,7 +51,7 @@ def test_two_workflows_with_the_same_tool_imports_share_the_engine():
 
 
 def test_compile_key_follows_what_goes_into_the_compile(monkeypatch, tmp_path):
-    monkeypatch.setattr("rules.compile.toolchain_dir", lambda compiler, arch: tmp_path)
+    monkeypatch.setattr("rules.stages.compile.toolchain_dir", lambda compiler, arch: tmp_path)
     base = CompileRequest(Path("e"), "digest-1", "linux/amd64", "nuitka", "builder:1")
     same = CompileRequest(Path("elsewhere"), "digest-1", "linux/amd64", "nuitka", "builder:1")
     assert compile_key(base) == compile_key(same)
@@ -106,7 +106,7 @@ def test_labels_say_what_is_inside(tmp_path):
 
 def test_an_image_of_another_recipe_is_not_current(tmp_path, monkeypatch):
     """An upgrade that changes the image's Dockerfile rebuilds images that match otherwise."""
-    import rules.image as image
+    import rules.stages.image as image
 
     before = image_request(tmp_path, "scratch").labels()
     image.image_recipe_digest.cache_clear()
@@ -119,7 +119,7 @@ def test_an_image_of_another_recipe_is_not_current(tmp_path, monkeypatch):
 
 
 def test_compile_key_hashes_the_toolchain_bytes_not_names(monkeypatch, tmp_path):
-    monkeypatch.setattr("rules.compile.toolchain_dir", lambda compiler, arch: tmp_path)
+    monkeypatch.setattr("rules.stages.compile.toolchain_dir", lambda compiler, arch: tmp_path)
     (tmp_path / "nuitka-4.3.3.tar.gz").write_bytes(b"one")
     request = CompileRequest(Path("e"), "d", "linux/amd64", "nuitka", "b")
     before = compile_key(request)
@@ -128,7 +128,7 @@ def test_compile_key_hashes_the_toolchain_bytes_not_names(monkeypatch, tmp_path)
 
 
 def test_code_fingerprints_ignore_docstrings_and_comments():
-    from rules.fingerprint import _analyze_source
+    from rules.graph.fingerprint import _analyze_source
 
     plain = b"def f(x):\n    return x + 1\n"
     documented = b'"""Module."""\n\n\ndef f(x):\n    """Add one."""\n    # why\n    return x + 1\n'
@@ -138,19 +138,19 @@ def test_code_fingerprints_ignore_docstrings_and_comments():
 
 
 def test_code_fingerprints_are_scoped_to_the_step():
-    from rules.fingerprint import _closure
+    from rules.graph.fingerprint import _closure
 
-    image = _closure("rules.image")
-    analyze = _closure("rules.analyze")
-    assert "rules/image.py" in image and "rules/analyze.py" not in image
-    assert "rules/cli.py" not in analyze and "rules/compile.py" not in analyze
-    assert "rules/schema/workflow.schema.json" in analyze  # data the step reads counts too
-    assert "runner_template/docker/Dockerfile.image" in image
+    image = _closure("rules.stages.image")
+    analyze = _closure("rules.stages.analyze")
+    assert "rules/stages/image.py" in image and "rules/stages/analyze.py" not in image
+    assert "rules/cli/main.py" not in analyze and "rules/stages/compile.py" not in analyze
+    assert "rules/files/schema/workflow.schema.json" in analyze  # data the step reads counts too
+    assert "rules/docker/build/Dockerfile.image" in image
 
 
 def test_foreign_platforms_compile_their_c_with_zig_unless_told_not_to(monkeypatch, tmp_path):
-    monkeypatch.setattr("rules.compile.host_arch", lambda: "amd64")
-    monkeypatch.setattr("rules.compile.toolchain_dir", lambda compiler, arch: tmp_path)
+    monkeypatch.setattr("rules.stages.compile.host_arch", lambda: "amd64")
+    monkeypatch.setattr("rules.stages.compile.toolchain_dir", lambda compiler, arch: tmp_path)
 
     def request(platform, compiler="nuitka", cross="auto"):
         return CompileRequest(Path("e"), "d", platform, compiler, "b", cross)

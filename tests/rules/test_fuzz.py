@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules.errors import InvalidInput
-from rules.pipeline import analyze_file
+from rules.stages.pipeline import analyze_file
 from runner_template.errors import InputError
 from runner_template.inputs import prepare_inputs
 from runner_template.main import parse_json_inputs

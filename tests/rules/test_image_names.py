@@ -8,7 +8,7 @@ import pytest
 from helpers import ROOT, WORKFLOWS, run_cli
 
 from rules.errors import UserError
-from rules.image_names import check_reference, default_tag
+from rules.stages.image_names import check_reference, default_tag
 
 
 @pytest.mark.parametrize(
@@ -50,8 +50,8 @@ def test_a_bad_tag_stops_the_cli_before_any_work():
 
 def test_a_bad_declaration_is_doits_one_line_error(tmp_path):
     (tmp_path / "dodo.py").write_text(
-        "from rules.targets import workflow_image\n"
-        "from rules.tasks import *  # noqa\n"
+        "from rules.graph.targets import workflow_image\n"
+        "from rules.graph.tasks import *  # noqa\n"
         f"workflow_image('s', {str(WORKFLOWS / 'simple_summarizer.json')!r}, tag='Bad Tag')\n"
     )
     proc = subprocess.run(

@@ -83,7 +83,7 @@ def test_the_program_reads_its_shard_as_the_job_would(tmp_path, inputs):
     import subprocess
     import sys
 
-    from rules.build import prepare
+    from rules.graph.build import prepare
 
     out = tmp_path / "k8s"
     assert (

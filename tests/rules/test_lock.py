@@ -7,8 +7,14 @@ from helpers import minimal_workflow, run_cli, write_json
 from wheels import make_wheel, offline_index
 
 from rules.errors import InvalidInput
-from rules.lock import lock_wheels, make_lock, package_facts, requirements_txt, wheel_platform_tags
-from rules.pipeline import analyze_file
+from rules.stages.lock import (
+    lock_wheels,
+    make_lock,
+    package_facts,
+    requirements_txt,
+    wheel_platform_tags,
+)
+from rules.stages.pipeline import analyze_file
 
 BOTH = ["linux/amd64", "linux/arm64"]
 
@@ -67,7 +73,7 @@ def test_the_same_requirements_resolve_once(tmp_path, index, monkeypatch):
     path = workflow(tmp_path, "import tinyhttp\n", requirements=["tinyhttp==2.0"])
     _, analysis, _ = analyze_file(path)
     first = make_lock(analysis.packages, BOTH, str(path))
-    monkeypatch.setattr("rules.lock._pip_download", lambda *a: pytest.fail("resolved twice"))
+    monkeypatch.setattr("rules.stages.lock._pip_download", lambda *a: pytest.fail("resolved twice"))
     assert make_lock(analysis.packages, BOTH, str(path)) == first
 
 

@@ -2,8 +2,8 @@ import pytest
 from helpers import ROOT, minimal_workflow, write_json
 
 from rules.errors import InvalidInput
-from rules.registry import BUILTIN_TOOLS, Registry, default_model, resolve_tools
-from rules.spec import load_workflow
+from rules.files.registry import BUILTIN_TOOLS, Registry, default_model, resolve_tools
+from rules.files.spec import load_workflow
 
 SHIPPED = sorted(p.stem for p in BUILTIN_TOOLS.rglob("*.yaml"))
 

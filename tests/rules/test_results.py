@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from rules.batch import InputsFile, split
+from rules.deploy.batch.results import ResultsFile
+from rules.deploy.batch.run import InputsFile, split
 from rules.errors import InputProblem, UserError
-from rules.results import ResultsFile
 
 
 def ok(i):
@@ -78,7 +78,7 @@ def test_split_is_contiguous_and_balanced():
 
 
 def test_swarm_engine_needs_a_swarm_manager():
-    from rules.swarm import _require_manager
+    from rules.deploy.batch.swarm import _require_manager
 
     class Engine:
         def __init__(self, state, control):

@@ -6,7 +6,7 @@ import pytest
 from helpers import minimal_workflow, write_json
 
 from rules.errors import InvalidInput
-from rules.spec import load_workflow
+from rules.files.spec import load_workflow
 
 
 def problems_of(tmp_path, data=None, text=None):

@@ -6,8 +6,8 @@ import pytest
 from helpers import run_cli, write_json
 
 from rules.errors import InvalidInput
-from rules.pipeline import analyze_file
-from rules.shake import shake
+from rules.stages.pipeline import analyze_file
+from rules.stages.shake import shake
 
 
 def child(workflow_id="doubler", code="result = {'double': n * 2}"):

@@ -6,9 +6,10 @@ import sys
 import pytest
 from helpers import ROOT
 
-from rules import targets, tasks
+import rules.graph.targets as targets
+import rules.graph.tasks as tasks
 from rules.errors import UserError
-from rules.targets import safe_target_name, workflow_image
+from rules.graph.targets import safe_target_name, workflow_image
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from helpers import minimal_workflow, run_local, write_json
 
-from rules.registry import BUILTIN_TOOLS, Registry
+from rules.files.registry import BUILTIN_TOOLS, Registry
 from runner_template.pytools import run_executable_tool
 
 REGISTRY = Registry([BUILTIN_TOOLS])

@@ -1,0 +1,2 @@
+"""Running built workflows: a local run, a service, a batch (local or on Swarm), Kubernetes
+manifests."""

@@ -1,0 +1,1 @@
+"""``docker-workflow batch``: a file of inputs through a workflow image, resumable."""

@@ -1,0 +1,219 @@
+"""``docker-workflow k8s``: Kubernetes manifests for a workflow image, ready for ``kubectl apply``.
+
+* a batch (``--inputs F.jsonl --parallelism N``): the inputs split into N shards, each in a
+  ConfigMap of its own (a ConfigMap holds at most 1 MiB), and an Indexed Job
+  (``completionMode: Indexed``) whose pod ``i`` runs the image in batch mode on shard ``i``
+  (``JOB_COMPLETION_INDEX``), with ``backoffLimitPerIndex`` so a failing shard is retried on
+  its own. Results are the pods' stdout, one JSON line per input:
+  ``kubectl logs -l job-name=NAME --tail=-1 | grep '^{"index"'``.
+* a service (``--serve``): a Deployment running ``--serve`` with liveness (``/healthz``) and
+  readiness (``/readyz``) probes, and a ClusterIP Service in front of it.
+
+Every pod runs non-root (the image's user 65532), with a read-only root file system, no
+capabilities, no privilege escalation, the runtime's seccomp profile, no service account token,
+a small in-memory ``/tmp``, resource requests and limits, and ``OLLAMA_ENDPOINT`` from
+``--endpoint``. The manifests are checked against the schemas of a pinned Kubernetes version in
+the tests (``kubernetes-validate``, strict).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rules.deploy.batch.run import InputsFile, split
+from rules.errors import InputProblem
+from rules.fsutil import atomic_write
+
+CONFIGMAP_LIMIT = 1024 * 1024 - 4096  # 1 MiB, less room for the object's own fields
+PORT = 8080
+UID = 65532
+
+
+@dataclass
+class K8sOptions:
+    image: str
+    workflow_id: str
+    endpoint: str | None = None
+    parallelism: int = 2
+    jobs: int = 1
+    replicas: int = 1
+    memory: str = "512Mi"
+    cpu: str = "1"
+    backoff_per_index: int = 2
+
+
+def dns_name(text: str, suffix: str = "") -> str:
+    """A Kubernetes object name (DNS-1123 label) from a workflow id."""
+    base = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "workflow"
+    return f"wf-{base}"[: 63 - len(suffix)].rstrip("-") + suffix
+
+
+def _labels(options: K8sOptions, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": dns_name(options.workflow_id),
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": "docker-workflow",
+    }
+
+
+def _pod_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _container(options: K8sOptions, args: list[str], mounts: list[dict]) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "workflow",
+        "image": options.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": args,
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "64Mi"},
+            "limits": {"cpu": options.cpu, "memory": options.memory},
+        },
+        "securityContext": {
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [*mounts, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if options.endpoint:
+        container["env"] = [{"name": "OLLAMA_ENDPOINT", "value": options.endpoint}]
+    return container
+
+
+TMP_VOLUME = {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}
+
+
+def batch_manifests(options: K8sOptions, inputs: InputsFile) -> dict[str, dict[str, Any]]:
+    """File name -> manifest: one ConfigMap per shard and the Indexed Job."""
+    if inputs.bad:
+        index, problem = next(iter(sorted(inputs.bad.items())))
+        raise InputProblem(f"{inputs.path}: input {index}: {problem}")
+    if not inputs.lines:
+        raise InputProblem(f"{inputs.path}: no inputs")
+    shards = split([line.index for line in inputs.lines], options.parallelism)
+    job_name = dns_name(options.workflow_id, "-batch")
+    manifests: dict[str, dict[str, Any]] = {}
+    sources = []
+    for number, indices in enumerate(shards):
+        text = b"".join(inputs.indexed(indices)).decode("utf-8")
+        if len(text.encode()) > CONFIGMAP_LIMIT:
+            raise InputProblem(
+                f"{inputs.path}: shard {number} holds {len(text.encode())} bytes, more than a"
+                " ConfigMap takes (1 MiB): raise --parallelism to make smaller shards"
+            )
+        name = dns_name(options.workflow_id, f"-inputs-{number}")
+        manifests[f"configmap-inputs-{number}.yaml"] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": _labels(options, "batch")},
+            "data": {f"shard-{number}.jsonl": text},
+        }
+        sources.append({"configMap": {"name": name}})
+    args = [
+        "--batch",
+        "--indexed",
+        "-j",
+        str(options.jobs),
+        "--input-file",
+        "/inputs/shard-{shard}.jsonl",
+        "--shard-env",
+        "JOB_COMPLETION_INDEX",
+    ]
+    mounts = [{"name": "inputs", "mountPath": "/inputs", "readOnly": True}]
+    manifests["job.yaml"] = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job_name, "labels": _labels(options, "batch")},
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": len(shards),
+            "parallelism": min(options.parallelism, len(shards)),
+            "backoffLimitPerIndex": options.backoff_per_index,
+            "ttlSecondsAfterFinished": 86400,
+            "template": {
+                "metadata": {"labels": _labels(options, "batch")},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": _pod_security(),
+                    "containers": [_container(options, args, mounts)],
+                    "volumes": [
+                        {"name": "inputs", "projected": {"sources": sources}},
+                        TMP_VOLUME,
+                    ],
+                },
+            },
+        },
+    }
+    return manifests
+
+
+def serve_manifests(options: K8sOptions) -> dict[str, dict[str, Any]]:
+    """File name -> manifest: the Deployment and its Service."""
+    name = dns_name(options.workflow_id)
+    labels = _labels(options, "service")
+    container = _container(
+        options, ["--serve", "--port", str(PORT), "-j", str(max(options.jobs, 1))], []
+    )
+    container["ports"] = [{"name": "http", "containerPort": PORT}]
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
+    container["livenessProbe"] = {**probe, "initialDelaySeconds": 2}
+    container["readinessProbe"] = {
+        "httpGet": {"path": "/readyz", "port": "http"},
+        "periodSeconds": 10,
+        "failureThreshold": 3,
+    }
+    return {
+        "deployment.yaml": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "replicas": options.replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "securityContext": _pod_security(),
+                        "terminationGracePeriodSeconds": 30,
+                        "containers": [container],
+                        "volumes": [TMP_VOLUME],
+                    },
+                },
+            },
+        },
+        "service.yaml": {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "type": "ClusterIP",
+                "selector": labels,
+                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            },
+        },
+    }
+
+
+def write_manifests(out_dir: Path, manifests: dict[str, dict[str, Any]]) -> list[Path]:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputProblem(f"{out_dir}: is a file; -o takes a folder")
+    written = []
+    for name, manifest in manifests.items():
+        text = yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True, width=100)
+        atomic_write(out_dir / name, text.encode("utf-8"))
+        written.append(out_dir / name)
+    return written

@@ -1,0 +1,112 @@
+"""``docker-workflow serve``: the workflow as an HTTP service, in a container or locally.
+
+In a container: the image is built if needed, then runs ``--serve`` locked down the way
+``run`` is (read-only, no capabilities, limits), with its port published on ``--bind``
+(127.0.0.1 unless told otherwise). The URL is printed on stdout. Without ``--detach`` the
+service's log lines follow on stderr until Ctrl-C, which stops the container gracefully (the
+service finishes running requests first) and removes it. With ``--detach`` the container keeps
+running, and ``docker stop`` ends it the same way.
+
+``--local`` serves with this machine's Python instead: the fast loop while writing a workflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from rules.docker.containers import RunLimits, container_env, host_mapping
+from rules.docker.engine import docker_client, docker_error
+from rules.errors import UserError
+
+CONTAINER_PORT = 8080
+STOP_SECONDS = 30
+
+
+def serve_local(bundle: Path, port: int, bind: str, jobs: int, env: dict[str, str]) -> int:
+    """Run the service with this machine's Python until Ctrl-C (or SIGTERM)."""
+    with tempfile.TemporaryDirectory(prefix="dw-serve-") as private:
+        copy = Path(private) / "bundle.json"
+        copy.write_bytes(bundle.read_bytes())  # builds may rewrite the cache meanwhile
+        command = [
+            sys.executable,
+            "-m",
+            "runner_template",
+            "--serve",
+            "--host",
+            bind,
+            "--port",
+            str(port),
+            "-j",
+            str(jobs),
+        ]
+        process = subprocess.Popen(command, env={**os.environ, **env, "WORKFLOW_BUNDLE": str(copy)})
+        print(f"http://{bind}:{port}", flush=True)
+        previous = signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGTERM)
+            return process.wait()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def serve_container(
+    image: str,
+    *,
+    port: int,
+    bind: str,
+    jobs: int,
+    endpoint: str | None,
+    network: str | None,
+    limits: RunLimits,
+    detach: bool,
+) -> int:
+    """Start the service container; follow it unless ``detach``."""
+    from docker.errors import APIError, DockerException
+
+    client = docker_client()
+    host_network = network == "host"
+    command = ["--serve", "-j", str(jobs)]
+    if host_network:  # no port mapping: the service listens on the host's own port
+        command += ["--host", bind, "--port", str(port)]
+    try:
+        container = client.containers.run(
+            image,
+            command=command,
+            detach=True,
+            environment=container_env(endpoint, limits),
+            ports=None if host_network else {f"{CONTAINER_PORT}/tcp": (bind, port)},
+            network_mode=network,
+            extra_hosts=host_mapping(network),
+            labels={"docker-workflow.serve": "true"},
+            stop_signal="SIGTERM",
+            **limits.host_config_args(),
+        )
+    except APIError as error:
+        raise docker_error(f"starting the service from {image}", error) from None
+    url = f"http://{bind}:{port}"
+    print(url, flush=True)
+    if detach:
+        print(container.id, flush=True)
+        return 0
+    try:
+        for chunk in container.logs(stream=True, follow=True):
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.flush()
+        code = int(container.wait().get("StatusCode", 1))
+    except KeyboardInterrupt:
+        container.stop(timeout=STOP_SECONDS)
+        code = 0
+    except DockerException as error:
+        raise UserError(f"following the service container failed: {error}") from None
+    finally:
+        with contextlib.suppress(DockerException):
+            container.remove(force=True)
+    return code

@@ -1,0 +1,338 @@
+"""The build graph as doit tasks: what each declared target (``rules/graph/targets.py``) becomes.
+
+    analyze:NAME -> shake:NAME --------------------> render:NAME -> compile:NAME-ARCH -> image:NAME
+               \\-> lock:NAME (pip packages) ----/                   (one per platform)
+
+Each task has real ``file_dep`` and ``targets`` under the target's folder and is up to date by
+content (doit's md5 checker) and by ``config_changed`` on its options and on a fingerprint of
+the code that step runs (``rules/graph/fingerprint.py``), never by timestamps alone. Paths are kept
+relative to the project folder, so a fresh clone with a restored ``cache/`` finds everything up
+to date. The compile outputs themselves are content-addressed (``cache/compiled/<key>/``): two
+targets with the same engine share one compile and one layer.
+
+``dodo.py`` imports the ``task_*`` functions by name; options can be set per target, and for
+every target from the command line: ``doit platforms=linux/arm64 compiler=none``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from doit import get_var
+from doit.exceptions import TaskFailed
+from doit.tools import config_changed
+
+from rules.errors import UserError
+from rules.files.registry import Registry
+from rules.files.subworkflows import scan_files
+from rules.fsutil import atomic_write
+from rules.graph.fingerprint import code_fingerprint
+from rules.graph.options import compile_request, image_request
+from rules.graph.targets import TARGETS, Target, apply_command_line
+from rules.paths import cache_dir
+from rules.platforms import arch_of
+from rules.stages.prepared import (
+    ANALYSIS_FILE,
+    BUNDLE_FILE,
+    ENGINE_DIR,
+    LOCK_FILE,
+    RUNNER_DIR,
+    load_prepared,
+)
+
+# The steps themselves (and what they import: jsonschema, packaging, the Docker clients) load
+# when a task runs, not when doit reads the graph: a no-op run never pays for them.
+
+
+def step_analyze(*args):
+    from rules.stages.pipeline import step_analyze as step
+
+    return step(*args)
+
+
+def step_shake(*args):
+    from rules.stages.pipeline import step_shake as step
+
+    return step(*args)
+
+
+def step_lock(*args):
+    from rules.stages.pipeline import step_lock as step
+
+    return step(*args)
+
+
+def step_render(*args):
+    from rules.stages.pipeline import step_render as step
+
+    return step(*args)
+
+
+def rel(path: Path | str) -> str:
+    """A path as doit should record it: relative to the project when inside it."""
+    return _rel(str(path), os.getcwd())
+
+
+@functools.cache
+def _rel(path: str, cwd: str) -> str:
+    # Cached: every workflow lists the same registry files, and resolving is a no-op's hot spot.
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(cwd))
+    except ValueError:
+        return str(resolved)
+
+
+def _targets() -> Iterator[Target]:
+    for target in TARGETS.values():
+        yield apply_command_line(target, get_var)
+
+
+def _config(target: Target, module: str, *keys: str, **extra: Any) -> dict[str, Any]:
+    data = asdict(target.options)
+    config = {key: str(data[key]) for key in keys}
+    config["code"] = code_fingerprint(module)
+    return {**config, **extra}
+
+
+# -- failures -----------------------------------------------------------------------------------
+
+FAILURES: list[UserError] = []
+
+
+def guarded(step: Callable[..., Any]) -> Callable[..., Any]:
+    """A doit action that reports a :class:`UserError` as a clean task failure, no traceback.
+
+    The error is also kept in :data:`FAILURES`, so the CLI can print it the way every other
+    command does.
+    """
+
+    @functools.wraps(step)
+    def action(*args: Any) -> Any:
+        try:
+            step(*args)
+        except UserError as error:
+            FAILURES.append(error)
+            return TaskFailed("\n".join(error.lines()))
+        except Exception as error:  # a bug: one line, the traceback on request
+            if os.environ.get("DOCKER_WORKFLOW_DEBUG") == "1":
+                raise
+            bug = UserError(
+                f"internal error in {step.__name__}: {error!r} (DOCKER_WORKFLOW_DEBUG=1 shows"
+                " the traceback)"
+            )
+            FAILURES.append(bug)
+            return TaskFailed(str(bug))
+        return None
+
+    return action
+
+
+# -- the tasks ----------------------------------------------------------------------------------
+
+
+def _source_files(target: Target) -> list[str]:
+    """The workflow files of the target's tree and every registry file its tools may use."""
+    return list(_source_files_of(target.workflow, tuple(target.options.tools_dirs or ())))
+
+
+@functools.cache
+def _source_files_of(workflow: Path, tools_dirs: tuple[Path, ...]) -> tuple[str, ...]:
+    # Once per process: analyze and shake depend on the same files.
+    registry = Registry.for_workflow(workflow, list(tools_dirs))
+    return (*(rel(p) for p in scan_files(workflow)), *(rel(p) for p in registry.files()))
+
+
+def _workflow_step(target: Target, step, module: str, produces: str, after: list[str]) -> dict:
+    """A task that reads the workflow tree and its tool registry (analyze and shake)."""
+    options = target.options
+    return {
+        "name": target.name,
+        "actions": [
+            (guarded(step), [target.workflow, target.out, options.tools_dirs, options.model])
+        ],
+        "file_dep": [*after, *_source_files(target)],
+        "targets": [rel(target.out / produces)],
+        "uptodate": [config_changed(_config(target, module, "model", "tools_dirs"))],
+        "clean": True,
+    }
+
+
+def task_analyze() -> Iterator[dict]:
+    """Analyze each workflow: tools, models, modules, packages (analysis.json)."""
+    for target in _targets():
+        yield _workflow_step(target, step_analyze, "rules.stages.analyze", ANALYSIS_FILE, [])
+
+
+def task_shake() -> Iterator[dict]:
+    """Tree-shake each workflow into its bundle (bundle.json)."""
+    for target in _targets():
+        after = [rel(target.out / ANALYSIS_FILE)]
+        yield _workflow_step(target, step_shake, "rules.stages.shake", BUNDLE_FILE, after)
+
+
+def task_lock() -> Iterator[dict]:
+    """Resolve each workflow's pip packages for its platforms (lock.json; none: empty)."""
+    for target in _targets():
+        platforms = target.options.platforms
+        yield {
+            "name": target.name,
+            "actions": [(guarded(step_lock), [target.out, platforms])],
+            "file_dep": [rel(target.out / ANALYSIS_FILE)],
+            "targets": [rel(target.out / LOCK_FILE)],
+            "uptodate": [config_changed(_config(target, "rules.stages.lock", "platforms"))],
+            "clean": True,
+        }
+
+
+def _engine_digest_file(target: Target) -> Path:
+    return target.out / RUNNER_DIR / ENGINE_DIR / ".digest"
+
+
+def task_render() -> Iterator[dict]:
+    """Render the runner: the engine (compiled) and the bundle (data)."""
+    for target in _targets():
+        out = target.out
+        yield {
+            "name": target.name,
+            "actions": [(guarded(step_render), [out])],
+            "file_dep": [rel(out / f) for f in (ANALYSIS_FILE, BUNDLE_FILE, LOCK_FILE)],
+            "targets": [rel(_engine_digest_file(target)), rel(out / RUNNER_DIR / BUNDLE_FILE)],
+            "uptodate": [config_changed(_config(target, "rules.stages.render"))],
+            "clean": True,
+        }
+
+
+def _compile_marker(target: Target, platform: str) -> Path:
+    return target.out / f"compile-{arch_of(platform)}.json"
+
+
+def _compile_action(target: Target, platform: str) -> None:
+    from rules.stages.compile import compile_engine
+
+    prepared = load_prepared(target.out)
+    folder = compile_engine(compile_request(prepared, target.options, platform))
+    marker = {"compiled": str(folder.relative_to(cache_dir())), "engine": prepared.engine_digest}
+    atomic_write(_compile_marker(target, platform), json.dumps(marker, indent=2).encode())
+
+
+def compile_marker_dir(target: Target, platform: str) -> Path:
+    """The compiled folder the compile step recorded for ``target`` on ``platform``."""
+    marker = json.loads(_compile_marker(target, platform).read_text())
+    return cache_dir() / marker["compiled"]
+
+
+def _compiled_exists(target: Target, platform: str) -> bool:
+    try:
+        return (compile_marker_dir(target, platform) / "app").is_dir()
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def task_compile() -> Iterator[dict]:
+    """Compile the engine once per platform (content-addressed; shared between targets)."""
+    for target in _targets():
+        for platform in target.options.platforms:
+            config = _config(
+                target,
+                "rules.stages.compile",
+                "compiler",
+                "cross",
+                builder=target.options.resolved_builder(),
+            )
+            yield {
+                "name": f"{target.name}-{arch_of(platform)}",
+                "actions": [(guarded(_compile_action), [target, platform])],
+                "file_dep": [rel(_engine_digest_file(target))],
+                "targets": [rel(_compile_marker(target, platform))],
+                "uptodate": [config_changed(config), (_compiled_exists, [target, platform])],
+                "clean": True,
+            }
+
+
+def image_request_of(target: Target):
+    prepared = load_prepared(target.out)
+    compiled = {p: compile_marker_dir(target, p) for p in target.options.platforms}
+    return image_request(prepared, target.options, compiled)
+
+
+def _image_action(target: Target) -> None:
+    from rules.stages.image import build_image
+
+    request = image_request_of(target)
+    build_image(request)
+    atomic_write(target.out / "image.json", json.dumps(request.labels(), indent=2).encode())
+
+
+@functools.cache
+def _want_all_image_labels() -> None:
+    """Name every target's tag to the image store at once: one engine query answers all."""
+    from rules.docker.image_store import want_labels
+    from rules.stages.image_names import default_tag
+    from rules.stages.prepared import read_analysis
+
+    for target in TARGETS.values():
+        try:
+            want_labels(target.options.tag or default_tag(read_analysis(target.out).workflow_id))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+
+
+def _image_exists(target: Target) -> bool:
+    from rules.stages.image import image_is_current
+
+    _want_all_image_labels()
+    try:
+        return not target.options.push and image_is_current(image_request_of(target))
+    except (OSError, KeyError, ValueError):
+        return False
+
+
+def task_image() -> Iterator[dict]:
+    """Build each image: the compiled layer (shared) plus the bundle layer (per workflow)."""
+    for target in _targets():
+        out = target.out
+        keys = ("tag", "runtime", "push", "oci_path", "platforms")
+        yield {
+            "name": target.name,
+            "actions": [(guarded(_image_action), [target])],
+            "file_dep": [
+                rel(out / RUNNER_DIR / BUNDLE_FILE),
+                *(rel(_compile_marker(target, p)) for p in target.options.platforms),
+            ],
+            "targets": [rel(out / "image.json")],
+            "uptodate": [
+                config_changed(_config(target, "rules.stages.image", *keys)),
+                (_image_exists, [target]),
+            ],
+            "clean": True,
+        }
+
+
+def doit_config() -> dict[str, Any]:
+    """``DOIT_CONFIG`` for ``dodo.py``: the sqlite3 dep DB in ``cache/`` (created here, since
+    sqlite cannot create a folder), ``image`` tasks by default, action output shown."""
+    os.makedirs(cache_dir(), exist_ok=True)
+    return {
+        "dep_file": str(cache_dir() / ".doit.db"),
+        "backend": "sqlite3",
+        "default_tasks": ["image"],
+        "verbosity": 2,
+        "action_string_formatting": "new",
+    }
+
+
+TASK_CREATORS = {
+    "task_analyze": task_analyze,
+    "task_shake": task_shake,
+    "task_lock": task_lock,
+    "task_render": task_render,
+    "task_compile": task_compile,
+    "task_image": task_image,
+}

@@ -1,0 +1,2 @@
+"""The pipeline stages, each a function of files to files: analyze, shake, lock, render, compile
+(with its toolchain and builder base), image. The graph (``rules.graph``) decides when each runs."""

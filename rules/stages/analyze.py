@@ -1,0 +1,214 @@
+"""Pipeline step 1: what a workflow (and its sub-workflows) really needs.
+
+LLM tools, executable and API tools, Ollama models, the Python modules the tools' code imports
+(read with ``ast``, never by running it), the pip packages to install
+(``rules/stages/requirements.py``), and whether anything talks https (which decides whether
+``ssl`` and libcrypto go into the image).
+
+Module names found in code end up in generated Python (``_tool_imports.py``), so each must be a
+dotted identifier: ``__import__("os; evil()")`` is an error here, not code later. Imports inside
+``try: ... except ImportError`` are optional: the image need not have them.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from dataclasses import dataclass, field
+
+from rules.errors import InvalidInput, Problem, json_path
+from rules.files.registry import ResolvedTool, resolve_tools
+from rules.files.subworkflows import WorkflowNode
+from rules.stages.analysis import Analysis
+from rules.stages.requirements import PackageNeeds, pip_package_text, resolve_needs
+
+IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+# Text in these legacy encodings needs the CJK codec modules (1.2 MB), which the image leaves
+# out unless a tool's code names one of them or works with codecs itself.
+CJK_CODEC_RE = re.compile(
+    r"shift.?jis|s.?jis|cp93[2-9]|cp949|cp950|euc.?(jp|jis|kr|cn|tw)|gb.?2312|gbk|gb.?18030|"
+    r"big.?5|hz|johab|iso.?2022|ks.?c|uhc|ms.?kanji|jis.?x",
+    re.IGNORECASE,
+)
+CODEC_MODULES = {"codecs", "encodings", "email"}
+
+
+def _valid_module_name(name: str) -> bool:
+    parts = name.split(".")
+    return all(part.isidentifier() for part in parts) and bool(parts)
+
+
+def _catches_import_errors(node: ast.Try) -> bool:
+    for handler in node.handlers:
+        if handler.type is None:
+            return True
+        types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        if any(isinstance(t, ast.Name) and t.id in IMPORT_ERRORS for t in types):
+            return True
+    return False
+
+
+def _dynamic_import_name(node: ast.Call) -> ast.Constant | None:
+    """The constant argument of ``__import__("x")`` or ``importlib.import_module("x")``."""
+    func = node.func
+    is_dunder = isinstance(func, ast.Name) and func.id == "__import__"
+    is_importlib = (
+        isinstance(func, ast.Attribute)
+        and func.attr == "import_module"
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "importlib"
+    )
+    if (is_dunder or is_importlib) and node.args and isinstance(node.args[0], ast.Constant):
+        return node.args[0]
+    return None
+
+
+def imported_modules(source: str, label: str, file: str) -> tuple[set[str], set[str]]:
+    """``(required, optional)`` top-level modules ``source`` imports (absolute imports only)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        raise InvalidInput.single(
+            file, label, f"invalid Python: {error.msg} (line {error.lineno})"
+        ) from None
+    except (ValueError, RecursionError, MemoryError) as error:
+        raise InvalidInput.single(file, label, f"cannot parse the Python: {error}") from None
+    optional_nodes: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and _catches_import_errors(node):
+            for statement in node.body:
+                optional_nodes.update(id(inner) for inner in ast.walk(statement))
+    required: set[str] = set()
+    optional: set[str] = set()
+    problems: list[Problem] = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Call):
+            constant = _dynamic_import_name(node)
+            if constant is not None:
+                if not isinstance(constant.value, str) or not _valid_module_name(constant.value):
+                    problems.append(
+                        Problem(
+                            file,
+                            label,
+                            f"line {node.lineno}: {constant.value!r} is not a module name",
+                        )
+                    )
+                    continue
+                names = [constant.value]
+        target = optional if id(node) in optional_nodes else required
+        target.update(name.split(".")[0] for name in names)
+    if problems:
+        raise InvalidInput(problems)
+    return required, optional - required
+
+
+@dataclass
+class _Found:
+    """What the walk over the workflow tree collects."""
+
+    tools: dict[str, ResolvedTool] = field(default_factory=dict)  # label -> tool
+    required: set[str] = field(default_factory=set)
+    optional: set[str] = field(default_factory=set)
+    imports: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    declared: list[tuple[str, str, str]] = field(default_factory=list)
+    inline: list[str] = field(default_factory=list)
+    sub_workflows: list[str] = field(default_factory=list)
+    embedded: set[str] = field(default_factory=set)
+    available: set[str] = field(default_factory=set)
+    cjk_codecs: bool = False
+
+
+def _scan_code(found: _Found, source: str, file: str, where: str) -> None:
+    required, optional = imported_modules(source, where, file)
+    found.required |= required
+    found.optional |= optional
+    if (required | optional) & CODEC_MODULES or CJK_CODEC_RE.search(source):
+        found.cjk_codecs = True
+    for module in required - set(sys.stdlib_module_names):
+        found.imports.setdefault(module, []).append((file, where))
+
+
+def analyze_tree(
+    tree: WorkflowNode, model: str | None = None
+) -> tuple[Analysis, dict[int, dict[str, ResolvedTool]]]:
+    """Analyze a loaded workflow tree; return the report and each node's resolved tools
+    (keyed by ``id(node)``, for the shake step)."""
+    found = _Found()
+    tools_by_node: dict[int, dict[str, ResolvedTool]] = {}
+    problems: list[Problem] = []
+    for depth, node in enumerate(tree.walk()):
+        workflow = node.workflow
+        file = str(workflow.path)
+        try:
+            tools = resolve_tools(workflow, node.registry, model)
+        except InvalidInput as error:
+            problems.extend(error.problems)
+            continue
+        tools_by_node[id(node)] = tools
+        prefix = "" if depth == 0 else f"{workflow.id}/"
+        if depth > 0:
+            found.sub_workflows.append(workflow.id)
+        found.embedded |= {prefix + t for t in workflow.data.get("tools") or {}}
+        if depth == 0 and not workflow.portable:
+            found.available |= node.registry.ids()
+        try:
+            for tool in tools.values():
+                found.tools[prefix + tool.id] = tool
+                where = json_path((*workflow.where, "tools", tool.id))
+                tool_file = file if tool.origin == "embedded" else tool.origin
+                for text in tool.requirements:
+                    found.declared.append((text, tool_file, where + ".requirements"))
+                if tool.kind == "executable":
+                    _scan_code(found, tool.definition["source"], tool_file, where)
+            for index, step in enumerate(workflow.steps):
+                if "code" in step:
+                    found.inline.append(prefix + step["step_id"])
+                    where = json_path((*workflow.where, "steps", index, "code"))
+                    _scan_code(found, step["code"], file, where)
+            deps = (workflow.data.get("dependencies") or {}).get("pip_packages") or []
+            for index, item in enumerate(deps):
+                where = json_path((*workflow.where, "dependencies", "pip_packages", index))
+                found.declared.append((pip_package_text(item), file, where))
+        except InvalidInput as error:
+            problems.extend(error.problems)
+    if problems:
+        raise InvalidInput(problems)
+    needs: PackageNeeds = resolve_needs(found.declared, found.imports)
+    return _report(tree, found, needs), tools_by_node
+
+
+def _report(tree: WorkflowNode, found: _Found, needs: PackageNeeds) -> Analysis:
+    tools = found.tools
+    endpoints = {t.definition["endpoint"] for t in tools.values() if t.definition.get("endpoint")}
+    endpoints |= {t.definition["api_spec"]["url"] for t in tools.values() if t.kind == "api"}
+    stdlib = set(sys.stdlib_module_names)
+    root = tree.workflow
+    return Analysis(
+        workflow_id=root.id,
+        version=root.data.get("version"),
+        portable=root.portable,
+        llm_tools=sorted(label for label, t in tools.items() if t.kind == "llm"),
+        executable_tools=sorted(label for label, t in tools.items() if t.kind == "executable"),
+        api_tools=sorted(label for label, t in tools.items() if t.kind == "api"),
+        models=sorted({t.definition["model"] for t in tools.values() if t.kind == "llm"}),
+        python_modules=sorted(found.required),
+        optional_modules=sorted(found.optional - found.required),
+        third_party_modules=sorted(found.required - stdlib),
+        pip_packages=needs.requirements,
+        packages=needs.to_json(),
+        endpoints=sorted(endpoints),
+        https=any(e.lower().startswith("https://") for e in endpoints),
+        tools_available=len(found.embedded | found.available),
+        tools_used=len(tools),
+        inline_code_steps=found.inline,
+        tool_origins={label: t.origin for label, t in tools.items()},
+        sub_workflows=found.sub_workflows,
+        files=[str(p) for p in tree.files()],
+        cjk_codecs=found.cjk_codecs or bool(found.required - stdlib),
+    )

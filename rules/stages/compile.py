@@ -1,0 +1,182 @@
+"""Pipeline step 4: compile the rendered engine into a standalone program, per platform.
+
+Each platform compiles in its own builder platform (arm64 under QEMU: Nuitka cannot
+cross-compile) via ``buildx build --target export --output type=local``, so the result lands
+in ``cache/compiled/<key>/<arch>/`` as plain files: ``app/`` (the program), the ELF closure
+(``lib/...``), ``.meta/``. The key hashes everything that goes into the compile (engine sources,
+compiler and flags, the package lock, builder image, the Dockerfile and scripts, the bytes of
+the toolchain files), never the workflow's data, so a prompt edit reuses the compile and two
+workflows with the same engine share it. A workflow's pip packages are installed in the
+builder from the lock's wheels, offline and checked against their hashes. Nuitka's and
+ccache's caches live in a BuildKit cache mount, so a recompile of a slightly changed engine is
+warm; BuildKit's layer cache (the toolchain layer) is exported to
+``cache/buildx/<arch>`` so that a CI job restoring ``cache/`` has it too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from rules.docker.buildx import build
+from rules.docker.dockerfiles import docker_file
+from rules.errors import UserError
+from rules.fsutil import file_sha256, locked, replace_tree, staging_dir
+from rules.paths import cache_dir
+from rules.platforms import arch_of
+from rules.stages.lock import ENGINE_LOCK_FILE, ensure_wheel, lock_wheels, requirements_txt
+from rules.stages.toolchain import ZIG, host_arch, toolchain_dir, zig_dir
+
+COMPILERS = ("nuitka", "onefile", "pyinstaller", "none")
+DOCKER_FILES = ("Dockerfile.compile", "compile.sh", "elf_closure.py")
+
+
+@dataclass(frozen=True)
+class CompileRequest:
+    """Everything that decides a compile's output."""
+
+    engine_dir: Path
+    engine_digest: str
+    platform: str
+    compiler: str
+    builder_image: str
+    cross: str = "auto"  # "auto": Zig as the C compiler for a foreign platform; "off": emulate
+    # Size measures switched off, for bench/images.py to measure each one alone (compile.sh
+    # lists them); empty for every real build.
+    tuning: tuple[str, ...] = ()
+
+    @property
+    def arch(self) -> str:
+        return arch_of(self.platform)
+
+    @property
+    def cross_compiler(self) -> str | None:
+        """``"zig"`` when the C part runs natively for a foreign platform, else None.
+
+        Nuitka itself cannot cross-compile: it runs in a builder of the target platform (under
+        QEMU). Its C compiler need not: a native Zig targeting that platform does the C part,
+        most of a cold compile, at full speed.
+        """
+        foreign = self.arch != host_arch()
+        if self.cross == "off" or not foreign or self.compiler not in ("nuitka", "onefile"):
+            return None
+        return "zig"
+
+
+@cache
+def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
+    """sha256 of a file's bytes (memoized per process by path, size and mtime)."""
+    return file_sha256(path)
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    """Name -> sha256 of the bytes of every file in ``folder`` (the toolchain downloads)."""
+    found = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            info = path.stat()
+            found[path.name] = _file_digest(path, info.st_size, info.st_mtime_ns)
+    return found
+
+
+def compile_key(request: CompileRequest) -> str:
+    toolchain = toolchain_dir(request.compiler, request.arch)
+    facts = {
+        "engine": request.engine_digest,
+        "platform": request.platform,
+        "compiler": request.compiler,
+        "builder": request.builder_image,
+        "docker": {n: hashlib.sha256(docker_file(n)).hexdigest() for n in DOCKER_FILES},
+        "toolchain": folder_digest(toolchain),
+        "cross": request.cross_compiler and [ZIG, host_arch()],
+    }
+    if request.tuning:
+        facts["tuning"] = sorted(request.tuning)
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _copy_packages(request: CompileRequest, dest: Path) -> None:
+    """The lock's wheels for this platform and a hash-checked requirements file into ``dest``
+    (an empty requirements file when the workflow needs no packages)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    lock_path = request.engine_dir / ENGINE_LOCK_FILE
+    lock = json.loads(lock_path.read_text()) if lock_path.exists() else {}
+    wheels = lock_wheels(lock, request.platform)
+    for wheel in wheels:
+        shutil.copyfile(ensure_wheel(wheel, request.platform), dest / wheel["file"])
+    (dest / "requirements.txt").write_text(requirements_txt(wheels))
+
+
+def compiled_dir(request: CompileRequest) -> Path:
+    return cache_dir() / "compiled" / compile_key(request) / request.arch
+
+
+def compile_engine(request: CompileRequest) -> Path:
+    """Compile (or reuse) the program for one platform; return ``cache/compiled/<key>/<arch>``."""
+    if request.compiler not in COMPILERS:
+        raise UserError(
+            f"unknown compiler {request.compiler!r}: choose from {', '.join(COMPILERS)}"
+        )
+    target = compiled_dir(request)
+    if (target / "app").is_dir():
+        return target
+    # One compile per architecture at a time: a second build of the same engine waits and
+    # reuses the result, and the shared layer cache in cache/buildx/<arch> has one writer.
+    with locked(cache_dir() / "buildx" / f"{request.arch}.lock"):
+        if (target / "app").is_dir():  # another build finished it while we waited
+            return target
+        _compile_into(request, target)
+    return target
+
+
+def _compile_into(request: CompileRequest, target: Path) -> None:
+    context = staging_dir(cache_dir() / "contexts" / f"compile-{target.parent.name}-{request.arch}")
+    output = staging_dir(target)
+    try:
+        shutil.copytree(request.engine_dir, context / "engine")
+        inputs = context / "inputs"
+        shutil.copytree(toolchain_dir(request.compiler, request.arch), inputs / "wheels")
+        _copy_packages(request, inputs / "packages")
+        for name in DOCKER_FILES:
+            (inputs if name != "Dockerfile.compile" else context).joinpath(name).write_bytes(
+                docker_file(name)
+            )
+        layer_cache = cache_dir() / "buildx" / request.arch
+        options: dict = {"cache_to": f"type=local,dest={layer_cache},mode=max"}
+        build_args = {
+            "BUILDER_IMAGE": request.builder_image,
+            "COMPILER": request.compiler,
+            "CROSS": request.cross_compiler or "",
+            "TUNING": " ".join(sorted(request.tuning)),
+        }
+        if request.cross_compiler == "zig":
+            options["build_contexts"] = {"zig": str(zig_dir())}
+        if os.environ.get("DOCKER_WORKFLOW_NO_CACHE") == "1":
+            options["cache"] = False  # compile for real, even if BuildKit remembers the result
+        elif (layer_cache / "index.json").exists():
+            options["cache_from"] = f"type=local,src={layer_cache}"
+        build(
+            f"compiling the engine with {request.compiler} for {request.platform}",
+            context,
+            **options,
+            file=context / "Dockerfile.compile",
+            platforms=[request.platform],
+            build_args=build_args,
+            target="export",
+            output={"type": "local", "dest": str(output)},
+            hint=(
+                f"The compile used builder image {request.builder_image}: make one with"
+                " 'docker-workflow bases', or pass --builder-image."
+            ),
+        )
+        if not (output / "app").is_dir():
+            raise UserError(f"compiling for {request.platform} produced no program")
+        replace_tree(output, target)
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+        shutil.rmtree(output, ignore_errors=True)
