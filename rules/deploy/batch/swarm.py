@@ -9,8 +9,8 @@ Inputs and results travel through a Docker volume, not Swarm configs: a config h
 500 KB and is read-only, while a batch may hold megabytes of inputs (one input may be 1 MB) and
 its results must come back. The volume is filled and read through a container of the workflow
 image that is created but never started (the image has no shell, and needs none for that). A
-local volume is seen only by tasks on this node, so tasks are placed here unless a
-``--volume-driver`` that shares data between nodes is given.
+local volume is seen only by tasks on this node, so every task is placed on this node (a
+``node.id`` constraint).
 
 The image runs by its ID, so no node tries to pull it from a registry. After a round, the
 indices without a result (a failed, killed or rejected task) form the next round, up to
