@@ -17,12 +17,11 @@ import threading
 import time
 from typing import Any
 
+from runner_template.bundle_format import BUNDLE_FILE, format_problem
 from runner_template.engine import Engine
 from runner_template.errors import EXIT_INTERNAL, EXIT_OK, InputError, RunnerError
 from runner_template.jsonsafe import JSONLimitError
 from runner_template.jsonsafe import loads as bounded_loads
-
-BUNDLE_NAME = "bundle.json"
 
 
 def default_bundle_path() -> str:
@@ -30,7 +29,7 @@ def default_bundle_path() -> str:
     configured = os.environ.get("WORKFLOW_BUNDLE")
     if configured:
         return configured
-    return os.path.join(os.path.dirname(os.path.realpath(sys.argv[0])), BUNDLE_NAME)
+    return os.path.join(os.path.dirname(os.path.realpath(sys.argv[0])), BUNDLE_FILE)
 
 
 def _read_text(path: str) -> str:
@@ -40,13 +39,17 @@ def _read_text(path: str) -> str:
 
 def load_bundle(path: str) -> dict[str, Any]:
     try:
-        return bounded_loads(_read_text(path))
+        bundle = bounded_loads(_read_text(path))
     except (JSONLimitError, UnicodeDecodeError) as error:
         raise InputError(f"the workflow bundle {path} is not acceptable: {error}") from error
     except OSError as error:
         raise InputError(f"cannot read the workflow bundle {path}: {error.strerror}") from error
     except json.JSONDecodeError as error:
         raise InputError(f"the workflow bundle {path} is not valid JSON: {error}") from error
+    problem = format_problem(bundle)
+    if problem:
+        raise InputError(f"the workflow bundle {path} cannot be read: {problem}")
+    return bundle
 
 
 def _read_stdin() -> str:

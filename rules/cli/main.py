@@ -24,6 +24,7 @@ from rules.platforms import DEFAULT_PLATFORMS, parse_platforms
 from rules.stages.compile import COMPILERS
 from rules.stages.image import RUNTIMES
 from rules.stages.image_names import check_reference
+from runner_template.bundle_format import BUNDLE_FILE
 
 LOCAL_DEFAULT_ENDPOINT = "http://localhost:11434"
 MAX_INPUT_BYTES = 256 * 1024 * 1024
@@ -192,7 +193,7 @@ def _run_local(args: argparse.Namespace, inputs_text: str) -> int:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
     # A private copy of the bundle: another build may rewrite the cache while this one runs.
     with tempfile.TemporaryDirectory(prefix="dw-run-") as private:
-        bundle = Path(private) / "bundle.json"
+        bundle = Path(private) / BUNDLE_FILE
         bundle.write_bytes(prepared.bundle_path.read_bytes())
         env["WORKFLOW_BUNDLE"] = str(bundle)
         command = [sys.executable, "-m", "runner_template", "--input-file", "-"]

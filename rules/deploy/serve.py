@@ -23,6 +23,7 @@ from pathlib import Path
 from rules.docker.containers import RunLimits, container_env, host_mapping
 from rules.docker.engine import docker_client, docker_error
 from rules.errors import UserError
+from runner_template.bundle_format import BUNDLE_FILE
 
 CONTAINER_PORT = 8080
 STOP_SECONDS = 30
@@ -31,7 +32,7 @@ STOP_SECONDS = 30
 def serve_local(bundle: Path, port: int, bind: str, jobs: int, env: dict[str, str]) -> int:
     """Run the service with this machine's Python until Ctrl-C (or SIGTERM)."""
     with tempfile.TemporaryDirectory(prefix="dw-serve-") as private:
-        copy = Path(private) / "bundle.json"
+        copy = Path(private) / BUNDLE_FILE
         copy.write_bytes(bundle.read_bytes())  # builds may rewrite the cache meanwhile
         command = [
             sys.executable,

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from rules.errors import InvalidInput, Problem, json_path
 from rules.files.jsonfile import load_yaml, read_text
 from rules.files.schemas import schema_problems
+from runner_template.bundle_format import LLM_KEYS
 
 if TYPE_CHECKING:
     from rules.files.spec import Workflow
@@ -39,23 +40,6 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "llama3"
 PYTHON_COMMANDS = {"python", "python3"}
 MAX_SCRIPT_BYTES = 1024 * 1024
-LLM_KEYS = (
-    "model",
-    "endpoint",
-    "provider",
-    "api_key_env",
-    "system_prompt",
-    "prompt_template",
-    "temperature",
-    "seed",
-    "format",
-    "options",
-    "top_k",
-    "top_p",
-    "stop",
-    "num_ctx",
-    "num_predict",
-)
 KINDS = {"llm": "llm", "executable": "executable", "python": "executable", "api": "api"}
 
 

@@ -39,12 +39,12 @@ from rules.paths import cache_dir
 from rules.platforms import arch_of
 from rules.stages.prepared import (
     ANALYSIS_FILE,
-    BUNDLE_FILE,
     ENGINE_DIR,
     LOCK_FILE,
     RUNNER_DIR,
     load_prepared,
 )
+from runner_template.bundle_format import BUNDLE_FILE
 
 # The steps themselves (and what they import: jsonschema, packaging, the Docker clients) load
 # when a task runs, not when doit reads the graph: a no-op run never pays for them.

@@ -27,6 +27,7 @@ from rules.errors import UserError
 from rules.fsutil import locked, staging_dir
 from rules.paths import cache_dir
 from rules.platforms import arch_of
+from runner_template.bundle_format import BUNDLE_FILE
 
 RUNTIMES = {"scratch": "scratch", "alpine": "alpine:3.20"}
 
@@ -137,9 +138,9 @@ def _build(request: ImageRequest, runtime: str) -> None:
         # The bundle comes inside its folder, so its layer's /app entry is the context's (mtime
         # 0), not one BuildKit stamps with the build's time when a file lands in /app.
         (context / "bundle" / "app").mkdir(parents=True)
-        shutil.copyfile(request.bundle_path, context / "bundle" / "app" / "bundle.json")
+        shutil.copyfile(request.bundle_path, context / "bundle" / "app" / BUNDLE_FILE)
         os.chmod(context / "bundle" / "app", 0o755)
-        os.chmod(context / "bundle" / "app" / "bundle.json", 0o644)
+        os.chmod(context / "bundle" / "app" / BUNDLE_FILE, 0o644)
         (context / "base" / "tmp").mkdir(parents=True)
         dockerfile = docker_file("Dockerfile.image").decode().replace("{runtime}", runtime)
         (context / "Dockerfile").write_text(dockerfile)

@@ -18,7 +18,6 @@ from rules.stages.analyze import analyze_tree
 from rules.stages.lock import make_lock
 from rules.stages.prepared import (
     ANALYSIS_FILE,
-    BUNDLE_FILE,
     LOCK_FILE,
     RUNNER_DIR,
     Prepared,
@@ -28,6 +27,7 @@ from rules.stages.prepared import (
 )
 from rules.stages.render import render
 from rules.stages.shake import canonical_json, shake
+from runner_template.bundle_format import BUNDLE_FILE
 
 
 def analyze_file(path: Path, tools_dirs: list[Path] | None = None, model: str | None = None):

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from rules.stages.analysis import Analysis
+from runner_template.bundle_format import BUNDLE_FILE
 
 ANALYSIS_FILE = "analysis.json"
-BUNDLE_FILE = "bundle.json"
 LOCK_FILE = "lock.json"
 RUNNER_DIR = "runner"
 ENGINE_DIR = "engine"

@@ -26,8 +26,8 @@ from rules.fsutil import atomic_write, locked, replace_tree, staging_dir
 from rules.stages.lock import ENGINE_LOCK_FILE, package_facts
 from rules.stages.prepared import ENGINE_DIR
 from rules.stages.stdlib_shake import nuitka_flags
+from runner_template.bundle_format import BUNDLE_FILE
 
-BUNDLE_FILE = "bundle.json"
 ENTRY_POINT = "main.py"
 COMPILE_FLAGS = "compile-flags.txt"
 

@@ -15,29 +15,11 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from rules.stages.prepared import digest
+from runner_template.bundle_format import BUNDLE_FORMAT, INPUT_KEYS, STEP_KEYS
 
 if TYPE_CHECKING:
     from rules.files.registry import ResolvedTool
     from rules.files.subworkflows import WorkflowNode
-
-BUNDLE_FORMAT = 2
-STEP_KEYS = (
-    "step_id",
-    "type",
-    "tool",
-    "code",
-    "prompt_template",
-    "input_mapping",
-    "output_name",
-    "timeout",
-    "deadline",
-    "retry_on_failure",
-    "max_retries",
-    "parallel_group",
-    "depends_on",
-    "fallback_tool",
-)
-INPUT_KEYS = ("type", "required", "default", "description", "enum", "pattern")
 
 
 def _step(step: dict[str, Any], tools: dict[str, ResolvedTool], child_key: str | None) -> dict:

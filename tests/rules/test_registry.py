@@ -218,3 +218,16 @@ def test_scripts_in_subfolders_of_the_registry_are_fine(tmp_path):
     (folder / "exe" / "ok.yaml").write_text("type: executable\nexecutable:\n  script: lib/x.py\n")
     wf = lightweight(tmp_path, [{"step_id": "a", "type": "python_tool", "tool": "ok"}])
     assert resolve_tools(wf, Registry([folder]))["ok"].definition["source"] == "print(1)\n"
+
+
+def test_every_sampling_option_the_engine_honours_reaches_the_bundle():
+    """min_p and the penalties once passed the schema and were dropped on the way in."""
+    from rules.files.registry import normalize_tool
+    from runner_template.bundle_format import LLM_OPTION_KEYS
+
+    values = {"min_p": 0.05, "repeat_penalty": 1.1, "presence_penalty": 0.2}
+    values["frequency_penalty"] = 0.3
+    raw = {"type": "llm", "llm": {"model": "m", "prompt_template": "{text}", **values}}
+    tool = normalize_tool("t", raw, "t.yaml", (), None)
+    assert {key: tool.definition[key] for key in values} == values
+    assert set(values) <= set(LLM_OPTION_KEYS)
