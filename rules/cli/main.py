@@ -254,7 +254,9 @@ def _run_in_docker(args: argparse.Namespace, inputs_text: str) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from rules.deploy.batch.run import BatchSettings, InputsFile, run_batch
+    from rules.deploy.batch.inputs import InputsFile
+    from rules.deploy.batch.run import run_batch
+    from rules.deploy.batch.settings import BatchSettings
     from rules.graph.build import build_workflow
 
     if not 1 <= args.jobs <= 1024:
@@ -319,7 +321,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_k8s(args: argparse.Namespace) -> int:
-    from rules.deploy.batch.run import InputsFile
+    from rules.deploy.batch.inputs import InputsFile
     from rules.deploy.k8s import K8sOptions, batch_manifests, serve_manifests, write_manifests
     from rules.stages.image_names import default_tag
     from rules.stages.pipeline import analyze_file

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from rules.deploy.batch.run import InputsFile, split
+from rules.deploy.batch.inputs import InputsFile, split
 from rules.errors import InputProblem
 from rules.fsutil import atomic_write
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from rules.deploy.batch.inputs import InputsFile, split
 from rules.deploy.batch.results import ResultsFile
-from rules.deploy.batch.run import InputsFile, split
 from rules.errors import InputProblem, UserError
 
 

@@ -132,3 +132,7 @@ class ResultsFile:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def error_record(index: int, kind: str, message: str, step: str | None = None) -> dict:
+    return {"index": index, "error": {"type": kind, "message": message, "step": step}}

@@ -34,7 +34,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from rules.deploy.batch.run import BatchSettings, InputsFile, error_record, split
+from rules.deploy.batch.inputs import InputsFile, split
+from rules.deploy.batch.results import error_record
+from rules.deploy.batch.settings import BatchSettings
 from rules.docker.containers import FORWARDED_ENV
 from rules.docker.engine import docker_client, docker_error
 from rules.errors import UserError

@@ -1,0 +1,52 @@
+"""``batch --engine local``: one locked-down container runs every pending input
+(``--batch --indexed -j N``), its start-up paid once per batch; inputs stream in on stdin,
+results stream out, each recorded as it arrives."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rules.deploy.batch.inputs import InputsFile
+from rules.deploy.batch.settings import BatchSettings
+from rules.errors import UserError
+from runner_template.errors import EXIT_SOME_FAILED
+
+
+def run_local(image, inputs: InputsFile, pending, settings: BatchSettings, record, limits):
+    from rules.docker.containers import run_container
+
+    buffer = bytearray()
+    stderr_tail: list[bytes] = []
+
+    def on_stdout(data: bytes) -> None:
+        buffer.extend(data)
+        while b"\n" in buffer:
+            line, _, rest = bytes(buffer).partition(b"\n")
+            buffer[:] = rest
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(item, dict) and isinstance(item.get("index"), int):
+                record(item)
+
+    def on_stderr(data: bytes) -> None:
+        stderr_tail.append(data)
+        del stderr_tail[:-20]
+
+    command = ["--batch", "--indexed", "-j", str(settings.jobs)]
+    result = run_container(
+        image,
+        inputs.indexed(pending),
+        command=command,
+        endpoint=settings.endpoint,
+        network=settings.network,
+        limits=limits,
+        stream_stdout=on_stdout,
+        stream_stderr=on_stderr,
+    )
+    if result.exit_code not in (0, EXIT_SOME_FAILED):
+        tail = b"".join(stderr_tail).decode("utf-8", "replace").strip().splitlines()[-5:]
+        sys.stderr.write("\n".join(tail) + "\n")
+        raise UserError(f"the batch container stopped with exit code {result.exit_code}")
