@@ -204,7 +204,7 @@ def _run_local(args: argparse.Namespace, inputs_text: str) -> int:
 
 
 def _run_limits(args: argparse.Namespace):
-    from rules.docker.containers import RunLimits, parse_env
+    from rules.deploy.container import RunLimits, parse_env
 
     if args.cpus is not None and not 0 < args.cpus <= 1024:
         raise InputProblem("--cpus must be a positive number of CPUs")
@@ -238,11 +238,11 @@ def _run_in_docker(args: argparse.Namespace, inputs_text: str) -> int:
     result = run_container(
         tag,
         inputs_text.encode("utf-8"),
+        host_args=limits.docker_run_args(),
+        environment=limits.environment(args.endpoint),
         command=command,
-        endpoint=args.endpoint,
         platform=run_platform,
         network=args.network,
-        limits=limits,
         stream_stdout=passthrough if args.stream else None,
     )
     sys.stdout.buffer.write(result.stdout)

@@ -26,12 +26,14 @@ from typing import Any
 import yaml
 
 from rules.deploy.batch.inputs import InputsFile, split
+from rules.deploy.container import RunLimits
 from rules.errors import InputProblem
 from rules.fsutil import atomic_write
 
 CONFIGMAP_LIMIT = 1024 * 1024 - 4096  # 1 MiB, less room for the object's own fields
 PORT = 8080
 UID = 65532
+CONFINED = RunLimits()  # the pods' limits are K8sOptions' memory and cpu (Kubernetes units)
 
 
 @dataclass
@@ -80,11 +82,7 @@ def _container(options: K8sOptions, args: list[str], mounts: list[dict]) -> dict
             "requests": {"cpu": "100m", "memory": "64Mi"},
             "limits": {"cpu": options.cpu, "memory": options.memory},
         },
-        "securityContext": {
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": CONFINED.k8s_security_context(),
         "volumeMounts": [*mounts, {"name": "tmp", "mountPath": "/tmp"}],
     }
     if options.endpoint:
@@ -92,7 +90,7 @@ def _container(options: K8sOptions, args: list[str], mounts: list[dict]) -> dict
     return container
 
 
-TMP_VOLUME = {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}
+TMP_VOLUME = CONFINED.k8s_tmp_volume()
 
 
 def batch_manifests(options: K8sOptions, inputs: InputsFile) -> dict[str, dict[str, Any]]:

@@ -20,7 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rules.docker.containers import RunLimits, container_env, host_mapping
+from rules.deploy.container import RunLimits
+from rules.docker.containers import host_mapping
 from rules.docker.engine import docker_client, docker_error
 from rules.errors import UserError
 from runner_template.bundle_format import BUNDLE_FILE
@@ -82,13 +83,13 @@ def serve_container(
             image,
             command=command,
             detach=True,
-            environment=container_env(endpoint, limits),
+            environment=limits.environment(endpoint),
             ports=None if host_network else {f"{CONTAINER_PORT}/tcp": (bind, port)},
             network_mode=network,
             extra_hosts=host_mapping(network),
             labels={"docker-workflow.serve": "true"},
             stop_signal="SIGTERM",
-            **limits.host_config_args(),
+            **limits.docker_run_args(),
         )
     except APIError as error:
         raise docker_error(f"starting the service from {image}", error) from None

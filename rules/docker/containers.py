@@ -5,9 +5,8 @@ argument or environment variable: Linux limits one argument to 128 KiB, and stdi
 size and any characters. The container's stderr (progress) is streamed to ours as it comes,
 its stdout (the JSON result) is returned, and the container is removed whatever happens.
 
-By default a container runs the way the spec's "secure run" does: read-only root file system,
-a small ``/tmp`` tmpfs, every capability dropped, ``no-new-privileges``, a pids limit and a
-memory limit (:class:`RunLimits`).
+How it is confined comes from the one description of a locked-down container
+(:class:`rules.deploy.container.RunLimits`), rendered by the caller as ``host_args``.
 """
 
 from __future__ import annotations
@@ -18,68 +17,17 @@ import socket
 import sys
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rules.docker.engine import docker_client, docker_error
-from rules.errors import InputProblem
 
 HOST_GATEWAY = "host-gateway"
-FORWARDED_ENV = ("OLLAMA_API_KEY", "LLM_PROVIDER")  # passed on when set here
 
 
 @dataclass(frozen=True)
 class RunResult:
     exit_code: int
     stdout: bytes
-
-
-@dataclass(frozen=True)
-class RunLimits:
-    """How a workflow container is confined (``docker-workflow run`` options)."""
-
-    memory: str = "512m"
-    cpus: float | None = None
-    pids: int = 256
-    read_only: bool = True
-    tmpfs: dict[str, str] = field(default_factory=lambda: {"/tmp": "rw,nosuid,nodev,size=64m"})
-    env: dict[str, str] = field(default_factory=dict)
-
-    def host_config_args(self) -> dict:
-        args: dict = {
-            "read_only": self.read_only,
-            "mem_limit": self.memory,
-            "pids_limit": self.pids,
-            "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
-            "tmpfs": dict(self.tmpfs),
-        }
-        if self.cpus is not None:
-            args["nano_cpus"] = int(self.cpus * 1e9)
-        return args
-
-
-def parse_env(items: list[str] | None) -> dict[str, str]:
-    """``-e NAME=VALUE`` sets a variable; ``-e NAME`` passes this environment's value (and
-    nothing when it is unset, as ``docker run`` does)."""
-    env: dict[str, str] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
-            raise InputProblem(f"-e/--env {item!r}: write NAME=VALUE or NAME")
-        if sep:
-            env[name] = value
-        elif name in os.environ:
-            env[name] = os.environ[name]
-    return env
-
-
-def container_env(endpoint: str | None, limits: RunLimits) -> dict[str, str]:
-    """The container's environment: forwarded keys, the endpoint, then ``-e`` settings."""
-    env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
-    if endpoint:
-        env["OLLAMA_ENDPOINT"] = endpoint
-    env.update(limits.env)
-    return env
 
 
 def host_mapping(network: str | None) -> dict[str, str]:
@@ -108,11 +56,11 @@ def run_container(
     image: str,
     inputs: bytes | Iterable[bytes],
     *,
+    host_args: dict,
+    environment: dict[str, str],
     command: list[str] | None = None,
-    endpoint: str | None = None,
     platform: str | None = None,
     network: str | None = None,
-    limits: RunLimits | None = None,
     stream_stderr=None,
     stream_stdout=None,
 ) -> RunResult:
@@ -125,11 +73,10 @@ def run_container(
     from docker.errors import APIError, ImageNotFound
     from docker.utils.socket import STDERR, STDOUT, frames_iter
 
-    limits = limits or RunLimits()
     api = docker_client().api
     write_stderr = stream_stderr or _write_stderr
     host_config = api.create_host_config(
-        extra_hosts=host_mapping(network), network_mode=network, **limits.host_config_args()
+        extra_hosts=host_mapping(network), network_mode=network, **host_args
     )
     try:
         container = api.create_container(
@@ -137,7 +84,7 @@ def run_container(
             command=command or ["--input-file", "-"],
             stdin_open=True,
             tty=False,
-            environment=container_env(endpoint, limits),
+            environment=environment,
             host_config=host_config,
             platform=platform,
             labels={"docker-workflow.run": "true"},

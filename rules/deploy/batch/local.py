@@ -9,11 +9,19 @@ import sys
 
 from rules.deploy.batch.inputs import InputsFile
 from rules.deploy.batch.settings import BatchSettings
+from rules.deploy.container import RunLimits
 from rules.errors import UserError
 from runner_template.errors import EXIT_SOME_FAILED
 
 
-def run_local(image, inputs: InputsFile, pending, settings: BatchSettings, record, limits):
+def run_local(
+    image: str,
+    inputs: InputsFile,
+    pending: list[int],
+    settings: BatchSettings,
+    record,
+    limits: RunLimits,
+) -> None:
     from rules.docker.containers import run_container
 
     buffer = bytearray()
@@ -39,10 +47,10 @@ def run_local(image, inputs: InputsFile, pending, settings: BatchSettings, recor
     result = run_container(
         image,
         inputs.indexed(pending),
+        host_args=limits.docker_run_args(),
+        environment=limits.environment(settings.endpoint),
         command=command,
-        endpoint=settings.endpoint,
         network=settings.network,
-        limits=limits,
         stream_stdout=on_stdout,
         stream_stderr=on_stderr,
     )

@@ -28,6 +28,7 @@ from rules.deploy.batch.local import run_local
 from rules.deploy.batch.progress import Progress
 from rules.deploy.batch.results import ResultsFile, error_record
 from rules.deploy.batch.settings import BatchSettings
+from rules.deploy.container import RunLimits
 from rules.errors import UserError
 from runner_template.errors import EXIT_SOME_FAILED
 
@@ -45,9 +46,10 @@ def run_batch(
     inputs: InputsFile,
     output: Path,
     settings: BatchSettings,
-    limits=None,
+    limits: RunLimits | None = None,
 ) -> int:
     """Run the pending inputs through ``image``; return the exit code (0, 7, 130, 143)."""
+    limits = limits or RunLimits()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     results = ResultsFile(output, inputs.digest, settings.retry_failed).open()
     progress = Progress(len(inputs.lines), len(results.done()))
@@ -65,7 +67,7 @@ def run_batch(
         if pending and settings.engine == "swarm":
             from rules.deploy.batch.swarm import run_on_swarm
 
-            run_on_swarm(image, inputs, pending, settings, record)
+            run_on_swarm(image, inputs, pending, settings, record, limits)
         elif pending:
             run_local(image, inputs, pending, settings, record, limits)
     except KeyboardInterrupt:

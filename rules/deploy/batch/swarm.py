@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import tarfile
 import time
 import uuid
@@ -37,7 +36,7 @@ from typing import Any
 from rules.deploy.batch.inputs import InputsFile, split
 from rules.deploy.batch.results import error_record
 from rules.deploy.batch.settings import BatchSettings
-from rules.docker.containers import FORWARDED_ENV
+from rules.deploy.container import RunLimits
 from rules.docker.engine import docker_client, docker_error
 from rules.errors import UserError
 
@@ -85,7 +84,14 @@ class _Round:
 
 
 class SwarmBatch:
-    def __init__(self, image: str, inputs: InputsFile, settings: BatchSettings, record) -> None:
+    def __init__(
+        self,
+        image: str,
+        inputs: InputsFile,
+        settings: BatchSettings,
+        record,
+        limits: RunLimits,
+    ) -> None:
         from docker.errors import DockerException
 
         self.client = docker_client()
@@ -95,6 +101,7 @@ class SwarmBatch:
         self.node_id = self.client.info()["Swarm"]["NodeID"]
         self.inputs = inputs
         self.settings = settings
+        self.limits = limits
         self.record: Callable[[dict[str, Any]], None] = record
         self.run_id = uuid.uuid4().hex[:12]
         self.labels = {LABEL: self.run_id, "docker-workflow.managed": "true"}
@@ -168,10 +175,9 @@ class SwarmBatch:
             "--shard-env",
             "WORKFLOW_SHARD",
         ]
-        env = ["WORKFLOW_SHARD={{.Task.Slot}}"]
-        env += [f"{name}={os.environ[name]}" for name in FORWARDED_ENV if os.environ.get(name)]
-        if self.settings.endpoint:
-            env.append(f"OLLAMA_ENDPOINT={self.settings.endpoint}")
+        confined = self.limits.swarm_args(self.settings.endpoint)
+        tmp_bytes = confined.pop("tmp_bytes")
+        env = ["WORKFLOW_SHARD={{.Task.Slot}}", *confined.pop("env")]
         network = self.settings.network
         hosts = {"host.docker.internal": "127.0.0.1"} if network == "host" else None
         if network == "none":
@@ -185,7 +191,7 @@ class SwarmBatch:
             container_labels=self.labels,
             mounts=[
                 Mount("/data", self.volume.name, type="volume"),
-                Mount("/tmp", None, type="tmpfs"),
+                Mount("/tmp", None, type="tmpfs", tmpfs_size=tmp_bytes),
             ],
             mode=ServiceMode(
                 "replicated-job",
@@ -196,8 +202,7 @@ class SwarmBatch:
             constraints=[f"node.id=={self.node_id}"],
             networks=[network] if network else None,
             hosts=hosts,
-            read_only=True,
-            cap_drop=["ALL"],
+            **confined,
         )
 
     def _isolated_network(self) -> str:
@@ -279,5 +284,12 @@ class SwarmBatch:
                     time.sleep(0.5)
 
 
-def run_on_swarm(image: str, inputs: InputsFile, pending: list[int], settings, record) -> None:
-    SwarmBatch(image, inputs, settings, record).run(pending)
+def run_on_swarm(
+    image: str,
+    inputs: InputsFile,
+    pending: list[int],
+    settings: BatchSettings,
+    record,
+    limits: RunLimits,
+) -> None:
+    SwarmBatch(image, inputs, settings, record, limits).run(pending)
