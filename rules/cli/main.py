@@ -11,12 +11,11 @@ import argparse
 import json
 import os
 import platform as platform_module
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from rules.console import err_console, print_message
+from rules.deploy.local import LOCAL_DEFAULT_ENDPOINT
 from rules.errors import InputProblem, UserError
 from rules.files.jsonfile import load_json
 from rules.graph.options import OFFICIAL_BUILDER, BuildOptions
@@ -24,9 +23,7 @@ from rules.platforms import DEFAULT_PLATFORMS, parse_platforms
 from rules.stages.compile import COMPILERS
 from rules.stages.image import RUNTIMES
 from rules.stages.image_names import check_reference
-from runner_template.bundle_format import BUNDLE_FILE
 
-LOCAL_DEFAULT_ENDPOINT = "http://localhost:11434"
 MAX_INPUT_BYTES = 256 * 1024 * 1024
 
 
@@ -177,30 +174,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_local(args: argparse.Namespace, inputs_text: str) -> int:
-    from rules.deploy.local_packages import local_site_packages
+    from rules.deploy.local import run_local
     from rules.graph.build import prepare
-    from rules.stages.prepared import read_lock
 
     platform = native_platform()
+    limits = _run_limits(args)
     prepared = prepare(Path(args.workflow), args.tools, args.model, [platform])
-    env = dict(os.environ)
-    env["OLLAMA_ENDPOINT"] = args.endpoint or env.get("OLLAMA_ENDPOINT") or LOCAL_DEFAULT_ENDPOINT
-    if args.provider:
-        env["LLM_PROVIDER"] = args.provider
-    env.pop("INPUT", None)
-    site = local_site_packages(read_lock(prepared.out_dir.parent), platform)
-    if site is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
-    # A private copy of the bundle: another build may rewrite the cache while this one runs.
-    with tempfile.TemporaryDirectory(prefix="dw-run-") as private:
-        bundle = Path(private) / BUNDLE_FILE
-        bundle.write_bytes(prepared.bundle_path.read_bytes())
-        env["WORKFLOW_BUNDLE"] = str(bundle)
-        command = [sys.executable, "-m", "runner_template", "--input-file", "-"]
-        if args.stream:
-            command.append("--stream")
-        completed = subprocess.run(command, input=inputs_text.encode("utf-8"), env=env, check=False)
-    return completed.returncode
+    return run_local(prepared, platform, args.endpoint, limits.env, inputs_text, args.stream)
 
 
 def _run_limits(args: argparse.Namespace):
@@ -285,7 +265,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from rules.deploy.serve import serve_container, serve_local
+    from rules.deploy.serve import serve_container
 
     if not 0 < args.port < 65536:
         raise InputProblem("-p/--port must be between 1 and 65535")
@@ -293,14 +273,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InputProblem("-j/--jobs must be between 1 and 1024")
     limits = _run_limits(args)
     if args.local:
+        from rules.deploy.local import serve_local
         from rules.graph.build import prepare
 
-        prepared = prepare(Path(args.workflow), args.tools, args.model, [native_platform()])
-        env = dict(limits.env)
-        if args.endpoint:
-            env["OLLAMA_ENDPOINT"] = args.endpoint
-        env.setdefault("OLLAMA_ENDPOINT", os.environ.get("OLLAMA_ENDPOINT", LOCAL_DEFAULT_ENDPOINT))
-        return serve_local(prepared.bundle_path, args.port, args.bind, args.jobs, env)
+        platform = native_platform()
+        prepared = prepare(Path(args.workflow), args.tools, args.model, [platform])
+        return serve_local(
+            prepared,
+            platform,
+            args.endpoint,
+            limits.env,
+            port=args.port,
+            bind=args.bind,
+            jobs=args.jobs,
+        )
     from rules.graph.build import build_workflow
 
     run_platform = parse_platforms(args.platform)[0] if args.platform else native_platform()

@@ -7,56 +7,22 @@ service's log lines follow on stderr until Ctrl-C, which stops the container gra
 service finishes running requests first) and removes it. With ``--detach`` the container keeps
 running, and ``docker stop`` ends it the same way.
 
-``--local`` serves with this machine's Python instead: the fast loop while writing a workflow.
+``--local`` serves with this machine's Python instead (``rules/deploy/local.py``): the fast loop
+while writing a workflow.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 from rules.deploy.container import RunLimits
 from rules.docker.containers import host_mapping
 from rules.docker.engine import docker_client, docker_error
 from rules.errors import UserError
-from runner_template.bundle_format import BUNDLE_FILE
 
 CONTAINER_PORT = 8080
 STOP_SECONDS = 30
-
-
-def serve_local(bundle: Path, port: int, bind: str, jobs: int, env: dict[str, str]) -> int:
-    """Run the service with this machine's Python until Ctrl-C (or SIGTERM)."""
-    with tempfile.TemporaryDirectory(prefix="dw-serve-") as private:
-        copy = Path(private) / BUNDLE_FILE
-        copy.write_bytes(bundle.read_bytes())  # builds may rewrite the cache meanwhile
-        command = [
-            sys.executable,
-            "-m",
-            "runner_template",
-            "--serve",
-            "--host",
-            bind,
-            "--port",
-            str(port),
-            "-j",
-            str(jobs),
-        ]
-        process = subprocess.Popen(command, env={**os.environ, **env, "WORKFLOW_BUNDLE": str(copy)})
-        print(f"http://{bind}:{port}", flush=True)
-        previous = signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            process.send_signal(signal.SIGTERM)
-            return process.wait()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def serve_container(

@@ -1,0 +1,91 @@
+"""Running a prepared workflow with this machine's Python: ``run --local`` and ``serve --local``.
+
+One launcher for both, so they see the same program: a private copy of the bundle (another
+build may rewrite the cache while this one runs), the workflow's locked packages installed
+for this machine and put on ``PYTHONPATH`` (as the image has them compiled in), and one
+environment: this process's, the endpoint (``--endpoint``, else ``OLLAMA_ENDPOINT``, else the
+local Ollama), then the user's ``-e`` and ``--provider`` settings.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rules.stages.prepared import Prepared, read_lock
+from runner_template.bundle_format import BUNDLE_FILE
+
+LOCAL_DEFAULT_ENDPOINT = "http://localhost:11434"
+
+
+@contextmanager
+def local_runner(
+    prepared: Prepared, platform: str, endpoint: str | None, env: dict[str, str]
+) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """``(command, environment)`` that start the runner of ``prepared``; valid inside the block."""
+    # Here, not at the top: the CLI imports this module, and the lock code costs 40 ms to load.
+    from rules.deploy.local_packages import local_site_packages
+
+    environment = dict(os.environ)
+    environment["OLLAMA_ENDPOINT"] = (
+        endpoint or environment.get("OLLAMA_ENDPOINT") or LOCAL_DEFAULT_ENDPOINT
+    )
+    environment.pop("INPUT", None)
+    environment.update(env)
+    site = local_site_packages(read_lock(prepared.out_dir.parent), platform)
+    if site is not None:
+        path = [str(site), environment.get("PYTHONPATH")]
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, path))
+    with tempfile.TemporaryDirectory(prefix="dw-local-") as private:
+        bundle = Path(private) / BUNDLE_FILE
+        bundle.write_bytes(prepared.bundle_path.read_bytes())
+        environment["WORKFLOW_BUNDLE"] = str(bundle)
+        yield [sys.executable, "-m", "runner_template"], environment
+
+
+def run_local(
+    prepared: Prepared,
+    platform: str,
+    endpoint: str | None,
+    env: dict[str, str],
+    inputs_text: str,
+    stream: bool = False,
+) -> int:
+    """Run once with ``inputs_text`` on stdin; the result goes to our stdout. The exit code."""
+    with local_runner(prepared, platform, endpoint, env) as (command, environment):
+        command += ["--input-file", "-", *(["--stream"] if stream else [])]
+        completed = subprocess.run(
+            command, input=inputs_text.encode("utf-8"), env=environment, check=False
+        )
+    return completed.returncode
+
+
+def serve_local(
+    prepared: Prepared,
+    platform: str,
+    endpoint: str | None,
+    env: dict[str, str],
+    *,
+    port: int,
+    bind: str,
+    jobs: int,
+) -> int:
+    """Serve until Ctrl-C (or SIGTERM), which the service gets to finish running requests."""
+    with local_runner(prepared, platform, endpoint, env) as (command, environment):
+        command += ["--serve", "--host", bind, "--port", str(port), "-j", str(jobs)]
+        process = subprocess.Popen(command, env=environment)
+        print(f"http://{bind}:{port}", flush=True)
+        previous = signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGTERM)
+            return process.wait()
+        finally:
+            signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,78 @@
+"""``run --local`` and ``serve --local`` are one launcher: a tool that imports a locked package
+works under both (``serve --local`` once left the packages off the path)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+
+import pytest
+import requests
+from helpers import CLI, ROOT, minimal_workflow, run_cli, write_json
+from wheels import make_wheel, offline_index
+
+CODE = """
+import json, sys
+import tinylocal
+print(json.dumps(tinylocal.VALUE + len(json.load(sys.stdin)["text"])))
+"""
+
+
+@pytest.fixture
+def packaged(tmp_path, monkeypatch):
+    """A workflow whose one tool imports ``tinylocal``, locked from a local folder of wheels."""
+    folder = tmp_path / "index"
+    make_wheel(folder, "tinylocal", "1.0", modules={"tinylocal/__init__.py": "VALUE = 40\n"})
+    for key, value in offline_index(folder).items():
+        monkeypatch.setenv(key, value)
+    data = minimal_workflow(
+        steps=[
+            {
+                "step_id": "a",
+                "type": "python_tool",
+                "tool": "t",
+                "input_mapping": {"text": "inputs.text"},
+                "output_name": "value",
+            }
+        ],
+        outputs={"value": {"source_reference": "steps.a.value"}},
+        tools={"t": {"type": "python", "source_code": CODE, "requirements": ["tinylocal==1.0"]}},
+    )
+    return write_json(tmp_path / "wf.json", data)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_run_local_puts_the_locked_packages_on_the_path(packaged):
+    proc = run_cli("run", "--local", str(packaged), '{"text": "ab"}')
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"value": 42}
+
+
+def test_serve_local_puts_the_locked_packages_on_the_path(packaged):
+    port = _free_port()
+    service = subprocess.Popen(
+        [*CLI, "serve", "--local", str(packaged), "-p", str(port), "-j", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ),
+    )
+    try:
+        assert service.stdout.readline().strip() == f"http://127.0.0.1:{port}"
+        for line in service.stderr:  # the service's first log line says it listens
+            if "listening" in line:
+                break
+        reply = requests.post(f"http://127.0.0.1:{port}/invoke", json={"text": "abc"}, timeout=30)
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == {"outputs": {"value": 43}}
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
