@@ -4,16 +4,8 @@ Declare images with ``workflow_image``; every other ``workflows/*.json`` gets a 
 (both platforms, Nuitka, scratch runtime) named after its file.
 """
 
-from rules.graph.targets import default_targets, workflow_image
-from rules.graph.tasks import (  # noqa: F401 (doit finds the task creators by name)
-    doit_config,
-    task_analyze,
-    task_compile,
-    task_image,
-    task_lock,
-    task_render,
-    task_shake,
-)
+from rules.graph.targets import TARGETS, default_targets, workflow_image
+from rules.graph.tasks import BuildGraph, doit_config
 
 # An edge deployment of the summarizer: arm64 only, its own tag.
 workflow_image(
@@ -24,4 +16,5 @@ workflow_image(
 )
 default_targets("workflows")
 
+globals().update(BuildGraph(TARGETS).task_creators())  # doit finds task_<step> by name
 DOIT_CONFIG = doit_config()

@@ -31,11 +31,10 @@ from rules.stages.prepared import ENGINE_DIR
 from rules.stages.toolchain import toolchain_dir
 
 DODO = """
-from rules.graph.targets import default_targets
-from rules.graph.tasks import (
-    doit_config, task_analyze, task_compile, task_image, task_lock, task_render, task_shake,
-)
+from rules.graph.targets import TARGETS, default_targets
+from rules.graph.tasks import BuildGraph, doit_config
 default_targets("workflows")
+globals().update(BuildGraph(TARGETS).task_creators())
 DOIT_CONFIG = doit_config()
 """
 NAIVE_DOCKERFILE = """FROM {builder} AS build

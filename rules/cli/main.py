@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform as platform_module
 import sys
 from pathlib import Path
@@ -124,8 +123,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _build_options(args: argparse.Namespace, platforms: list[str]) -> BuildOptions:
-    if getattr(args, "output_dir", None):
-        os.environ["DOCKER_WORKFLOW_CACHE"] = str(Path(args.output_dir).resolve())
     return BuildOptions(
         platforms=platforms,
         compiler=args.compiler,
@@ -138,16 +135,29 @@ def _build_options(args: argparse.Namespace, platforms: list[str]) -> BuildOptio
         model=args.model,
         labels=parse_labels(getattr(args, "label", None)),
         cross=getattr(args, "cross", "auto"),
+        cache=_output_dir(args),
     )
 
 
-def cmd_build(args: argparse.Namespace) -> int:
+def _output_dir(args: argparse.Namespace) -> Path | None:
+    """``-o DIR``: the build output folder of this command."""
+    return Path(args.output_dir).resolve() if getattr(args, "output_dir", None) else None
+
+
+def _build(args: argparse.Namespace, platforms: list[str], force: bool = False) -> str:
+    """Build the image through the graph, say so on stderr, and return its tag."""
     from rules.graph.build import build_workflow
 
+    options = _build_options(args, platforms)
+    tag = build_workflow(Path(args.workflow), options, force=force).tag
+    err_console().print(f"{tag} is ready ({', '.join(options.platforms)})")
+    return tag
+
+
+def cmd_build(args: argparse.Namespace) -> int:
     if args.push and args.oci:
         raise InputProblem("choose one of --push and --oci")
-    options = _build_options(args, parse_platforms(args.platform))
-    print(build_workflow(Path(args.workflow), options).tag)
+    print(_build(args, parse_platforms(args.platform)))
     return 0
 
 
@@ -179,7 +189,7 @@ def _run_local(args: argparse.Namespace, inputs_text: str) -> int:
 
     platform = native_platform()
     limits = _run_limits(args)
-    prepared = prepare(Path(args.workflow), args.tools, args.model, [platform])
+    prepared = prepare(Path(args.workflow), args.tools, args.model, [platform], _output_dir(args))
     return run_local(prepared, platform, args.endpoint, limits.env, inputs_text, args.stream)
 
 
@@ -203,12 +213,10 @@ def _run_limits(args: argparse.Namespace):
 
 def _run_in_docker(args: argparse.Namespace, inputs_text: str) -> int:
     from rules.docker.containers import run_container
-    from rules.graph.build import build_workflow
 
     run_platform = parse_platforms(args.platform)[0] if args.platform else native_platform()
     limits = _run_limits(args)
-    options = _build_options(args, [run_platform])
-    tag = build_workflow(Path(args.workflow), options, force=args.build).tag
+    tag = _build(args, [run_platform], force=args.build)
 
     def passthrough(data: bytes) -> None:  # --stream: events as they come
         sys.stdout.buffer.write(data)
@@ -237,7 +245,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from rules.deploy.batch.inputs import InputsFile
     from rules.deploy.batch.run import run_batch
     from rules.deploy.batch.settings import BatchSettings
-    from rules.graph.build import build_workflow
 
     if not 1 <= args.jobs <= 1024:
         raise InputProblem("-j/--jobs must be between 1 and 1024")
@@ -246,8 +253,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     inputs = InputsFile.scan(Path(args.inputs))
     limits = _run_limits(args)
     run_platform = parse_platforms(args.platform)[0] if args.platform else native_platform()
-    options = _build_options(args, [run_platform])
-    tag = build_workflow(Path(args.workflow), options).tag
+    tag = _build(args, [run_platform])
     settings = BatchSettings(
         jobs=args.jobs,
         engine=args.engine,
@@ -277,7 +283,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from rules.graph.build import prepare
 
         platform = native_platform()
-        prepared = prepare(Path(args.workflow), args.tools, args.model, [platform])
+        prepared = prepare(
+            Path(args.workflow), args.tools, args.model, [platform], _output_dir(args)
+        )
         return serve_local(
             prepared,
             platform,
@@ -287,10 +295,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             bind=args.bind,
             jobs=args.jobs,
         )
-    from rules.graph.build import build_workflow
-
     run_platform = parse_platforms(args.platform)[0] if args.platform else native_platform()
-    tag = build_workflow(Path(args.workflow), _build_options(args, [run_platform])).tag
+    tag = _build(args, [run_platform])
     return serve_container(
         tag,
         port=args.port,

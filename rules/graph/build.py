@@ -10,13 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rules.console import err_console
-from rules.docker.engine import ensure_engine
 from rules.graph.options import BuildOptions, image_request
 from rules.graph.run import build_targets
 from rules.graph.targets import Target, safe_target_name
-from rules.stages.image_names import default_tag
-from rules.stages.pipeline import analyze_file
+from rules.paths import cache_root
 from rules.stages.prepared import Prepared, load_prepared
 
 
@@ -37,14 +34,16 @@ def prepare(
     tools_dirs: list[Path] | None = None,
     model: str | None = None,
     platforms: list[str] | None = None,
+    cache: Path | None = None,
 ) -> Prepared:
     """Analyze, shake, lock and render ``path`` through the graph; no Docker involved."""
-    options = BuildOptions(tools_dirs=tools_dirs, model=model)
+    options = BuildOptions(tools_dirs=tools_dirs, model=model, cache=cache)
     if platforms:
         options = replace(options, platforms=platforms)
     target = target_for(path, options)
-    build_targets([target], step="render", quiet=True)
-    return load_prepared(target.out)
+    with cache_root(options.cache):
+        build_targets([target], step="render", quiet=True)
+        return load_prepared(target.out)
 
 
 def build_workflow(
@@ -52,21 +51,17 @@ def build_workflow(
 ) -> BuildResult:
     """Build the image of the workflow at ``path`` through the doit graph (shared with ``doit``).
 
-    Steps whose outputs are current are skipped; the first failing step's error is raised.
+    Steps whose outputs are current are skipped; the first failing step's error is raised (the
+    workflow's errors come first: the Docker steps run, and check the engine, after them).
     ``force`` builds the image again even when one with the same content carries the tag
     (compiles stay content-addressed: ``DOCKER_WORKFLOW_NO_CACHE=1`` recompiles for real).
     """
-    from rules.docker.image_store import remove_tag
     from rules.graph.tasks import compile_marker_dir
 
-    target = target_for(path, options, name)
-    _, analysis, _ = analyze_file(target.workflow, options.tools_dirs, options.model)
-    ensure_engine()  # the workflow's errors come first, then Docker's
-    if force and not options.push and options.oci_path is None:
-        remove_tag(options.tag or default_tag(analysis.workflow_id))
-    build_targets([target])
-    prepared = load_prepared(target.out)
-    compiled = {p: compile_marker_dir(target, p) for p in options.platforms}
+    target = replace(target_for(path, options, name), force=force)
+    with cache_root(options.cache):
+        build_targets([target])
+        prepared = load_prepared(target.out)
+        compiled = {p: compile_marker_dir(target, p) for p in options.platforms}
     tag = image_request(prepared, options, compiled).tag
-    err_console().print(f"{tag} is ready ({', '.join(options.platforms)})")
     return BuildResult(prepared, tag, compiled)

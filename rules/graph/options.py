@@ -38,6 +38,7 @@ class BuildOptions:
     model: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     cross: str = "auto"  # "off": compile a foreign platform's C under emulation too
+    cache: Path | None = None  # the build output folder (``-o DIR``); None: rules.paths decides
 
     def resolved_builder(self) -> str:
         return default_builder_image(self.builder_image) or OFFICIAL_BUILDER

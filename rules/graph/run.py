@@ -11,17 +11,17 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import rules.graph.tasks as tasks
 from rules.errors import UserError
-from rules.graph.targets import TARGETS, Target
+from rules.graph.targets import Target
+from rules.graph.tasks import BuildGraph, doit_config
 
 
-def run_doit(args: list[str], config: dict[str, Any] | None = None) -> int:
-    """Run doit over the declared targets."""
+def run_doit(graph: BuildGraph, args: list[str], config: dict[str, Any] | None = None) -> int:
+    """Run doit over the tasks of ``graph``; doit's exit code."""
     from doit.cmd_base import ModuleTaskLoader
     from doit.doit_cmd import DoitMain
 
-    namespace = {**tasks.TASK_CREATORS, "DOIT_CONFIG": {**tasks.doit_config(), **(config or {})}}
+    namespace = {**graph.task_creators(), "DOIT_CONFIG": {**doit_config(), **(config or {})}}
     return DoitMain(ModuleTaskLoader(namespace)).run(args)
 
 
@@ -60,13 +60,11 @@ def build_targets(targets: list[Target], step: str = "image", quiet: bool = Fals
 
     ``quiet`` hides doit's step lines (``analyze`` and ``run --local`` print results only).
     """
-    TARGETS.clear()
-    TARGETS.update({t.name: t for t in targets})
-    tasks.FAILURES.clear()
+    graph = BuildGraph({t.name: t for t in targets})
     config: dict[str, Any] = {"reporter": _reporter(quiet)}
-    code = run_doit([f"{step}:{t.name}" for t in targets], config)
-    if tasks.FAILURES:
-        raise tasks.FAILURES[0]
+    code = run_doit(graph, [f"{step}:{t.name}" for t in targets], config)
+    if graph.failures:
+        raise graph.failures[0]
     if code != 0:
         names = ", ".join(t.name for t in targets)
         raise UserError(f"the build of {names} failed (doit exit {code})")

@@ -45,6 +45,7 @@ class Target:
     name: str
     workflow: Path
     options: BuildOptions = field(default_factory=BuildOptions)
+    force: bool = False  # build the image again even if one of this content has the tag
 
     def __post_init__(self) -> None:
         if not TARGET_NAME_RE.match(self.name):

@@ -10,8 +10,11 @@ relative to the project folder, so a fresh clone with a restored ``cache/`` find
 to date. The compile outputs themselves are content-addressed (``cache/compiled/<key>/``): two
 targets with the same engine share one compile and one layer.
 
-``dodo.py`` imports the ``task_*`` functions by name; options can be set per target, and for
-every target from the command line: ``doit platforms=linux/arm64 compiler=none``.
+A :class:`BuildGraph` holds the targets it builds and the failures of its steps: ``dodo.py``
+hands doit the task creators of a graph over its declarations, the CLI (``rules/graph/run.py``)
+one over the targets of a command, and nothing travels through module globals. Options can be
+set per target, and for every target from the command line: ``doit platforms=linux/arm64
+compiler=none``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,7 @@ from rules.files.subworkflows import scan_files
 from rules.fsutil import atomic_write
 from rules.graph.fingerprint import code_fingerprint
 from rules.graph.options import compile_request, image_request
-from rules.graph.targets import TARGETS, Target, apply_command_line
+from rules.graph.targets import Target, apply_command_line
 from rules.paths import cache_dir
 from rules.platforms import arch_of
 from rules.stages.prepared import (
@@ -89,11 +92,6 @@ def _rel(path: str, cwd: str) -> str:
         return str(resolved)
 
 
-def _targets() -> Iterator[Target]:
-    for target in TARGETS.values():
-        yield apply_command_line(target, get_var)
-
-
 def _config(target: Target, module: str, *keys: str, **extra: Any) -> dict[str, Any]:
     data = asdict(target.options)
     config = {key: str(data[key]) for key in keys}
@@ -103,14 +101,12 @@ def _config(target: Target, module: str, *keys: str, **extra: Any) -> dict[str, 
 
 # -- failures -----------------------------------------------------------------------------------
 
-FAILURES: list[UserError] = []
 
-
-def guarded(step: Callable[..., Any]) -> Callable[..., Any]:
+def guarded(step: Callable[..., Any], failures: list[UserError]) -> Callable[..., Any]:
     """A doit action that reports a :class:`UserError` as a clean task failure, no traceback.
 
-    The error is also kept in :data:`FAILURES`, so the CLI can print it the way every other
-    command does.
+    The error is also kept in ``failures``, so the CLI can print it the way every other command
+    does.
     """
 
     @functools.wraps(step)
@@ -118,7 +114,7 @@ def guarded(step: Callable[..., Any]) -> Callable[..., Any]:
         try:
             step(*args)
         except UserError as error:
-            FAILURES.append(error)
+            failures.append(error)
             return TaskFailed("\n".join(error.lines()))
         except Exception as error:  # a bug: one line, the traceback on request
             if os.environ.get("DOCKER_WORKFLOW_DEBUG") == "1":
@@ -127,7 +123,7 @@ def guarded(step: Callable[..., Any]) -> Callable[..., Any]:
                 f"internal error in {step.__name__}: {error!r} (DOCKER_WORKFLOW_DEBUG=1 shows"
                 " the traceback)"
             )
-            FAILURES.append(bug)
+            failures.append(bug)
             return TaskFailed(str(bug))
         return None
 
@@ -149,64 +145,8 @@ def _source_files_of(workflow: Path, tools_dirs: tuple[Path, ...]) -> tuple[str,
     return (*(rel(p) for p in scan_files(workflow)), *(rel(p) for p in registry.files()))
 
 
-def _workflow_step(target: Target, step, module: str, produces: str, after: list[str]) -> dict:
-    """A task that reads the workflow tree and its tool registry (analyze and shake)."""
-    options = target.options
-    return {
-        "name": target.name,
-        "actions": [
-            (guarded(step), [target.workflow, target.out, options.tools_dirs, options.model])
-        ],
-        "file_dep": [*after, *_source_files(target)],
-        "targets": [rel(target.out / produces)],
-        "uptodate": [config_changed(_config(target, module, "model", "tools_dirs"))],
-        "clean": True,
-    }
-
-
-def task_analyze() -> Iterator[dict]:
-    """Analyze each workflow: tools, models, modules, packages (analysis.json)."""
-    for target in _targets():
-        yield _workflow_step(target, step_analyze, "rules.stages.analyze", ANALYSIS_FILE, [])
-
-
-def task_shake() -> Iterator[dict]:
-    """Tree-shake each workflow into its bundle (bundle.json)."""
-    for target in _targets():
-        after = [rel(target.out / ANALYSIS_FILE)]
-        yield _workflow_step(target, step_shake, "rules.stages.shake", BUNDLE_FILE, after)
-
-
-def task_lock() -> Iterator[dict]:
-    """Resolve each workflow's pip packages for its platforms (lock.json; none: empty)."""
-    for target in _targets():
-        platforms = target.options.platforms
-        yield {
-            "name": target.name,
-            "actions": [(guarded(step_lock), [target.out, platforms])],
-            "file_dep": [rel(target.out / ANALYSIS_FILE)],
-            "targets": [rel(target.out / LOCK_FILE)],
-            "uptodate": [config_changed(_config(target, "rules.stages.lock", "platforms"))],
-            "clean": True,
-        }
-
-
 def _engine_digest_file(target: Target) -> Path:
     return target.out / RUNNER_DIR / ENGINE_DIR / ".digest"
-
-
-def task_render() -> Iterator[dict]:
-    """Render the runner: the engine (compiled) and the bundle (data)."""
-    for target in _targets():
-        out = target.out
-        yield {
-            "name": target.name,
-            "actions": [(guarded(step_render), [out])],
-            "file_dep": [rel(out / f) for f in (ANALYSIS_FILE, BUNDLE_FILE, LOCK_FILE)],
-            "targets": [rel(_engine_digest_file(target)), rel(out / RUNNER_DIR / BUNDLE_FILE)],
-            "uptodate": [config_changed(_config(target, "rules.stages.render"))],
-            "clean": True,
-        }
 
 
 def _compile_marker(target: Target, platform: str) -> Path:
@@ -214,8 +154,10 @@ def _compile_marker(target: Target, platform: str) -> Path:
 
 
 def _compile_action(target: Target, platform: str) -> None:
+    from rules.docker.engine import ensure_engine
     from rules.stages.compile import compile_engine
 
+    ensure_engine()  # one clear message when the engine is down, before any build
     prepared = load_prepared(target.out)
     folder = compile_engine(compile_request(prepared, target.options, platform))
     marker = {"compiled": str(folder.relative_to(cache_dir())), "engine": prepared.engine_digest}
@@ -235,27 +177,6 @@ def _compiled_exists(target: Target, platform: str) -> bool:
         return False
 
 
-def task_compile() -> Iterator[dict]:
-    """Compile the engine once per platform (content-addressed; shared between targets)."""
-    for target in _targets():
-        for platform in target.options.platforms:
-            config = _config(
-                target,
-                "rules.stages.compile",
-                "compiler",
-                "cross",
-                builder=target.options.resolved_builder(),
-            )
-            yield {
-                "name": f"{target.name}-{arch_of(platform)}",
-                "actions": [(guarded(_compile_action), [target, platform])],
-                "file_dep": [rel(_engine_digest_file(target))],
-                "targets": [rel(_compile_marker(target, platform))],
-                "uptodate": [config_changed(config), (_compiled_exists, [target, platform])],
-                "clean": True,
-            }
-
-
 def image_request_of(target: Target):
     prepared = load_prepared(target.out)
     compiled = {p: compile_marker_dir(target, p) for p in target.options.platforms}
@@ -263,56 +184,174 @@ def image_request_of(target: Target):
 
 
 def _image_action(target: Target) -> None:
+    from rules.docker.engine import ensure_engine
+    from rules.docker.image_store import remove_tag
     from rules.stages.image import build_image
 
+    ensure_engine()
     request = image_request_of(target)
+    if target.force and not request.push and request.oci_path is None:
+        remove_tag(request.tag)  # built again even when an image of this content has the tag
     build_image(request)
     atomic_write(target.out / "image.json", json.dumps(request.labels(), indent=2).encode())
-
-
-@functools.cache
-def _want_all_image_labels() -> None:
-    """Name every target's tag to the image store at once: one engine query answers all."""
-    from rules.docker.image_store import want_labels
-    from rules.stages.image_names import default_tag
-    from rules.stages.prepared import read_analysis
-
-    for target in TARGETS.values():
-        try:
-            want_labels(target.options.tag or default_tag(read_analysis(target.out).workflow_id))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
 
 
 def _image_exists(target: Target) -> bool:
     from rules.stages.image import image_is_current
 
-    _want_all_image_labels()
+    if target.force or target.options.push:
+        return False
     try:
-        return not target.options.push and image_is_current(image_request_of(target))
-    except (OSError, KeyError, ValueError):
+        return image_is_current(image_request_of(target))
+    except (OSError, KeyError, ValueError, UserError):  # an engine that is down: the step says so
         return False
 
 
-def task_image() -> Iterator[dict]:
-    """Build each image: the compiled layer (shared) plus the bundle layer (per workflow)."""
-    for target in _targets():
-        out = target.out
-        keys = ("tag", "runtime", "push", "oci_path", "platforms")
-        yield {
+class BuildGraph:
+    """The doit tasks of ``targets``; the :class:`UserError` of each failed step in ``failures``.
+
+    The targets are read when doit asks for the tasks, so ``dodo.py`` may declare after it
+    makes the graph; ``doit VAR=value`` overrides apply then too.
+    """
+
+    def __init__(self, targets: Mapping[str, Target]) -> None:
+        self.targets = targets
+        self.failures: list[UserError] = []
+        self.loaded: dict[Path, Any] = {}  # a target's tree, from its analysis to its shake
+        self._labels_wanted = False
+
+    def task_creators(self) -> dict[str, Callable[[], Iterator[dict]]]:
+        """``task_<step>`` -> creator: the names doit finds task creators by."""
+        return {name: getattr(self, name) for name in TASK_NAMES}
+
+    def _each(self) -> Iterator[Target]:
+        for target in self.targets.values():
+            yield apply_command_line(target, get_var)
+
+    def _workflow_step(self, target: Target, step, module: str, produces: str, after) -> dict:
+        """A task that reads the workflow tree and its tool registry (analyze and shake)."""
+        options = target.options
+        arguments = [target.workflow, target.out, options.tools_dirs, options.model, self.loaded]
+        return {
             "name": target.name,
-            "actions": [(guarded(_image_action), [target])],
-            "file_dep": [
-                rel(out / RUNNER_DIR / BUNDLE_FILE),
-                *(rel(_compile_marker(target, p)) for p in target.options.platforms),
-            ],
-            "targets": [rel(out / "image.json")],
-            "uptodate": [
-                config_changed(_config(target, "rules.stages.image", *keys)),
-                (_image_exists, [target]),
-            ],
+            "actions": [(guarded(step, self.failures), arguments)],
+            "file_dep": [*after, *_source_files(target)],
+            "targets": [rel(target.out / produces)],
+            "uptodate": [config_changed(_config(target, module, "model", "tools_dirs"))],
             "clean": True,
         }
+
+    def task_analyze(self) -> Iterator[dict]:
+        """Analyze each workflow: tools, models, modules, packages (analysis.json)."""
+        for target in self._each():
+            yield self._workflow_step(
+                target, step_analyze, "rules.stages.analyze", ANALYSIS_FILE, []
+            )
+
+    def task_shake(self) -> Iterator[dict]:
+        """Tree-shake each workflow into its bundle (bundle.json)."""
+        for target in self._each():
+            after = [rel(target.out / ANALYSIS_FILE)]
+            yield self._workflow_step(target, step_shake, "rules.stages.shake", BUNDLE_FILE, after)
+
+    def task_lock(self) -> Iterator[dict]:
+        """Resolve each workflow's pip packages for its platforms (lock.json; none: empty)."""
+        for target in self._each():
+            platforms = target.options.platforms
+            yield {
+                "name": target.name,
+                "actions": [(guarded(step_lock, self.failures), [target.out, platforms])],
+                "file_dep": [rel(target.out / ANALYSIS_FILE)],
+                "targets": [rel(target.out / LOCK_FILE)],
+                "uptodate": [config_changed(_config(target, "rules.stages.lock", "platforms"))],
+                "clean": True,
+            }
+
+    def task_render(self) -> Iterator[dict]:
+        """Render the runner: the engine (compiled) and the bundle (data)."""
+        for target in self._each():
+            out = target.out
+            yield {
+                "name": target.name,
+                "actions": [(guarded(step_render, self.failures), [out])],
+                "file_dep": [rel(out / f) for f in (ANALYSIS_FILE, BUNDLE_FILE, LOCK_FILE)],
+                "targets": [
+                    rel(_engine_digest_file(target)),
+                    rel(out / RUNNER_DIR / BUNDLE_FILE),
+                ],
+                "uptodate": [config_changed(_config(target, "rules.stages.render"))],
+                "clean": True,
+            }
+
+    def task_compile(self) -> Iterator[dict]:
+        """Compile the engine once per platform (content-addressed; shared between targets)."""
+        for target in self._each():
+            for platform in target.options.platforms:
+                config = _config(
+                    target,
+                    "rules.stages.compile",
+                    "compiler",
+                    "cross",
+                    builder=target.options.resolved_builder(),
+                )
+                yield {
+                    "name": f"{target.name}-{arch_of(platform)}",
+                    "actions": [(guarded(_compile_action, self.failures), [target, platform])],
+                    "file_dep": [rel(_engine_digest_file(target))],
+                    "targets": [rel(_compile_marker(target, platform))],
+                    "uptodate": [config_changed(config), (_compiled_exists, [target, platform])],
+                    "clean": True,
+                }
+
+    def _want_all_image_labels(self) -> None:
+        """Name every target's tag to the image store at once: one engine query answers all."""
+        from rules.docker.image_store import want_labels
+        from rules.stages.image_names import default_tag
+        from rules.stages.prepared import read_analysis
+
+        if self._labels_wanted:
+            return
+        self._labels_wanted = True
+        for target in self.targets.values():
+            try:
+                tag = target.options.tag or default_tag(read_analysis(target.out).workflow_id)
+                want_labels(tag)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+
+    def _image_exists(self, target: Target) -> bool:
+        self._want_all_image_labels()
+        return _image_exists(target)
+
+    def task_image(self) -> Iterator[dict]:
+        """Build each image: the compiled layer (shared) plus the bundle layer (per workflow)."""
+        for target in self._each():
+            out = target.out
+            keys = ("tag", "runtime", "push", "oci_path", "platforms")
+            yield {
+                "name": target.name,
+                "actions": [(guarded(_image_action, self.failures), [target])],
+                "file_dep": [
+                    rel(out / RUNNER_DIR / BUNDLE_FILE),
+                    *(rel(_compile_marker(target, p)) for p in target.options.platforms),
+                ],
+                "targets": [rel(out / "image.json")],
+                "uptodate": [
+                    config_changed(_config(target, "rules.stages.image", *keys)),
+                    (self._image_exists, [target]),
+                ],
+                "clean": True,
+            }
+
+
+TASK_NAMES = (
+    "task_analyze",
+    "task_shake",
+    "task_lock",
+    "task_render",
+    "task_compile",
+    "task_image",
+)
 
 
 def doit_config() -> dict[str, Any]:
@@ -326,13 +365,3 @@ def doit_config() -> dict[str, Any]:
         "verbosity": 2,
         "action_string_formatting": "new",
     }
-
-
-TASK_CREATORS = {
-    "task_analyze": task_analyze,
-    "task_shake": task_shake,
-    "task_lock": task_lock,
-    "task_render": task_render,
-    "task_compile": task_compile,
-    "task_image": task_image,
-}

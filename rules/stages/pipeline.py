@@ -37,14 +37,23 @@ def analyze_file(path: Path, tools_dirs: list[Path] | None = None, model: str | 
     return tree, analysis, tools
 
 
-def step_analyze(path: Path, out: Path, tools_dirs=None, model=None) -> Analysis:
-    _, analysis, _ = analyze_file(path, tools_dirs, model)
+def step_analyze(path: Path, out: Path, tools_dirs=None, model=None, loaded=None) -> Analysis:
+    """``analysis.json``; the loaded tree and tools are left in ``loaded`` (a dict the graph
+    keeps for one run) for the shake of the same target, which then does not load them again."""
+    tree, analysis, tools = analyze_file(path, tools_dirs, model)
     atomic_write(out / ANALYSIS_FILE, json.dumps(analysis.to_json(), indent=2).encode())
+    if loaded is not None:
+        loaded[Path(out)] = (tree, tools)
     return analysis
 
 
-def step_shake(path: Path, out: Path, tools_dirs=None, model=None) -> None:
-    tree, _, tools = analyze_file(path, tools_dirs, model)
+def step_shake(path: Path, out: Path, tools_dirs=None, model=None, loaded=None) -> None:
+    """``bundle.json``, from what the analysis of this run loaded, else loaded here."""
+    kept = loaded.pop(Path(out), None) if loaded is not None else None
+    if kept is None:
+        tree, _, tools = analyze_file(path, tools_dirs, model)
+    else:
+        tree, tools = kept
     atomic_write(out / BUNDLE_FILE, canonical_json(shake(tree, tools)))
 
 

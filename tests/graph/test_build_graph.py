@@ -22,11 +22,10 @@ from helpers import ROOT, wait_until
 
 PLATFORM = "linux/amd64"
 DODO = """
-from rules.graph.targets import default_targets
-from rules.graph.tasks import (
-    doit_config, task_analyze, task_compile, task_image, task_lock, task_render, task_shake,
-)
+from rules.graph.targets import TARGETS, default_targets
+from rules.graph.tasks import BuildGraph, doit_config
 default_targets("workflows")
+globals().update(BuildGraph(TARGETS).task_creators())
 DOIT_CONFIG = doit_config()
 """
 TOOL_YAML = """type: executable

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, minimal_workflow, write_json
 
 import rules.graph.targets as targets
 import rules.graph.tasks as tasks
@@ -14,8 +14,7 @@ from rules.graph.targets import safe_target_name, workflow_image
 
 @pytest.fixture(autouse=True)
 def no_targets(monkeypatch):
-    monkeypatch.setattr(targets, "TARGETS", {})
-    monkeypatch.setattr(tasks, "TARGETS", targets.TARGETS)
+    monkeypatch.setattr(targets, "TARGETS", {})  # the declarations of the dodo.py DSL
 
 
 def test_declarations_and_defaults(tmp_path):
@@ -42,7 +41,10 @@ def test_task_names_start_with_the_step(monkeypatch):
     target = workflow_image(
         "calc", "workflows/calculator.json", platforms=["linux/amd64", "linux/arm64"]
     )
-    names = {kind: [t["name"] for t in creator()] for kind, creator in tasks.TASK_CREATORS.items()}
+    graph = tasks.BuildGraph({target.name: target})
+    names = {
+        kind: [t["name"] for t in creator()] for kind, creator in graph.task_creators().items()
+    }
     assert names == {
         "task_analyze": ["calc"],
         "task_shake": ["calc"],
@@ -51,7 +53,7 @@ def test_task_names_start_with_the_step(monkeypatch):
         "task_compile": ["calc-amd64", "calc-arm64"],
         "task_image": ["calc"],
     }
-    compile_task = next(tasks.task_compile())
+    compile_task = next(graph.task_compile())
     assert all(not dep.startswith("/") for dep in compile_task["file_dep"])  # relocatable
     assert compile_task["targets"] == [f"cache/targets/{target.key}/compile-amd64.json"]
 
@@ -97,3 +99,45 @@ def test_doit_list_in_the_repository():
     assert "compile:summarizer-edge-arm64" in proc.stdout
     assert "compile:summarizer-edge-amd64" not in proc.stdout
     assert "image:calculator" in proc.stdout
+
+
+def test_a_cold_prepare_loads_the_workflow_tree_once(tmp_path, monkeypatch):
+    """The analysis ran outside the graph and twice inside it: three loads of one tree."""
+    import rules.stages.pipeline as pipeline
+    from rules.graph.build import prepare
+
+    loads = []
+    real = pipeline.load_tree
+    monkeypatch.setattr(pipeline, "load_tree", lambda *a: loads.append(a) or real(*a))
+    path = write_json(tmp_path / "wf.json", minimal_workflow())
+    prepared = prepare(path, platforms=["linux/amd64"])
+    assert prepared.bundle_path.is_file() and len(loads) == 1
+
+
+def test_a_step_failure_is_the_graphs_own(tmp_path):
+    """Failures come back on the graph that ran, not through a module global."""
+    from rules.graph.build import target_for
+    from rules.graph.options import BuildOptions
+    from rules.graph.run import build_targets
+
+    broken = write_json(tmp_path / "broken.json", minimal_workflow(steps="not a list"))
+    target = target_for(broken, BuildOptions(platforms=["linux/amd64"]))
+    with pytest.raises(UserError, match=r"broken\.json"):
+        build_targets([target], step="analyze", quiet=True)
+    assert not hasattr(tasks, "FAILURES") and not hasattr(tasks, "TARGETS")
+
+
+def test_the_output_folder_is_the_commands_own_not_the_environments(tmp_path, monkeypatch):
+    import os
+
+    from rules.cli.main import _build_options, build_parser
+    from rules.paths import cache_dir, cache_root
+
+    before = dict(os.environ)
+    args = build_parser().parse_args(["build", "wf.json", "-o", str(tmp_path / "out")])
+    options = _build_options(args, ["linux/amd64"])
+    assert dict(os.environ) == before and options.cache == (tmp_path / "out").resolve()
+    default = cache_dir()
+    with cache_root(options.cache):
+        assert cache_dir() == options.cache
+    assert cache_dir() == default

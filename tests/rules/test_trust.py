@@ -56,10 +56,11 @@ def test_doit_and_the_cli_agree_on_what_is_current(tmp_path):
     del data["tools"]["summarizer_tool"]["model"]
     write_json(project / "workflows" / "x.json", data)
     (project / "dodo.py").write_text(
-        "from rules.graph.targets import default_targets\n"
-        "from rules.graph.tasks import doit_config, task_analyze, task_shake, task_lock,"
-        " task_render\n"
-        "default_targets('workflows')\nDOIT_CONFIG = doit_config()\n"
+        "from rules.graph.targets import TARGETS, default_targets\n"
+        "from rules.graph.tasks import BuildGraph, doit_config\n"
+        "default_targets('workflows')\n"
+        "globals().update(BuildGraph(TARGETS).task_creators())\n"
+        "DOIT_CONFIG = doit_config()\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OLLAMA_MODEL": ""}
     env.pop("DOCKER_WORKFLOW_CACHE", None)
