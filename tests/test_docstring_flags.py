@@ -8,7 +8,7 @@ import ast
 import re
 from pathlib import Path
 
-from rules.cli.main import build_parser
+from rules.cli.parser import build_parser
 from runner_template.main import _parser as runner_parser
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from rules.cli.main import _run_limits, build_parser
+from rules.cli.convert import run_limits
+from rules.cli.parser import build_parser
 from rules.deploy.container import RunLimits, memory_bytes
 from rules.deploy.k8s import K8sOptions, serve_manifests
 from rules.errors import InputProblem
@@ -19,7 +20,7 @@ def test_swarm_tasks_get_every_container_option_of_the_command_line(monkeypatch)
     monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
     monkeypatch.delenv("LLM_PROVIDER", raising=False)
     args = build_parser().parse_args([*SWARM_BATCH, *LIMITS, "--provider", "openai"])
-    rendered = _run_limits(args).swarm_args("http://llm:11434")
+    rendered = run_limits(args).swarm_args("http://llm:11434")
     assert rendered["resources"] == {
         "Limits": {"MemoryBytes": 256 * 1024 * 1024, "Pids": 64, "NanoCPUs": 500_000_000}
     }

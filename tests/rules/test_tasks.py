@@ -130,7 +130,8 @@ def test_a_step_failure_is_the_graphs_own(tmp_path):
 def test_the_output_folder_is_the_commands_own_not_the_environments(tmp_path, monkeypatch):
     import os
 
-    from rules.cli.main import _build_options, build_parser
+    from rules.cli.convert import build_options as _build_options
+    from rules.cli.parser import build_parser
     from rules.paths import cache_dir, cache_root
 
     before = dict(os.environ)
