@@ -67,3 +67,24 @@ def test_rules_has_no_import_loop():
     graph = import_graph()
     assert "rules.deploy.batch.swarm" in graph  # the graph reads the tree it should
     assert cycles(graph) == []
+
+
+# The floors of rules/, top first (docs/ARCHITECTURE.md); the ground floor holds the modules
+# directly in rules/ (errors, console, fsutil, paths, platforms).
+FLOORS = ("cli", "deploy", "graph", "stages", "files", "docker")
+
+
+def _floor(module: str) -> int:
+    parts = module.split(".")
+    return FLOORS.index(parts[1]) if len(parts) > 1 and parts[1] in FLOORS else len(FLOORS)
+
+
+def test_rules_packages_import_only_the_floors_below():
+    upward = sorted(
+        (module, target)
+        for module, targets in import_graph().items()
+        for target in targets
+        if _floor(target) < _floor(module)
+    )
+    assert _floor("rules.cli.main") < _floor("rules.docker.engine") < _floor("rules.errors")
+    assert upward == []

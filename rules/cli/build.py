@@ -76,7 +76,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from rules.files.export import export_portable
+    from rules.stages.export import export_portable
 
     target = export_portable(Path(args.workflow), Path(args.output), args.tools, args.model)
     print(target)
