@@ -105,6 +105,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             bind=args.bind,
             jobs=args.jobs,
+            announce=_say,
         )
     platform = run_platform(args)
     tag = build_image(args, [platform])
@@ -117,4 +118,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         network=args.network,
         limits=limits,
         detach=args.detach,
+        announce=_say,
     )
+
+
+def _say(line: str) -> None:
+    """A result line on stdout, at once (a service's URL is read while it runs)."""
+    print(line, flush=True)

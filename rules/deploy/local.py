@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,12 +75,14 @@ def serve_local(
     port: int,
     bind: str,
     jobs: int,
+    announce: Callable[[str], None],
 ) -> int:
-    """Serve until Ctrl-C (or SIGTERM), which the service gets to finish running requests."""
+    """Serve until Ctrl-C (or SIGTERM), which the service gets to finish running requests;
+    ``announce`` gets the URL for the user once the service starts."""
     with local_runner(prepared, platform, endpoint, env) as (command, environment):
         command += ["--serve", "--host", bind, "--port", str(port), "-j", str(jobs)]
         process = subprocess.Popen(command, env=environment)
-        print(f"http://{bind}:{port}", flush=True)
+        announce(f"http://{bind}:{port}")
         previous = signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
         try:
             return process.wait()

@@ -2,10 +2,10 @@
 
 In a container: the image is built if needed, then runs ``--serve`` locked down the way
 ``run`` is (read-only, no capabilities, limits), with its port published on ``--bind``
-(127.0.0.1 unless told otherwise). The URL is printed on stdout. Without ``--detach`` the
-service's log lines follow on stderr until Ctrl-C, which stops the container gracefully (the
-service finishes running requests first) and removes it. With ``--detach`` the container keeps
-running, and ``docker stop`` ends it the same way.
+(127.0.0.1 unless told otherwise). The URL goes to the caller (the CLI prints it on stdout).
+Without ``--detach`` the service's log lines follow on stderr until Ctrl-C, which stops the
+container gracefully (the service finishes running requests first) and removes it. With
+``--detach`` the container keeps running, and ``docker stop`` ends it the same way.
 
 ``--local`` serves with this machine's Python instead (``rules/deploy/local.py``): the fast loop
 while writing a workflow.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 
 from rules.deploy.container import RunLimits
 from rules.docker.containers import host_mapping
@@ -35,8 +36,10 @@ def serve_container(
     network: str | None,
     limits: RunLimits,
     detach: bool,
+    announce: Callable[[str], None],
 ) -> int:
-    """Start the service container; follow it unless ``detach``."""
+    """Start the service container; follow it unless ``detach``. ``announce`` gets the URL
+    (and, detached, the container's id) for the user."""
     from docker.errors import APIError, DockerException
 
     client = docker_client()
@@ -60,9 +63,9 @@ def serve_container(
     except APIError as error:
         raise docker_error(f"starting the service from {image}", error) from None
     url = f"http://{bind}:{port}"
-    print(url, flush=True)
+    announce(url)
     if detach:
-        print(container.id, flush=True)
+        announce(container.id)
         return 0
     try:
         for chunk in container.logs(stream=True, follow=True):
