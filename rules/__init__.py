@@ -1,6 +1,6 @@
-"""The build rules of docker-workflow: one module per pipeline step, plus the CLI and task DSL.
-
-Pipeline: ``spec`` (load and validate) -> ``analyze`` -> ``shake`` (bundle) -> ``render``
-(runner directory) -> compile and image (later steps). Each step is a pure function of files, so
-the doit graph in ``dodo.py`` can cache it by content.
+"""The build side of docker-workflow, in packages by job (docs/ARCHITECTURE.md), top down:
+``cli`` (the command line), ``deploy`` (running built workflows), ``graph`` (the doit build
+graph), ``stages`` (analyze, shake, lock, render, compile, image: each a function of files),
+``files`` (the user's workflow and tool files) and ``docker`` (the engine); ``errors``,
+``console``, ``fsutil``, ``paths`` and ``platforms`` stand under all of them.
 """

@@ -1,1 +1,1 @@
-"""The ``docker-workflow`` command line: the only part of ``rules`` that prints."""
+"""The ``docker-workflow`` command line: the only part of ``rules`` that prints results."""

@@ -1,0 +1,76 @@
+"""Reading the user's JSON and YAML: every refusal is one line naming the file and the problem."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from rules.errors import InvalidInput
+from rules.files.jsonfile import load_json, load_yaml, parse_json, read_bytes, read_text
+
+
+def _message(error: pytest.ExceptionInfo) -> str:
+    text = str(error.value)
+    assert "\n" not in text.strip()
+    return text
+
+
+def test_json_reads_with_a_bom_and_reports_line_and_column(tmp_path):
+    good = tmp_path / "good.json"
+    good.write_bytes(b'\xef\xbb\xbf{"a": [1, 2]}')
+    assert load_json(good) == {"a": [1, 2]}
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "a": 1,\n}')
+    with pytest.raises(InvalidInput) as caught:
+        load_json(bad)
+    assert "bad.json" in _message(caught) and "line 3" in _message(caught)
+
+
+def test_a_key_twice_in_one_object_is_refused():
+    with pytest.raises(InvalidInput) as caught:
+        parse_json('{"a": 1, "a": 2}', "wf.json")
+    assert "'a' appears twice" in _message(caught)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing.json", "file not found"),
+        (lambda d: d, "is a directory"),
+        (lambda d: _fifo(d / "pipe"), "not a regular file"),
+    ],
+)
+def test_only_regular_files_are_read(tmp_path, make, message):
+    with pytest.raises(InvalidInput) as caught:
+        read_bytes(make(tmp_path))
+    assert message in _message(caught)
+
+
+def _fifo(path):
+    os.mkfifo(path)
+    return path
+
+
+def test_size_and_encoding_limits(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_bytes(b"x" * 11)
+    with pytest.raises(InvalidInput) as caught:
+        read_bytes(path, limit=10)
+    assert "over 10 bytes" in _message(caught)
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(InvalidInput) as caught:
+        read_text(path)
+    assert "not UTF-8" in _message(caught)
+
+
+def test_tool_yaml_refuses_aliases_and_duplicate_keys(tmp_path):
+    path = tmp_path / "tool.yaml"
+    path.write_text("type: llm\nllm:\n  model: m\n")
+    assert load_yaml(path) == {"type": "llm", "llm": {"model": "m"}}
+    path.write_text("a: &x 1\nb: *x\n")
+    with pytest.raises(InvalidInput, match="aliases"):
+        load_yaml(path)
+    path.write_text("a: 1\na: 2\n")
+    with pytest.raises(InvalidInput):
+        load_yaml(path)
