@@ -1,9 +1,9 @@
 """Run the doit graph in-process for the CLI: the same tasks, database and cache as ``doit``.
 
 Every command that needs outputs of the pipeline (``build``, ``run``, ``run --local``,
-``analyze``, ``export``, ``batch``, ``serve``) asks for the tasks it needs here, so there is one
-writer of ``cache/targets/``: a command sees another's outputs as up to date exactly when doit
-would.
+``batch``, ``serve``) asks for the tasks it needs here, so there is one writer of
+``cache/targets/``: a command sees another's outputs as up to date exactly when doit would.
+(``analyze``, ``export`` and ``k8s`` read the workflow and write nothing into the cache.)
 """
 
 from __future__ import annotations
