@@ -23,6 +23,16 @@ from re import _parser as sre_parse
 MAX_PATTERN_LENGTH = 1000
 MAX_STATES = 10_000
 MAX_CACHE = 20_000
+# Automaton states a pattern may need (found when it is compiled, on the characters it names
+# and a sample of every class): above it, texts could keep meeting new states, each an NFA
+# step instead of a table lookup, and a megabyte would take tens of seconds, not 0.3 s.
+MAX_DFA_STATES = 2_000
+_PROBE_WORK = 3_000_000  # closures x characters the probe may spend before refusing
+# Characters standing for the classes no pattern names: letters, digits and spaces in and out
+# of ASCII, the case-folding oddities (Kelvin sign, long s, dotted and dotless i), the ends.
+_SAMPLES = (
+    "aAzZ09_ \t\n\r!~\x00\x7f\xe9\xc9\u0663\u2003\u212a\u017f\u0130\u0131\u00df\uffff\U0010ffff"
+)
 
 # NFA node kinds
 _CHAR, _SPLIT, _ASSERT, _MATCH, _EMPTY = range(5)
@@ -66,9 +76,23 @@ def _category(name, ascii_only: bool):
     return test
 
 
-def _case_variants(ch: str) -> set[str]:
-    """The characters ``ch`` equals when case is ignored (single characters only)."""
+def _case_variants(ch: str, ascii_only: bool = False) -> set[str]:
+    """The characters ``ch`` equals when case is ignored (single characters only).
+
+    Under ``(?a)`` only ASCII letters have other cases, as in ``re``: the Kelvin sign and the
+    long s (whose ``lower``/``upper`` are ``k`` and ``S``) are then just themselves.
+    """
+    if ascii_only:
+        return {ch, ch.lower(), ch.upper()} if ch.isascii() else {ch}
     return {v for v in (ch, ch.lower(), ch.upper(), ch.casefold()) if len(v) == 1}
+
+
+def _anything(ch: str) -> bool:
+    return True
+
+
+def _not_newline(ch: str) -> bool:
+    return ch != "\n"
 
 
 class _Builder:
@@ -79,6 +103,8 @@ class _Builder:
         self.arg: list[object] = []
         self.out1: list[int] = []
         self.out2: list[int] = []
+        self.tests: dict[tuple, object] = {}  # one test per distinct element: a{40} has one
+        self.seen_chars: set[str] = set()  # the characters the pattern names (for the probe)
 
     def node(self, kind: int, arg: object = None, out1: int = -1, out2: int = -1) -> int:
         if len(self.kind) >= MAX_STATES:
@@ -120,22 +146,30 @@ class _Builder:
             raise UnsupportedPattern(f"{_UNSUPPORTED[op]} cannot be matched in linear time")
         if op is C.LITERAL or op is C.NOT_LITERAL:
             wanted = chr(av)
-            if ignore_case:
-                variants = _case_variants(wanted)
+            self.seen_chars.add(wanted)
+            key = (op, av, ignore_case, ascii_only)
+            test = self.tests.get(key)
+            if test is None:
+                if ignore_case:
+                    variants = _case_variants(wanted, ascii_only)
 
-                def same(ch: str) -> bool:
-                    return not variants.isdisjoint(_case_variants(ch))
-            else:
-                same = wanted.__eq__
-            if op is C.LITERAL:
-                return self.char(same)
-            return self.char(lambda ch: not same(ch))
+                    def same(ch: str) -> bool:
+                        return not variants.isdisjoint(_case_variants(ch, ascii_only))
+                else:
+                    same = wanted.__eq__
+                test = same if op is C.LITERAL else (lambda ch: not same(ch))
+                self.tests[key] = test
+            return self.char(test)
         if op is C.ANY:
             if flags & C.SRE_FLAG_DOTALL:
-                return self.char(lambda ch: True)
-            return self.char(lambda ch: ch != "\n")
+                return self.char(_anything)
+            return self.char(_not_newline)
         if op is C.IN:
-            return self.char(self.char_class(av, ignore_case, ascii_only))
+            key = (op, repr(av), ignore_case, ascii_only)
+            test = self.tests.get(key)
+            if test is None:
+                test = self.tests[key] = self.char_class(av, ignore_case, ascii_only)
+            return self.char(test)
         if op is C.AT:
             node = self.node(_ASSERT, self.anchor(av, flags))
             return node, [(node, 1)]
@@ -158,8 +192,12 @@ class _Builder:
                 negate = True
             elif op is C.LITERAL:
                 chars.add(chr(av))
+                self.seen_chars.add(chr(av))
             elif op is C.RANGE:
                 low, high = av
+                for code in (low - 1, low, high, high + 1):
+                    if 0 <= code <= 0x10FFFF:
+                        self.seen_chars.add(chr(code))
                 tests.append(lambda ch, lo=low, hi=high: lo <= ord(ch) <= hi)
             elif op is C.CATEGORY:
                 tests.append(_category(av, ascii_only))
@@ -173,7 +211,7 @@ class _Builder:
             inner = member
 
             def member(ch: str) -> bool:
-                return any(inner(variant) for variant in _case_variants(ch))
+                return any(inner(variant) for variant in _case_variants(ch, ascii_only))
 
         if negate:
             positive = member
@@ -266,9 +304,50 @@ class SafePattern:
         self._ids: dict[frozenset[int], int] = {}
         self._sets: list[frozenset[int]] = []
         self._cache: dict[tuple, tuple[bool, int]] = {}
+        self._probe(builder.seen_chars, builder.tests.values())
         # One search at a time per pattern: the cache and the state ids are shared (the GIL
         # gives no parallelism to lose, and a search is linear anyway).
         self._lock = threading.Lock()
+
+    def _probe(self, named: set[str], tests) -> None:
+        """Refuse a pattern whose automaton has more than :data:`MAX_DFA_STATES` states.
+
+        The automaton is explored on one character of each kind the pattern tells apart (the
+        characters it names, their cases, the ends of its ranges, and :data:`_SAMPLES`; two
+        characters every test answers alike lead to the same states). ``[ab]*a[ab]{40}c`` needs
+        2**41 states and is refused here, at validation time, not met at run time.
+        """
+        chars = set(_SAMPLES) | named
+        chars |= {v for ch in named for v in _case_variants(ch)}
+        tests = [test for test in tests if callable(test)]
+        kinds: dict[tuple, str] = {}
+        for ch in sorted(chars):
+            kinds.setdefault((_context(ch), *(test(ch) for test in tests)), ch)
+        alphabet = list(kinds.values())
+        start = (self._intern(frozenset()), None)
+        seen = {start}
+        todo = [start]
+        work = 0
+        while todo:
+            state, context = todo.pop()
+            for ch in alphabet:
+                work += len(self._sets[state]) + 1
+                matched, following = self._step(state, _REPRESENTATIVE[context], ch, False)
+                if matched or following < 0:
+                    continue
+                key = (following, _context(ch))
+                if key not in seen:
+                    seen.add(key)
+                    todo.append(key)
+                if len(self._sets) > MAX_DFA_STATES or work > _PROBE_WORK:
+                    raise UnsupportedPattern(
+                        f"the pattern needs more than {MAX_DFA_STATES} automaton states to be"
+                        " matched in linear time (a repeat after an open-ended one, as in"
+                        " [ab]*a[ab]{40}c): anchor it, or use smaller counts"
+                    )
+        self._cache.clear()
+        self._ids.clear()
+        self._sets.clear()
 
     def _closure(self, seeds, prev, nxt, last) -> tuple[bool, list[int]]:
         """Nodes reachable without reading a char; (reached MATCH, the CHAR nodes)."""
