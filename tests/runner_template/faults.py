@@ -115,13 +115,12 @@ def drip(data: bytes, every: float) -> Behaviour:
 
 
 def send(data: bytes, close: bool = True) -> Behaviour:
-    """Send ``data``; then close the connection (``close``) or keep it open and silent."""
+    """Send ``data``; then close the connection (``close``) or keep it open and silent until
+    the client closes it."""
 
     def behaviour(sock: socket.socket, _request: bytes) -> None:
         sock.sendall(data)
         if close:
             sock.shutdown(socket.SHUT_WR)
-        else:
-            time.sleep(30)
 
     return behaviour
