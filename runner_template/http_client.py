@@ -226,8 +226,8 @@ class Exchange:
         :class:`TooLarge`, or with ``truncate`` its first ``max_bytes`` (an error reply)."""
         response = self.response
         length = response.getheader("Content-Length") or ""
-        too_long = length.isascii() and length.isdigit() and len(length) < 19
-        if not truncate and too_long and int(length) > max_bytes:
+        numeric = length.isascii() and length.isdigit() and len(length) < 19
+        if not truncate and numeric and int(length) > max_bytes:
             raise TooLarge(f"{self.url} sent {length} bytes; replies over {max_bytes} are refused")
         pieces: list[bytes] = []
         total = 0

@@ -14,8 +14,8 @@ _KEY = r"[^.\s]+"
 _INPUT_RE = re.compile(rf"^inputs\.({_NAME})((?:\.{_KEY})*)$")
 _STEP_RE = re.compile(rf"^steps\.({_NAME})\.({_NAME})((?:\.{_KEY})*)$")
 DOLLAR_DIALECT_RE = re.compile(r"\$\{([^}]*)\}")
-# A list index: ASCII digits only (``int("٣")`` is 3, and "٣" is a fine object key), and short
-# enough that ``int`` never meets its digit limit.
+# A list index: ASCII digits only (``int("٣")`` is 3: keys with other digits are refused when
+# parsed, and the walk does not take them either), and short enough for ``int``'s digit limit.
 _INDEX_RE = re.compile(r"-?[0-9]{1,18}")
 
 

@@ -309,3 +309,21 @@ def test_a_full_disk_on_stdout_is_one_line(echo_bundle):
         )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: cannot write the results")
+
+
+@pytest.mark.llm
+@pytest.mark.parametrize("provider", ["ollama", "openai"])
+def test_streams_of_the_real_model_end_with_their_mark(tmp_path, llm_server, provider):
+    """The end marks the client now requires (``done: true``, ``[DONE]``) are what a real
+    server sends: a streamed run of the dev model succeeds on both APIs."""
+    steps = [
+        {"step_id": "ask", "type": "llm_call", "tool": "llm", "input_mapping": {"q": "inputs.q"}}
+    ]
+    tools = {"llm": {"kind": "llm", "model": "llama3", "num_predict": 8}}
+    bundle = write_bundle(tmp_path, steps, tools, {"q": {"type": "string"}})
+    proc = runner(
+        bundle, '{"q": "Say hi"}', "--stream", "--provider", provider, "--endpoint", llm_server.url
+    )
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert events[-1]["event"] == "result" and any(e["event"] == "token" for e in events)
