@@ -124,7 +124,7 @@ class LLMClient:
             end = " (it ends with a newline: strip it)" if key.endswith(("\n", "\r")) else ""
             raise LLMError(
                 f"{self.api_key_env} contains CR, LF or NUL, which no HTTP header can carry{end}",
-                None,
+                step,
             )
         return http_client.json_headers({"Authorization": f"Bearer {key}"})
 
@@ -167,7 +167,7 @@ class LLMClient:
         if on_token is not None:
             return self._stream(ask, deadline, step, on_token)
         body = json.dumps(self._payload(ask, stream=False)).encode("utf-8")
-        headers = self._headers_for(step)
+        headers = self._headers(step)
         try:
             reply = http_client.request(
                 "POST",
@@ -180,13 +180,6 @@ class LLMClient:
         except http_client.HTTPFailure as failure:
             raise self._failure(failure, step) from None
         return self._decode(reply.status, reply.body, ask.model, step)
-
-    def _headers_for(self, step: str | None) -> dict[str, str]:
-        try:
-            return self._headers(step)
-        except LLMError as error:
-            error.step = step
-            raise
 
     def _retry_log(self, step: str | None):
         if self._log is None:
@@ -281,7 +274,7 @@ class LLMClient:
         """Stream the reply; connection faults and 5xx are retried (with the backoff of
         :func:`http_client.request`) until the first line arrives, then a fault is the reply's."""
         body = json.dumps(self._payload(ask, stream=True)).encode("utf-8")
-        headers = self._headers_for(step)
+        headers = self._headers(step)
         url = self._url()
         log = self._retry_log(step)
         last: http_client.HTTPFailure | None = None
