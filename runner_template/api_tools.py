@@ -21,6 +21,7 @@ from runner_template import http_client
 from runner_template.errors import StepTimeoutError, ToolError
 from runner_template.jsonsafe import JSONLimitError, dumps
 from runner_template.jsonsafe import loads as bounded_loads
+from runner_template.redaction import hide_secrets
 from runner_template.templates import format_value, placeholders, render
 
 METHODS_WITH_BODY = ("POST", "PUT", "PATCH", "DELETE")
@@ -75,7 +76,7 @@ def call_api(
         raise StepTimeoutError(f"{what}: {failure.message}", step) from None
     except http_client.HTTPFailure as failure:
         raise ToolError(f"{what}: {url}: {failure.message}", step) from None
-    text = reply.text()
+    text = hide_secrets(reply.text())  # an API that echoes its URL must not return the key
     if not 200 <= reply.status < 300:
         # ToolError redacts: the URL may carry an expanded ${API_TOKEN}.
         raise ToolError(f"{what}: {url} answered HTTP {reply.status}: {text[:200]}", step)

@@ -11,7 +11,10 @@ are made), which
   user information runs to the last ``@`` before white space, so a password with ``#``, ``/``
   or ``?`` (which ``urlsplit`` would cut short) is hidden too, and nothing here parses ports;
 * replaces every value registered with :func:`register_secret` by ``***``, also in its
-  URL-encoded and ``repr`` forms (messages quote values both ways).
+  URL-encoded, ``repr`` and JSON forms (messages quote values all three ways).
+
+API replies that echo a secret back (a service that repeats the URL it was called with) are
+data, not messages: :func:`hide_secrets` replaces the secrets in them and nothing else.
 
 Values shorter than :data:`MIN_SECRET_LENGTH` are not registered: hiding every ``1`` or ``eu``
 would garble messages, and so short a value protects nothing.
@@ -19,6 +22,7 @@ would garble messages, and so short a value protects nothing.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from urllib.parse import quote
@@ -36,7 +40,7 @@ def register_secret(value: str) -> None:
     global _ordered
     if len(value) < MIN_SECRET_LENGTH:
         return
-    forms = {value, quote(value, safe=""), quote(value), repr(value)[1:-1]}
+    forms = {value, quote(value, safe=""), quote(value), repr(value)[1:-1], json.dumps(value)[1:-1]}
     with _lock:
         if forms <= _secrets:
             return
@@ -45,13 +49,18 @@ def register_secret(value: str) -> None:
         _ordered = tuple(sorted(_secrets, key=len, reverse=True))
 
 
-def redact(text: str) -> str:
-    """``text`` with URL user information and every registered secret replaced by ``***``."""
-    text = _USERINFO.sub(lambda match: match.group(1) + MASK + "@", text)
+def hide_secrets(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***`` (and nothing else changed:
+    for data, such as an API's reply that echoes the URL it was called with)."""
     for secret in _ordered:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+def redact(text: str) -> str:
+    """``text`` with URL user information and every registered secret replaced by ``***``."""
+    return hide_secrets(_USERINFO.sub(lambda match: match.group(1) + MASK + "@", text))
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

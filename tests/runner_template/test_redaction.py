@@ -144,3 +144,16 @@ def test_endpoint_passwords_with_separators_stay_hidden_when_unreachable():
     with pytest.raises(LLMError) as caught:
         LLMClient(raw).generate(LLMRequest("m", "p"), time.monotonic() + 10)
     assert "pa#ss" not in caught.value.message and "ss@" not in caught.value.message
+
+
+def test_an_api_that_echoes_its_url_does_not_return_the_key(monkeypatch):
+    monkeypatch.setenv("API_TOKEN", 'tok-"echo"-987')
+    echo = json.dumps({"called": '/q?apikey=tok-"echo"-987', "n": 1}).encode()
+    fake = FakeOllama(lambda n, body: (200, echo, 0))
+    try:
+        result = call_api(
+            "t", api_spec(fake.url + "/q?apikey=${API_TOKEN}"), {}, time.monotonic() + 10, "s"
+        )
+    finally:
+        fake.close()
+    assert result == {"called": "/q?apikey=***", "n": 1}
