@@ -7,17 +7,21 @@ mapped values, URL-encoded), ``headers`` (values may name environment variables 
 type, other strings are filled as text; without ``body``, POST/PUT/PATCH send the mapped values
 as a JSON object). The reply is JSON when it parses, else text; a non-2xx status is a tool
 failure naming the status; 5xx answers and connection faults are retried a bounded number of
-times within the step's deadline.
+times within the step's deadline. Every expanded ``${VAR}`` value is a secret from then on: no
+message shows it (``runner_template/redaction.py``); a header with CR, LF or NUL is refused
+before anything is sent.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
 from runner_template import http_client
 from runner_template.errors import StepTimeoutError, ToolError
+from runner_template.jsonsafe import JSONLimitError, dumps
+from runner_template.jsonsafe import loads as bounded_loads
+from runner_template.redaction import hide_secrets
 from runner_template.templates import format_value, placeholders, render
 
 METHODS_WITH_BODY = ("POST", "PUT", "PATCH", "DELETE")
@@ -57,10 +61,13 @@ def call_api(
     except KeyError as error:
         raise ToolError(str(error.args[0]), step) from None
     body = None
-    if "body" in spec:
-        body = json.dumps(fill_body(spec["body"], values), ensure_ascii=False).encode("utf-8")
-    elif method in METHODS_WITH_BODY and values:
-        body = json.dumps(values, ensure_ascii=False).encode("utf-8")
+    try:
+        if "body" in spec:
+            body = dumps(fill_body(spec["body"], values)).encode("utf-8")
+        elif method in METHODS_WITH_BODY and values:
+            body = dumps(values).encode("utf-8")
+    except JSONLimitError as error:
+        raise ToolError(f"{what}: the request body: {error.message}", step) from None
     if body is not None and not any(k.lower() == "content-type" for k in headers):
         headers["Content-Type"] = "application/json"
     try:
@@ -68,15 +75,19 @@ def call_api(
     except http_client.TimedOut as failure:
         raise StepTimeoutError(f"{what}: {failure.message}", step) from None
     except http_client.HTTPFailure as failure:
-        raise ToolError(f"{what}: {http_client.redact(url)}: {failure.message}", step) from None
-    text = reply.text()
+        raise ToolError(f"{what}: {url}: {failure.message}", step) from None
+    text = hide_secrets(reply.text())  # an API that echoes its URL must not return the key
     if not 200 <= reply.status < 300:
-        raise ToolError(
-            f"{what}: {http_client.redact(url)} answered HTTP {reply.status}: {text[:200]}", step
-        )
+        # ToolError redacts: the URL may carry an expanded ${API_TOKEN}.
+        raise ToolError(f"{what}: {url} answered HTTP {reply.status}: {text[:200]}", step)
     if not text.strip():
         return None
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+        return bounded_loads(text)
+    except JSONLimitError as error:
+        raise ToolError(
+            f"{what}: the reply is out of bounds: {error.where}: {error.message}",
+            step,
+        ) from None
+    except ValueError:  # not JSON: the reply is text
         return text

@@ -79,8 +79,17 @@ def effective_jobs(requested: int, bundle: dict[str, Any]) -> int:
     return jobs if _waits_on_network(bundle) else min(jobs, available_cpus())
 
 
+BOM = b"\xef\xbb\xbf"
+
+
 def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    """``(line number from 1, bytes)`` of each non-blank line, each at most MAX_LINE_BYTES."""
+    """``(line number from 1, bytes)`` of each non-blank line, each at most MAX_LINE_BYTES.
+
+    A byte order mark at the start of the stream is dropped (editors on Windows write one); the
+    line it starts is line 1 as usual, and blank if nothing else is on it. Anywhere else U+FEFF
+    is text, and not valid where JSON expects a value: that line's error. A line over the limit
+    is read to its end and is one line, so later lines keep their indices.
+    """
     number = 0
     while True:
         line = stream.readline(MAX_LINE_BYTES + 1)
@@ -93,6 +102,8 @@ def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
                 line = stream.readline(MAX_LINE_BYTES + 1)
             yield number, b"\0oversized"
             continue
+        if number == 1 and line.startswith(BOM):
+            line = line[len(BOM) :]
         if line.strip():
             yield number, line
 
@@ -102,7 +113,7 @@ def parse_line(raw: bytes, indexed: bool, position: int) -> tuple[int, Any]:
     if raw == b"\0oversized":
         raise _LineError(position, f"line longer than {MAX_LINE_BYTES} bytes")
     try:
-        value = bounded_loads(raw.decode("utf-8-sig"))
+        value = bounded_loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise _LineError(position, "line is not UTF-8 text") from None
     except (json.JSONDecodeError, JSONLimitError) as error:
@@ -162,28 +173,40 @@ def run_batch(
     counts_lock = threading.Lock()
     started = time.monotonic()
 
+    broken: list[OSError] = []  # the sink failed (a closed pipe, a full disk): stop reading
+
     def finish(record: dict[str, Any]) -> None:
         writer.write(record)
         with counts_lock:
             counts["failed" if "error" in record else "ok"] += 1
+
+    def outcome(index: int, inputs: Any) -> dict[str, Any]:
+        try:
+            return {"index": index, "outputs": engine.run(inputs)}
+        except RunnerError as error:
+            return {"index": index, **error.to_json()}
+        except Exception as error:  # a bug in the engine: that input fails, not the batch
+            return {"index": index, **RunnerError(f"internal error: {error!r}").to_json()}
 
     def worker() -> None:
         while True:
             item = work.get()
             if item is None:
                 return
-            index, inputs = item
+            if broken:
+                continue  # drain the queue: nothing can be written any more
+            record = outcome(*item)
             try:
-                finish({"index": index, "outputs": engine.run(inputs)})
-            except RunnerError as error:
-                finish({"index": index, **error.to_json()})
-            except Exception as error:  # a bug in the engine: that input fails, not the batch
-                finish({"index": index, **RunnerError(f"internal error: {error!r}").to_json()})
+                finish(record)
+            except (OSError, ValueError) as error:  # ValueError: the sink was closed
+                broken.append(error if isinstance(error, OSError) else OSError(str(error)))
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
     for thread in threads:
         thread.start()
     for position, (_, raw) in enumerate(read_lines(source)):
+        if broken:
+            break
         try:
             work.put(parse_line(raw, indexed, position))
         except _LineError as error:
@@ -192,6 +215,8 @@ def run_batch(
         work.put(None)
     for thread in threads:
         thread.join()
+    if broken:
+        raise broken[0]
     seconds = time.monotonic() - started
     total = counts["ok"] + counts["failed"]
     rate = total / seconds if seconds > 0 else 0.0

@@ -268,7 +268,7 @@ class Engine:
             return reply.text.strip()
         try:
             return json.loads(reply.text)
-        except (json.JSONDecodeError, RecursionError) as error:
+        except (ValueError, RecursionError) as error:  # ValueError: also a number too long
             raise LLMError(
                 f"model {tool['model']!r} was asked for JSON but replied {reply.text[:80]!r}",
                 step["step_id"],

@@ -2,9 +2,13 @@
 
 Callers (a shell script, a CI job, ``docker-workflow run``) tell failures apart by exit code
 without parsing text, so every failure a workflow can meet maps to exactly one class below.
+Messages are redacted and kept on one line here, where every error is made
+(``runner_template/redaction.py``).
 """
 
 from __future__ import annotations
+
+from runner_template.redaction import clean
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -23,9 +27,19 @@ class RunnerError(Exception):
     exit_code = EXIT_INTERNAL
 
     def __init__(self, message: str, step: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(clean(message))
         self.message = message
         self.step = step
+
+    @property
+    def message(self) -> str:
+        """The message: redacted (no credential, no expanded ``${VAR}``) and on one line, however
+        it was made or later changed (a sub-workflow prefixes its own name)."""
+        return self._message
+
+    @message.setter
+    def message(self, text: str) -> None:
+        self._message = clean(text)
 
     def to_json(self) -> dict:
         return {"error": {"type": self.error_type, "message": self.message, "step": self.step}}

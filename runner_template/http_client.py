@@ -2,10 +2,17 @@
 
 Network faults are the normal case for a container talking to a host service, so every failure
 is classified: nothing answered (:class:`Unreachable`: refused, unknown host, reset), too slow
-(:class:`TimedOut`), or an answer. Only what a retry can fix is retried, a bounded number of
-times, inside the caller's deadline. Replies are read up to ``max_bytes`` (a 200 MB reply is
-refused after its first 16 MiB, not buffered whole). URLs in messages never show credentials
-(:func:`redact`), and ``user:pass@`` in a URL becomes a Basic ``Authorization`` header.
+(:class:`TimedOut`), a request that cannot be sent (:class:`BadURL`, :class:`BadHeader`), or an
+answer. Only what a retry can fix is retried, a bounded number of times, inside the caller's
+deadline.
+
+Every call has one ``deadline`` (a ``time.monotonic()`` value, in seconds) for the whole reply,
+headers and body: socket timeouts alone bound each read, and a server that drips one byte a
+second would hold a call for ever. A watchdog closes the socket when the deadline passes, and
+the connection is closed whenever a call ends or is abandoned. Replies are read up to
+``max_bytes`` (a 200 MB reply is refused after its first 16 MiB, not buffered whole). Messages
+never show credentials (:mod:`runner_template.redaction`), and ``user:pass@`` in a URL becomes a
+Basic ``Authorization`` header.
 
 ``http.client`` is imported on first use: it pulls in the ``email`` package, 35 ms of start-up
 that a workflow without network steps should not pay.
@@ -14,34 +21,42 @@ that a workflow without network steps should not pay.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
+
+from runner_template.redaction import clean, register_secret
+from runner_template.redaction import redact as redact  # the engine's one redaction
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 ATTEMPTS = 3
 RETRY_BACKOFF_SECONDS = 0.5
 MAX_LINE_BYTES = 1024 * 1024
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_BAD_HEADER_BYTES = re.compile(r"[\r\n\x00]")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def max_reply_bytes() -> int:
     """``WORKFLOW_MAX_REPLY_BYTES`` (a positive integer), else 16 MiB."""
-    try:
-        value = int(os.environ.get("WORKFLOW_MAX_REPLY_BYTES", ""))
-    except ValueError:
+    text = os.environ.get("WORKFLOW_MAX_REPLY_BYTES", "")
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
         return DEFAULT_MAX_BYTES
+    value = int(text)
     return value if value > 0 else DEFAULT_MAX_BYTES
 
 
 class HTTPFailure(Exception):
-    """Base of the classified failures; ``message`` is safe to show (no credentials)."""
+    """Base of the classified failures; ``message`` is safe to show (redacted, one line)."""
 
     def __init__(self, message: str) -> None:
+        message = clean(message)
         super().__init__(message)
         self.message = message
 
@@ -58,29 +73,24 @@ class BadURL(HTTPFailure):
     """Not an http(s) URL, or https in a program built without TLS."""
 
 
+class BadHeader(HTTPFailure):
+    """A header name or value that cannot be sent (CR, LF or NUL): refused before sending."""
+
+
 class TooLarge(HTTPFailure):
     """The reply is bigger than the allowed size."""
 
 
-def redact(url: str) -> str:
-    """``url`` with any ``user:password@`` replaced by ``***@`` (for messages and logs)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+class BrokenReply(HTTPFailure):
+    """The server answered, but the reply ended early or is not HTTP."""
 
 
 def expand_env(text: str, what: str) -> str:
     """Replace ``${NAME}`` with the environment variable ``NAME`` (read now, at run time).
 
     Secrets stay out of bundles and images: the bundle holds ``${API_TOKEN}``, the container's
-    environment the token. A missing variable is an error naming it, never an empty string.
+    environment the token. Every expanded value is registered as a secret, so no message shows
+    it. A missing variable is an error naming it, never an empty string.
     """
 
     def value(match: re.Match[str]) -> str:
@@ -88,9 +98,28 @@ def expand_env(text: str, what: str) -> str:
         found = os.environ.get(name)
         if found is None:
             raise KeyError(f"environment variable {name} is not set (needed by {what})")
+        register_secret(found)
         return found
 
     return _ENV_REF.sub(value, text)
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why a header cannot be sent, without quoting it (it may hold a key), or None."""
+    if not _TOKEN.fullmatch(name):
+        return "a header name is empty or has characters a header name cannot have"
+    if _BAD_HEADER_BYTES.search(value):
+        end = " (it ends with a newline)" if value.endswith(("\n", "\r")) else ""
+        return f"the value of header {name} contains CR, LF or NUL{end}"
+    return None
+
+
+def check_headers(headers: dict[str, str]) -> None:
+    """Refuse, once and before connecting, headers that would be refused or split a request."""
+    for name, value in headers.items():
+        problem = header_problem(str(name), str(value))
+        if problem is not None:
+            raise BadHeader(f"cannot send the request: {problem}")
 
 
 class Reply:
@@ -113,15 +142,15 @@ def _connection(url: str, timeout: float):
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as error:
-        raise BadURL(f"{redact(url)} is not a valid URL: {error}") from None
+    except ValueError:
+        raise BadURL(f"{url} is not a valid URL (check the host and port)") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadURL(f"{redact(url)!r} is not an http(s) URL")
+        raise BadURL(f"{url!r} is not an http(s) URL")
     if parts.scheme == "https":
         https = getattr(http.client, "HTTPSConnection", None)
         if https is None:  # pragma: no cover - only in images built without TLS
             raise BadURL(
-                f"{redact(url)} is https, but this program was built without TLS support:"
+                f"{url} is https, but this program was built without TLS support:"
                 " rebuild the image with an https endpoint in the workflow"
             )
         conn = https(parts.hostname, port or 443, timeout=timeout)
@@ -132,31 +161,115 @@ def _connection(url: str, timeout: float):
         path += "?" + parts.query
     auth = None
     if parts.username is not None:
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        auth = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+        user, password = unquote(parts.username), unquote(parts.password or "")
+        register_secret(password)
+        auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
     return conn, path, auth
 
 
-def _read_bounded(response, max_bytes: int, url: str) -> bytes:
-    length = response.getheader("Content-Length")
-    if length and length.isdigit() and int(length) > max_bytes:
-        raise TooLarge(f"{redact(url)} sent {length} bytes; replies over {max_bytes} are refused")
-    data = response.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise TooLarge(f"{redact(url)} sent more than {max_bytes} bytes; the reply was refused")
-    return data
+class Exchange:
+    """One request's connection and reply, bounded by one deadline for the whole reply.
+
+    A watchdog timer shuts the socket down when the deadline passes, so a read blocked on a
+    drip-feeding server returns at once; :meth:`close` (also on ``with`` exit) stops the
+    watchdog and closes the connection.
+    """
+
+    def __init__(self, conn, url: str, deadline: float) -> None:
+        self.conn = conn
+        self.url = url
+        self.deadline = deadline
+        self.response = None
+        self.expired = False
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        self.expired = True
+        sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def remaining(self) -> float:
+        """Seconds left; :class:`TimedOut` when none are, and sockets wait at most that long."""
+        left = self.deadline - time.monotonic()
+        if left <= 0 or self.expired:
+            raise self.timed_out()
+        sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            sock.settimeout(left)
+        return left
+
+    def timed_out(self) -> TimedOut:
+        return TimedOut(f"{self.url} did not send its whole reply within the deadline")
+
+    def fail(self, error: BaseException) -> HTTPFailure:
+        """``error`` classified; a fault the watchdog caused is the deadline's."""
+        if self.expired or time.monotonic() >= self.deadline:
+            return self.timed_out()
+        return _classify(error, self.url)
+
+    def close(self) -> None:
+        self._timer.cancel()
+        self.conn.close()
+
+    def __enter__(self) -> Exchange:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read(self, max_bytes: int, truncate: bool = False) -> bytes:
+        """The whole body, at most ``max_bytes``, before the deadline; a bigger one is
+        :class:`TooLarge`, or with ``truncate`` its first ``max_bytes`` (an error reply)."""
+        response = self.response
+        length = response.getheader("Content-Length") or ""
+        numeric = length.isascii() and length.isdigit() and len(length) < 19
+        if not truncate and numeric and int(length) > max_bytes:
+            raise TooLarge(f"{self.url} sent {length} bytes; replies over {max_bytes} are refused")
+        pieces: list[bytes] = []
+        total = 0
+        try:
+            while True:
+                self.remaining()
+                piece = response.read1(min(64 * 1024, max_bytes + 1 - total))
+                if not piece:
+                    break
+                pieces.append(piece)
+                total += len(piece)
+                if total > max_bytes and truncate:
+                    return b"".join(pieces)[:max_bytes]
+                if total > max_bytes:
+                    raise TooLarge(
+                        f"{self.url} sent more than {max_bytes} bytes; the reply was refused"
+                    )
+        except HTTPFailure:
+            raise
+        except Exception as error:
+            raise self.fail(error) from None
+        if self.expired:
+            raise self.timed_out()
+        return b"".join(pieces)
 
 
-def _classify(error: BaseException, url: str, timeout: float) -> HTTPFailure:
+def _classify(error: BaseException, url: str) -> HTTPFailure:
     import http.client
 
     if isinstance(error, HTTPFailure):
         return error
     if isinstance(error, TimeoutError):
-        return TimedOut(f"{redact(url)} did not answer within {timeout:.1f} s")
+        return TimedOut(f"{url} did not answer within the deadline")
     if isinstance(error, socket.gaierror):
         host = urlsplit(url).hostname
         return Unreachable(f"cannot resolve host {host!r}: {error.strerror}")
+    if isinstance(error, http.client.RemoteDisconnected):  # closed before any reply: retry
+        return Unreachable(str(error) or "the server closed the connection without a reply")
+    if isinstance(error, http.client.IncompleteRead):
+        return BrokenReply(f"{url} closed the connection before the reply was complete")
+    if isinstance(error, http.client.BadStatusLine | http.client.LineTooLong):
+        return BrokenReply(f"{url} did not answer in HTTP: {str(error)[:120]}")
     if isinstance(error, ConnectionError | http.client.HTTPException | OSError):
         return Unreachable(str(error) or type(error).__name__)
     return Unreachable(repr(error))
@@ -168,19 +281,39 @@ def open_request(
     *,
     body: bytes | None,
     headers: dict[str, str],
-    timeout: float,
-):
-    """Send one request; return ``(connection, response)`` with the body still unread."""
-    conn, path, auth = _connection(url, timeout)
+    deadline: float,
+) -> Exchange:
+    """Send one request; return the :class:`Exchange` with the body still unread.
+
+    ``deadline`` (``time.monotonic()``, seconds) bounds everything until the exchange is
+    closed. The caller closes it (``with open_request(...) as exchange:``).
+    """
     all_headers = dict(headers)
+    check_headers(all_headers)
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimedOut(f"no time left to call {url}")
+    conn, path, auth = _connection(url, left)
     if auth and not any(k.lower() == "authorization" for k in all_headers):
         all_headers["Authorization"] = auth
+    exchange = Exchange(conn, url, deadline)
     try:
+        conn.connect()
+        exchange.remaining()
         conn.request(method, path, body=body, headers=all_headers)
-        return conn, conn.getresponse()
+        exchange.remaining()
+        exchange.response = conn.getresponse()
+        return exchange
     except BaseException as error:
-        conn.close()
-        raise _classify(error, url, timeout) from None
+        exchange.close()
+        if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit
+            raise
+        raise exchange.fail(error) from None
+
+
+def backoff(attempt: int, deadline: float) -> float:
+    """The pause after failed ``attempt`` (0.5 s, 1 s, 2 s ...), never past ``deadline``."""
+    return max(0.0, min(RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1), deadline - time.monotonic()))
 
 
 def request(
@@ -195,29 +328,26 @@ def request(
     log: Callable[[str], None] | None = None,
     attempts: int = ATTEMPTS,
 ) -> Reply:
-    """Send a request, retrying what a retry can fix, all inside ``deadline`` (monotonic).
+    """Send a request, retrying what a retry can fix, all inside ``deadline``.
 
-    Raises :class:`Unreachable` (after the last attempt), :class:`TimedOut`, :class:`BadURL` or
-    :class:`TooLarge`. A status that ``retry_status`` accepts is retried; the last such reply is
-    returned for the caller to judge.
+    ``deadline`` is a ``time.monotonic()`` value (seconds) that bounds every attempt, each
+    reply's headers and body, and the pauses between attempts. Raises :class:`Unreachable`
+    (after the last attempt), :class:`TimedOut`, :class:`BadURL`, :class:`BadHeader` (never
+    retried), :class:`BrokenReply` or :class:`TooLarge`. A status that ``retry_status`` accepts
+    is retried; the last such reply is returned for the caller to judge.
     """
     limit = max_bytes or max_reply_bytes()
     last: HTTPFailure | Reply | None = None
     for attempt in range(1, attempts + 1):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if deadline - time.monotonic() <= 0:
             break
         try:
-            conn, response = open_request(
-                method, url, body=body, headers=headers or {}, timeout=remaining
-            )
-            try:
-                data = _read_bounded(response, limit, url)
-            except BaseException as error:
-                raise _classify(error, url, remaining) from None
-            finally:
-                conn.close()
-            reply = Reply(response.status, _lower(response.getheaders()), data)
+            with open_request(
+                method, url, body=body, headers=headers or {}, deadline=deadline
+            ) as exchange:
+                data = exchange.read(limit)
+                response = exchange.response
+                reply = Reply(response.status, _lower(response.getheaders()), data)
             if not retry_status(reply.status):
                 return reply
             last = reply
@@ -226,15 +356,15 @@ def request(
             last = error
             reason = error.message
         if attempt < attempts:
-            pause = min(RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1), deadline - time.monotonic())
             if log is not None:
-                log(f"{redact(url)}: {reason}; retry {attempt}/{attempts - 1}")
+                log(clean(f"{url}: {reason}; retry {attempt}/{attempts - 1}"))
+            pause = backoff(attempt, deadline)
             if pause > 0:
                 time.sleep(pause)
     if isinstance(last, Reply):
         return last
     if last is None:
-        raise TimedOut(f"no time left to call {redact(url)}")
+        raise TimedOut(f"no time left to call {url}")
     raise Unreachable(f"{last.message} (after {attempts} attempts)")
 
 
@@ -242,16 +372,34 @@ def _lower(headers: list[tuple[str, str]]) -> dict[str, str]:
     return {name.lower(): value for name, value in headers}
 
 
-def iter_lines(response, max_bytes: int, url: str) -> Iterator[bytes]:
-    """The lines of a streamed reply (NDJSON, Server-Sent Events), bounded in total size."""
+def iter_lines(
+    exchange: Exchange, max_bytes: int, deadline: float | None = None
+) -> Iterator[bytes]:
+    """The lines of a streamed reply (NDJSON, Server-Sent Events), bounded in total size and
+    by ``deadline`` (``time.monotonic()``, seconds; default: the exchange's own).
+
+    Raises :class:`TimedOut` at the deadline, :class:`BrokenReply` when the reply is cut inside
+    a chunk, :class:`TooLarge` past ``max_bytes`` or :data:`MAX_LINE_BYTES` a line.
+    """
+    if deadline is not None and deadline < exchange.deadline:
+        exchange.deadline = deadline
+    response = exchange.response
     total = 0
     while True:
-        line = response.readline(MAX_LINE_BYTES + 1)
+        try:
+            exchange.remaining()
+            line = response.readline(MAX_LINE_BYTES + 1)
+        except HTTPFailure:
+            raise
+        except Exception as error:
+            raise exchange.fail(error) from None
+        if exchange.expired:
+            raise exchange.timed_out()
         if not line:
             return
         total += len(line)
         if len(line) > MAX_LINE_BYTES or total > max_bytes:
-            raise TooLarge(f"{redact(url)} streamed more than the allowed size")
+            raise TooLarge(f"{exchange.url} streamed more than the allowed size")
         yield line
 
 

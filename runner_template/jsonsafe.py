@@ -3,8 +3,11 @@
 Workflow files, tool files, inputs on stdin and HTTP bodies all come from somebody else. The
 standard ``json`` module accepts ``NaN`` and ``Infinity`` (not JSON, and a ``NaN`` timeout never
 expires), raises ``RecursionError`` on deeply nested documents, and keeps lone surrogates that
-later fail to encode. :func:`loads` refuses all three with a :class:`JSONLimitError` whose
-message says what and where, so every caller can turn it into its own one-line error.
+later fail to encode; an integer of more than 4,300 digits raises a bare ``ValueError``
+(Python's int-to-str limit) where it is parsed, or later where it is printed. :func:`loads`
+refuses all four with a :class:`JSONLimitError` whose message says what and where, so every
+caller can turn it into its own one-line error; :func:`check_tree` refuses such integers made
+by code (a tool's result) before they reach a JSON writer.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import math
 from typing import Any
 
 MAX_DEPTH = 100
+MAX_INT_DIGITS = 4300  # Python's default int-to-str limit (sys.get_int_max_str_digits())
+# An integer of up to this many bits has at most MAX_INT_DIGITS digits: no need to print it.
+_SAFE_INT_BITS = int(MAX_INT_DIGITS * 3.32)
 
 
 class JSONLimitError(ValueError):
@@ -27,6 +33,22 @@ class JSONLimitError(ValueError):
 
 def _reject_constant(name: str) -> Any:
     raise JSONLimitError(f"{name} is not a JSON number (use a finite number or null)")
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > MAX_INT_DIGITS:
+        raise JSONLimitError(f"an integer of {digits} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _too_long(number: int) -> bool:
+    if abs(number).bit_length() <= _SAFE_INT_BITS:
+        return False
+    try:
+        return len(str(abs(number))) > MAX_INT_DIGITS
+    except ValueError:  # beyond the interpreter's own limit
+        return True
 
 
 def _path(parts: list[str | int]) -> str:
@@ -57,6 +79,8 @@ def check_tree(value: Any, *, max_depth: int = MAX_DEPTH, text_checks: bool = Fa
                 stack.append((child, depth + 1, [*where, index]))
         elif isinstance(item, float) and not math.isfinite(item):
             raise JSONLimitError("not a finite number", _path(where))
+        elif isinstance(item, int) and _too_long(item):
+            raise JSONLimitError(f"an integer of more than {MAX_INT_DIGITS} digits", _path(where))
         elif text_checks and isinstance(item, str):
             _check_text(item, where)
 
@@ -82,9 +106,22 @@ def loads(
     """``json.loads`` with the bounds of this module; syntax errors stay ``JSONDecodeError``."""
     try:
         value = json.loads(
-            text, parse_constant=_reject_constant, object_pairs_hook=object_pairs_hook
+            text,
+            parse_constant=_reject_constant,
+            parse_int=_parse_int,
+            object_pairs_hook=object_pairs_hook,
         )
     except RecursionError:
         raise JSONLimitError(f"nested more than {max_depth} levels deep") from None
     check_tree(value, max_depth=max_depth, text_checks=text_checks)
     return value
+
+
+def dumps(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False)``; a value JSON cannot write (an integer of more
+    than 4,300 digits, a circular list) is a :class:`JSONLimitError`, not a bare ``ValueError``."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except ValueError as error:
+        reason = str(error).split(";")[0]
+        raise JSONLimitError(f"a value cannot be written as JSON: {reason}") from None

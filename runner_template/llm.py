@@ -24,6 +24,9 @@ from typing import Any
 
 from runner_template import http_client
 from runner_template.errors import LLMError, LLMUnreachableError, StepTimeoutError
+from runner_template.jsonsafe import JSONLimitError
+from runner_template.jsonsafe import loads as bounded_loads
+from runner_template.redaction import clean, register_secret
 
 DEFAULT_ENDPOINT = "http://host.docker.internal:11434"
 PROVIDERS = ("ollama", "openai")
@@ -106,9 +109,24 @@ class LLMClient:
             return self.endpoint + "/chat/completions"
         return self.endpoint + "/v1/chat/completions"
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, step: str | None) -> dict[str, str]:
+        """JSON headers, with the key as ``Authorization: Bearer`` when one is set.
+
+        A key with CR, LF or NUL (a Kubernetes secret read from a file ends in a newline) is
+        refused here, once and naming the variable, never quoting the key: a retry cannot
+        fix it.
+        """
         key = os.environ.get(self.api_key_env)
-        return http_client.json_headers({"Authorization": f"Bearer {key}"} if key else None)
+        if not key:
+            return http_client.json_headers()
+        register_secret(key)
+        if http_client.header_problem("Authorization", key) is not None:
+            end = " (it ends with a newline: strip it)" if key.endswith(("\n", "\r")) else ""
+            raise LLMError(
+                f"{self.api_key_env} contains CR, LF or NUL, which no HTTP header can carry{end}",
+                step,
+            )
+        return http_client.json_headers({"Authorization": f"Bearer {key}"})
 
     def _payload(self, ask: LLMRequest, stream: bool) -> dict[str, Any]:
         if self.provider == "ollama":
@@ -149,13 +167,14 @@ class LLMClient:
         if on_token is not None:
             return self._stream(ask, deadline, step, on_token)
         body = json.dumps(self._payload(ask, stream=False)).encode("utf-8")
+        headers = self._headers(step)
         try:
             reply = http_client.request(
                 "POST",
                 self._url(),
                 deadline=deadline,
                 body=body,
-                headers=self._headers(),
+                headers=headers,
                 log=self._retry_log(step),
             )
         except http_client.HTTPFailure as failure:
@@ -165,7 +184,7 @@ class LLMClient:
     def _retry_log(self, step: str | None):
         if self._log is None:
             return None
-        return lambda message: self._log(f"[llm] {step}: {message}")
+        return lambda message: self._log(clean(f"[llm] {step}: {message}"))
 
     def _failure(self, failure: http_client.HTTPFailure, step: str | None) -> Exception:
         if isinstance(failure, http_client.Unreachable):
@@ -178,13 +197,31 @@ class LLMClient:
             return StepTimeoutError(
                 f"the LLM server at {self.shown} did not answer in time: {failure.message}", step
             )
+        if isinstance(failure, http_client.BrokenReply):
+            return LLMError(
+                f"the LLM server at {self.shown} sent a broken reply: {failure.message}", step
+            )
         return LLMError(failure.message, step)
 
+    def _text(self, raw: bytes, step: str | None) -> str:
+        """The reply as UTF-8. Other bytes are refused, not replaced: a reply with U+FFFD where
+        the model's bytes were would be a silently different answer."""
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise LLMError(
+                f"the LLM server at {self.shown} sent text that is not UTF-8"
+                f" (byte {error.start}: {raw[error.start : error.start + 1]!r})",
+                step,
+            ) from None
+
     def _error_text(self, raw: bytes) -> str:
+        """The server's own words from an error reply (its ``error`` field, else the text),
+        short: bodies that are not JSON, too deep or too big to read give their first bytes."""
         text = raw.decode("utf-8", errors="replace")
         try:
-            reply = json.loads(text)
-        except json.JSONDecodeError:
+            reply = bounded_loads(text)
+        except ValueError:  # not JSON, too deep, a number too long
             return text[:200]
         error = reply.get("error") if isinstance(reply, dict) else None
         if isinstance(error, dict):
@@ -209,10 +246,16 @@ class LLMClient:
 
     def _decode(self, status: int, raw: bytes, model: str, step: str | None) -> LLMReply:
         self._check_status(status, raw, model, step)
-        text = raw.decode("utf-8", errors="replace")
+        text = self._text(raw, step)
         try:
-            reply = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
+            reply = bounded_loads(text)
+        except JSONLimitError as error:
+            raise LLMError(
+                f"the LLM server at {self.shown} sent a reply this runner does not accept:"
+                f" {error.where}: {error.message}",
+                step,
+            ) from None
+        except ValueError:
             reply = None
         if self.provider == "ollama":
             if isinstance(reply, dict) and isinstance(reply.get("response"), str):
@@ -228,51 +271,59 @@ class LLMClient:
         )
 
     def _stream(self, ask, deadline, step, on_token) -> LLMReply:
+        """Stream the reply; connection faults and 5xx are retried (with the backoff of
+        :func:`http_client.request`) until the first line arrives, then a fault is the reply's."""
         body = json.dumps(self._payload(ask, stream=True)).encode("utf-8")
+        headers = self._headers(step)
         url = self._url()
+        log = self._retry_log(step)
         last: http_client.HTTPFailure | None = None
-        for attempt in range(1, http_client.ATTEMPTS + 1):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        attempts = http_client.ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            if deadline - time.monotonic() <= 0:
                 break
             try:
-                conn, response = http_client.open_request(
-                    "POST", url, body=body, headers=self._headers(), timeout=remaining
-                )
+                with http_client.open_request(
+                    "POST", url, body=body, headers=headers, deadline=deadline
+                ) as exchange:
+                    status = exchange.response.status
+                    if status == 200:
+                        try:
+                            return self._read_stream(exchange, ask.model, step, on_token)
+                        except (http_client.Unreachable, http_client.BrokenReply) as failure:
+                            # Tokens may be out already: a cut stream is not retried here.
+                            raise LLMError(
+                                f"the LLM server at {self.shown} cut its stream: {failure.message}",
+                                step,
+                            ) from None
+                    raw = exchange.read(64 * 1024, truncate=True)
+                if status < 500 or attempt == attempts:
+                    self._check_status(status, raw, ask.model, step)
+                last = http_client.Unreachable(f"HTTP {status}: {self._error_text(raw)}")
             except http_client.Unreachable as failure:
                 last = failure
-                if attempt < http_client.ATTEMPTS:
-                    time.sleep(min(http_client.RETRY_BACKOFF_SECONDS * attempt, 2.0))
-                continue
             except http_client.HTTPFailure as failure:
                 raise self._failure(failure, step) from None
-            try:
-                if response.status != 200:
-                    raw = response.read(64 * 1024)
-                    if response.status >= 500 and attempt < http_client.ATTEMPTS:
-                        last = http_client.Unreachable(f"HTTP {response.status}")
-                        continue
-                    self._check_status(response.status, raw, ask.model, step)
-                return self._read_stream(response, url, ask.model, step, on_token)
-            except http_client.HTTPFailure as failure:
-                raise self._failure(failure, step) from None
-            except TimeoutError:
-                raise self._failure(
-                    http_client.TimedOut(f"{self.shown} stopped streaming"), step
-                ) from None
-            except OSError as error:
-                raise self._failure(http_client.Unreachable(str(error)), step) from None
-            finally:
-                conn.close()
+            if attempt < attempts:
+                if log is not None:
+                    log(f"{url}: {last.message}; retry {attempt}/{attempts - 1}")
+                pause = http_client.backoff(attempt, deadline)
+                if pause > 0:
+                    time.sleep(pause)
         if last is None:
             raise StepTimeoutError(f"no time left to call the LLM server at {self.shown}", step)
-        raise self._failure(http_client.Unreachable(f"{last.message} (after retries)"), step)
+        raise self._failure(
+            http_client.Unreachable(f"{last.message} (after {attempts} attempts)"), step
+        )
 
-    def _read_stream(self, response, url, model, step, on_token) -> LLMReply:
+    def _read_stream(self, exchange, model, step, on_token) -> LLMReply:
+        """The streamed pieces until the provider's end mark (Ollama's ``done: true``,
+        OpenAI's ``[DONE]`` or a ``finish_reason``); a stream that stops before it is cut."""
         pieces: list[str] = []
         seconds = 0.0
-        for raw in http_client.iter_lines(response, http_client.max_reply_bytes(), url):
-            line = raw.decode("utf-8", errors="replace").strip()
+        finished = False
+        for raw in http_client.iter_lines(exchange, http_client.max_reply_bytes()):
+            line = self._text(raw, step).strip()
             if not line:
                 continue
             if self.provider == "openai":
@@ -280,13 +331,14 @@ class LLMClient:
                     continue
                 line = line[5:].strip()
                 if line == "[DONE]":
+                    finished = True
                     break
             try:
-                event = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
+                event = bounded_loads(line)
+            except ValueError:  # not JSON, too deep, a number too long
                 raise LLMError(
-                    f"the LLM server at {self.shown} streamed something that is not JSON:"
-                    f" {line[:120]!r}",
+                    f"the LLM server at {self.shown} streamed something that is not JSON"
+                    f" this runner accepts: {line[:120]!r}",
                     step,
                 ) from None
             if isinstance(event, dict) and event.get("error"):
@@ -297,17 +349,32 @@ class LLMClient:
                 )
             if self.provider == "ollama":
                 piece = event.get("response") if isinstance(event, dict) else None
-                done = isinstance(event, dict) and event.get("done")
+                done = isinstance(event, dict) and event.get("done") is True
                 if done:
                     seconds = _seconds(event.get("total_duration"))
             else:
-                piece, done = _chat_content(event, "delta"), False
+                piece, done = _chat_content(event, "delta"), _finished(event)
             if isinstance(piece, str) and piece:
                 pieces.append(piece)
                 on_token(piece)
             if done:
+                finished = True
                 break
+        if not finished:
+            mark = "done: true" if self.provider == "ollama" else "[DONE]"
+            raise LLMError(
+                f"the LLM server at {self.shown} ended its stream before the reply was complete"
+                f" (no {mark})",
+                step,
+            )
         return LLMReply("".join(pieces), seconds)
+
+
+def _finished(event: Any) -> bool:
+    """Whether an OpenAI stream chunk says the reply is complete (``finish_reason`` set)."""
+    if not isinstance(event, dict) or not isinstance(event.get("choices"), list):
+        return False
+    return any(isinstance(c, dict) and c.get("finish_reason") for c in event["choices"])
 
 
 def _chat_content(reply: Any, key: str) -> str | None:

@@ -10,8 +10,10 @@ class (see ``errors.py`` and ``docs/RUNNER.md``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -175,9 +177,62 @@ def _utf8_streams() -> None:
             reconfigure(encoding="utf-8", errors="backslashreplace")
 
 
+EXIT_SIGNAL_BASE = 128  # a run ended by signal N exits 128 + N (the shell's convention)
+
+
+class Interrupted(BaseException):
+    """A signal ended the run. Not an ``Exception``: no handler on the way may keep it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+def _signal_handlers() -> None:
+    """SIGTERM and SIGHUP end a run or a batch the way Ctrl-C does: one line, exit 128 + N.
+    (Serve mode installs its own: it stops gracefully.)"""
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            signal.signal(number, _raise_interrupted)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; a signal or an unwritable stdout is one line on stderr."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return _interrupted(signal.SIGINT)
+    except Interrupted as stop:
+        return _interrupted(stop.signum)
+    except OSError as error:  # stdout is a closed pipe or a full disk
+        _quiet_stdout()
+        print(f"error: cannot write the results: {error.strerror or error}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _interrupted(signum: int) -> int:
+    name = signal.Signals(signum).name
+    with contextlib.suppress(OSError):  # stderr may be gone too
+        print(f"workflow: interrupted by {name}", file=sys.stderr, flush=True)
+    return EXIT_SIGNAL_BASE + signum
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _main(argv: list[str] | None) -> int:
     _utf8_streams()
     args = _parser().parse_args(argv)
+    if not args.serve:
+        _signal_handlers()
     started = time.monotonic()
     engine: Engine | None = None
     try:
@@ -259,7 +314,7 @@ def _shard_path(path: str | None, args: argparse.Namespace) -> str | None:
         raise InputError(f"--shard-env {args.shard_env}: the variable is not set")
     # Swarm renders task slot 0 of a job as the node's ID (swarmkit's template rule): any
     # value that is not a number is shard 0.
-    return path.replace("{shard}", shard if shard.isdigit() else "0")
+    return path.replace("{shard}", shard if shard.isascii() and shard.isdigit() else "0")
 
 
 def _batch(args: argparse.Namespace, bundle: dict[str, Any]) -> int:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import builtins
 import io
-import json
 import sys
 import threading
 import traceback
 from typing import Any
 
 from runner_template.errors import ToolError
+from runner_template.jsonsafe import JSONLimitError, dumps
+from runner_template.jsonsafe import loads as bounded_loads
 
 _routing = threading.local()
 _install_lock = threading.Lock()
@@ -83,21 +84,38 @@ def _fresh_namespace() -> dict[str, Any]:
 
 
 def parse_tool_output(text: str) -> Any:
-    """A tool's stdout as JSON when it is JSON, else as stripped text (``None`` when empty)."""
+    """A tool's stdout as JSON when it is JSON, else as stripped text (``None`` when empty);
+    JSON beyond the bounds of ``jsonsafe`` (too deep, a number too long) is a
+    :class:`JSONLimitError`."""
     stripped = text.strip()
     if not stripped:
         return None
     try:
-        return json.loads(stripped)
-    except json.JSONDecodeError:
+        return bounded_loads(stripped)
+    except JSONLimitError:
+        raise
+    except ValueError:  # not JSON: the output is text
         return stripped
+
+
+def _as_json(value: Any, what: str, step: str | None) -> str:
+    try:
+        return dumps(value)
+    except JSONLimitError as error:
+        raise ToolError(f"{what}: {error.message}", step) from None
 
 
 def run_executable_tool(name: str, source: str, payload: dict[str, Any], step: str | None) -> Any:
     """Run a tool's Python ``source`` with ``payload`` as JSON on its stdin."""
     code = _compile(source, name)
-    stdin_text = json.dumps(payload, ensure_ascii=False)
-    return parse_tool_output(_execute(code, _fresh_namespace(), stdin_text, name, step))
+    stdin_text = _as_json(payload, f"tool '{name}' input", step)
+    printed = _execute(code, _fresh_namespace(), stdin_text, name, step)
+    try:
+        return parse_tool_output(printed)
+    except JSONLimitError as error:
+        raise ToolError(
+            f"tool '{name}' printed JSON out of bounds: {error.where}: {error.message}", step
+        ) from None
 
 
 def run_inline_code(step: str, source: str, values: dict[str, Any]) -> Any:
@@ -106,7 +124,8 @@ def run_inline_code(step: str, source: str, values: dict[str, Any]) -> Any:
     namespace = _fresh_namespace()
     namespace.update(values)
     namespace["inputs"] = dict(values)
-    _execute(code, namespace, json.dumps(values, ensure_ascii=False), f"{step}.code", step)
+    stdin_text = _as_json(values, f"inline code of step '{step}'", step)
+    _execute(code, namespace, stdin_text, f"{step}.code", step)
     if "result" not in namespace:
         raise ToolError(f"inline code of step '{step}' did not set 'result'", step)
     return namespace["result"]

@@ -14,6 +14,9 @@ _KEY = r"[^.\s]+"
 _INPUT_RE = re.compile(rf"^inputs\.({_NAME})((?:\.{_KEY})*)$")
 _STEP_RE = re.compile(rf"^steps\.({_NAME})\.({_NAME})((?:\.{_KEY})*)$")
 DOLLAR_DIALECT_RE = re.compile(r"\$\{([^}]*)\}")
+# A list index: ASCII digits only (``int("٣")`` is 3: keys with other digits are refused when
+# parsed, and the walk does not take them either), and short enough for ``int``'s digit limit.
+_INDEX_RE = re.compile(r"-?[0-9]{1,18}")
 
 
 class ReferenceSyntaxError(ValueError):
@@ -55,7 +58,14 @@ def parse_reference(text: str) -> Reference:
 
 
 def _split_keys(tail: str) -> tuple[str, ...]:
-    return tuple(tail.split(".")[1:]) if tail else ()
+    keys = tuple(tail.split(".")[1:]) if tail else ()
+    for key in keys:
+        if any(ch.isdigit() and not ch.isascii() for ch in key):
+            raise ReferenceSyntaxError(
+                f"key {key!r} has digits other than 0-9: write a list index with ASCII digits"
+                " (a non-ASCII digit would silently become one)"
+            )
+    return keys
 
 
 def walk(value: Any, keys: tuple[str, ...], where: str) -> Any:
@@ -65,7 +75,7 @@ def walk(value: Any, keys: tuple[str, ...], where: str) -> Any:
             value = value[key]
         elif (
             isinstance(value, list)
-            and key.lstrip("-").isdigit()
+            and _INDEX_RE.fullmatch(key)
             and -len(value) <= int(key) < len(value)
         ):
             value = value[int(key)]

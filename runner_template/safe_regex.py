@@ -3,9 +3,13 @@
 ``re`` backtracks: ``^(a+)+$`` against 35 characters runs for minutes and holds the GIL the whole
 time, so one hostile input (or a hostile default at build time) stops a runner or a server.
 Patterns here are parsed by ``re``'s own parser (the same syntax and the same syntax errors),
-turned into a Thompson NFA, and searched with a lazily built DFA: time is linear in the text
-(each character costs one cached table lookup, or one NFA step the first time a state meets
-it), memory is bounded by :data:`MAX_STATES` and :data:`MAX_CACHE`.
+turned into a Thompson NFA whose single-character tests are ``re``'s own (so case folding
+agrees, in and out of ASCII mode), and searched with a lazily built DFA: time is linear in the
+text (each character costs one cached table lookup, or one NFA step the first time a state
+meets it), memory is bounded by :data:`MAX_STATES` and :data:`MAX_CACHE`. A pattern whose DFA
+would need more than :data:`MAX_DFA_STATES` states (``[ab]*a[ab]{40}c`` needs 2**41) is
+refused when compiled: past that bound a text keeps meeting new states and the time per
+megabyte grows a hundredfold.
 
 Only a yes/no search is needed, which makes every construct of regular languages exact:
 literals, classes, ``.``, alternation, groups, greedy and lazy repeats, anchors (``^ $ \\A \\Z
@@ -16,6 +20,7 @@ Standard library only: this module is compiled into every image.
 
 from __future__ import annotations
 
+import re
 import threading
 from re import _constants as C
 from re import _parser as sre_parse
@@ -23,11 +28,20 @@ from re import _parser as sre_parse
 MAX_PATTERN_LENGTH = 1000
 MAX_STATES = 10_000
 MAX_CACHE = 20_000
+# Automaton states a pattern may need (found when it is compiled, on the characters it names
+# and a sample of every class): above it, texts could keep meeting new states, each an NFA
+# step instead of a table lookup, and a megabyte would take tens of seconds, not 0.3 s.
+MAX_DFA_STATES = 2_000
+_PROBE_WORK = 3_000_000  # closures x characters the probe may spend before refusing
+# Characters standing for the classes no pattern names: letters, digits and spaces in and out
+# of ASCII, the case-folding oddities (Kelvin sign, long s, dotted and dotless i), the ends.
+_SAMPLES = (
+    "aAzZ09_ \t\n\r!~\x00\x7f\xe9\xc9\u0663\u2003\u212a\u017f\u0130\u0131\u00df\uffff\U0010ffff"
+)
 
 # NFA node kinds
 _CHAR, _SPLIT, _ASSERT, _MATCH, _EMPTY = range(5)
 
-_ASCII_SPACE = frozenset(" \t\n\r\v\f")
 _UNSUPPORTED = {
     C.GROUPREF: "backreferences (\\1)",
     C.GROUPREF_EXISTS: "conditional groups (?(1)...)",
@@ -48,27 +62,34 @@ def _is_word(ch: str, ascii_only: bool) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def _category(name, ascii_only: bool):
-    if name in (C.CATEGORY_DIGIT, C.CATEGORY_NOT_DIGIT):
-        test = (lambda ch: "0" <= ch <= "9") if ascii_only else str.isdecimal
-    elif name in (C.CATEGORY_SPACE, C.CATEGORY_NOT_SPACE):
-        test = _ASCII_SPACE.__contains__ if ascii_only else str.isspace
-    elif name in (C.CATEGORY_WORD, C.CATEGORY_NOT_WORD):
-        return (
-            (lambda ch: _is_word(ch, ascii_only))
-            if name == C.CATEGORY_WORD
-            else (lambda ch: not _is_word(ch, ascii_only))
-        )
-    else:
-        raise UnsupportedPattern(f"unsupported character category {name}")
-    if name in (C.CATEGORY_NOT_DIGIT, C.CATEGORY_NOT_SPACE):
-        return lambda ch: not test(ch)
-    return test
-
-
 def _case_variants(ch: str) -> set[str]:
-    """The characters ``ch`` equals when case is ignored (single characters only)."""
-    return {v for v in (ch, ch.lower(), ch.upper(), ch.casefold()) if len(v) == 1}
+    """Characters that may equal ``ch`` when case is ignored (for the probe's sample only:
+    matching itself asks ``re``, see :meth:`_Builder.single`)."""
+    forms = (ch, ch.lower(), ch.upper(), ch.casefold(), ch.title())
+    return {form[0] for form in forms if form}
+
+
+_CATEGORIES = {
+    C.CATEGORY_DIGIT: r"\d",
+    C.CATEGORY_NOT_DIGIT: r"\D",
+    C.CATEGORY_SPACE: r"\s",
+    C.CATEGORY_NOT_SPACE: r"\S",
+    C.CATEGORY_WORD: r"\w",
+    C.CATEGORY_NOT_WORD: r"\W",
+}
+_CHAR_FLAGS = C.SRE_FLAG_IGNORECASE | C.SRE_FLAG_ASCII  # what a one-character test depends on
+
+
+def _escaped(code: int) -> str:
+    return f"\\U{code:08x}"
+
+
+def _anything(ch: str) -> bool:
+    return True
+
+
+def _not_newline(ch: str) -> bool:
+    return ch != "\n"
 
 
 class _Builder:
@@ -79,6 +100,8 @@ class _Builder:
         self.arg: list[object] = []
         self.out1: list[int] = []
         self.out2: list[int] = []
+        self.tests: dict[tuple, object] = {}  # one test per distinct element: a{40} has one
+        self.seen_chars: set[str] = set()  # the characters the pattern names (for the probe)
 
     def node(self, kind: int, arg: object = None, out1: int = -1, out2: int = -1) -> int:
         if len(self.kind) >= MAX_STATES:
@@ -114,28 +137,18 @@ class _Builder:
         return node, [(node, 1)]
 
     def item(self, op, av, flags: int):
-        ignore_case = bool(flags & C.SRE_FLAG_IGNORECASE)
-        ascii_only = bool(flags & C.SRE_FLAG_ASCII)
         if op in _UNSUPPORTED:
             raise UnsupportedPattern(f"{_UNSUPPORTED[op]} cannot be matched in linear time")
         if op is C.LITERAL or op is C.NOT_LITERAL:
-            wanted = chr(av)
-            if ignore_case:
-                variants = _case_variants(wanted)
-
-                def same(ch: str) -> bool:
-                    return not variants.isdisjoint(_case_variants(ch))
-            else:
-                same = wanted.__eq__
-            if op is C.LITERAL:
-                return self.char(same)
-            return self.char(lambda ch: not same(ch))
+            self.seen_chars.add(chr(av))
+            source = _escaped(av) if op is C.LITERAL else f"[^{_escaped(av)}]"
+            return self.char(self.single(source, flags))
         if op is C.ANY:
             if flags & C.SRE_FLAG_DOTALL:
-                return self.char(lambda ch: True)
-            return self.char(lambda ch: ch != "\n")
+                return self.char(_anything)
+            return self.char(_not_newline)
         if op is C.IN:
-            return self.char(self.char_class(av, ignore_case, ascii_only))
+            return self.char(self.single(self.class_source(av), flags))
         if op is C.AT:
             node = self.node(_ASSERT, self.anchor(av, flags))
             return node, [(node, 1)]
@@ -149,36 +162,42 @@ class _Builder:
             return self.repeat(low, high, pattern, flags)
         raise UnsupportedPattern(f"unsupported regular expression element {op}")
 
-    def char_class(self, items, ignore_case: bool, ascii_only: bool):
-        negate = False
-        tests = []
-        chars: set[str] = set()
+    def single(self, source: str, flags: int):
+        """The test whether one character matches ``source`` (a literal or a class), asked of
+        ``re`` itself: one character cannot make it backtrack, and its answers are ``re``'s by
+        construction (case folding in and out of ASCII mode: the Kelvin sign, the long s, the
+        dotted capital I). One test per distinct element and flags: ``a{40}`` shares one."""
+        key = (source, flags & _CHAR_FLAGS)
+        test = self.tests.get(key)
+        if test is None:
+            match = re.compile(source, key[1]).match
+
+            def test(ch: str, match=match) -> bool:
+                return match(ch) is not None
+
+            self.tests[key] = test
+        return test
+
+    def class_source(self, items) -> str:
+        """``[...]`` source for a parsed class (every character written as ``\\U...``)."""
+        parts = []
         for op, av in items:
             if op is C.NEGATE:
-                negate = True
+                parts.append("^")
             elif op is C.LITERAL:
-                chars.add(chr(av))
+                self.seen_chars.add(chr(av))
+                parts.append(_escaped(av))
             elif op is C.RANGE:
                 low, high = av
-                tests.append(lambda ch, lo=low, hi=high: lo <= ord(ch) <= hi)
-            elif op is C.CATEGORY:
-                tests.append(_category(av, ascii_only))
+                for code in (low - 1, low, high, high + 1):
+                    if 0 <= code <= 0x10FFFF:
+                        self.seen_chars.add(chr(code))
+                parts.append(f"{_escaped(low)}-{_escaped(high)}")
+            elif op is C.CATEGORY and av in _CATEGORIES:
+                parts.append(_CATEGORIES[av])
             else:
                 raise UnsupportedPattern(f"unsupported character class element {op}")
-
-        def member(ch: str) -> bool:
-            return ch in chars or any(test(ch) for test in tests)
-
-        if ignore_case:
-            inner = member
-
-            def member(ch: str) -> bool:
-                return any(inner(variant) for variant in _case_variants(ch))
-
-        if negate:
-            positive = member
-            return lambda ch: not positive(ch)
-        return member
+        return "[" + "".join(parts) + "]"
 
     def anchor(self, name, flags: int):
         multiline = bool(flags & C.SRE_FLAG_MULTILINE)
@@ -266,9 +285,50 @@ class SafePattern:
         self._ids: dict[frozenset[int], int] = {}
         self._sets: list[frozenset[int]] = []
         self._cache: dict[tuple, tuple[bool, int]] = {}
+        self._probe(builder.seen_chars, builder.tests.values())
         # One search at a time per pattern: the cache and the state ids are shared (the GIL
         # gives no parallelism to lose, and a search is linear anyway).
         self._lock = threading.Lock()
+
+    def _probe(self, named: set[str], tests) -> None:
+        """Refuse a pattern whose automaton has more than :data:`MAX_DFA_STATES` states.
+
+        The automaton is explored on one character of each kind the pattern tells apart (the
+        characters it names, their cases, the ends of its ranges, and :data:`_SAMPLES`; two
+        characters every test answers alike lead to the same states). ``[ab]*a[ab]{40}c`` needs
+        2**41 states and is refused here, at validation time, not met at run time.
+        """
+        chars = set(_SAMPLES) | named
+        chars |= {v for ch in named for v in _case_variants(ch)}
+        tests = [test for test in tests if callable(test)]
+        kinds: dict[tuple, str] = {}
+        for ch in sorted(chars):
+            kinds.setdefault((_context(ch), *(test(ch) for test in tests)), ch)
+        alphabet = list(kinds.values())
+        start = (self._intern(frozenset()), None)
+        seen = {start}
+        todo = [start]
+        work = 0
+        while todo:
+            state, context = todo.pop()
+            for ch in alphabet:
+                work += len(self._sets[state]) + 1
+                matched, following = self._step(state, _REPRESENTATIVE[context], ch, False)
+                if matched or following < 0:
+                    continue
+                key = (following, _context(ch))
+                if key not in seen:
+                    seen.add(key)
+                    todo.append(key)
+                if len(self._sets) > MAX_DFA_STATES or work > _PROBE_WORK:
+                    raise UnsupportedPattern(
+                        f"the pattern needs more than {MAX_DFA_STATES} automaton states to be"
+                        " matched in linear time (a repeat after an open-ended one, as in"
+                        " [ab]*a[ab]{40}c): anchor it, or use smaller counts"
+                    )
+        self._cache.clear()
+        self._ids.clear()
+        self._sets.clear()
 
     def _closure(self, seeds, prev, nxt, last) -> tuple[bool, list[int]]:
         """Nodes reachable without reading a char; (reached MATCH, the CHAR nodes)."""

@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+from runner_template.errors import ToolError
+from runner_template.jsonsafe import JSONLimitError, dumps
 
 _TOKEN_RE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -28,10 +30,13 @@ def placeholders(template: str) -> list[str]:
 
 
 def format_value(value: Any) -> str:
-    """How a value is written into a prompt."""
+    """How a value is written into a prompt (a :class:`ToolError` if it cannot be written)."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False)
+    try:
+        return dumps(value)
+    except JSONLimitError as error:
+        raise ToolError(error.message) from None
 
 
 def render(template: str, values: dict[str, Any]) -> str:

@@ -150,3 +150,62 @@ def test_swarm_slot_zero_is_shard_zero(tmp_path, slot):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"index": 0, "outputs": {"value": 2}}
+
+
+def test_a_number_too_long_is_an_error_line_and_the_batch_goes_on():
+    huge = "9" * 5000
+    code, by_index, records = batch(['{"n": 1}\n', f'{{"n": {huge}}}\n', '{"n": 3}\n'])
+    assert code == EXIT_SOME_FAILED and len(records) == 3
+    assert "an integer of 5000 digits" in by_index[1]["error"]["message"]
+    assert by_index[0]["outputs"] == {"value": 2} and by_index[2]["outputs"] == {"value": 6}
+    code, by_index, _ = batch(
+        [f'{{"index": {huge}, "inputs": {{}}}}\n', '{"index": 1, "inputs": {"n": 1}}\n'],
+        indexed=True,
+    )
+    assert by_index[0]["error"]["type"] == "bad_input" and by_index[1]["outputs"] == {"value": 2}
+
+
+def test_a_result_too_long_to_write_fails_its_input_only():
+    big = json.loads(json.dumps(DOUBLE))
+    big["workflow"]["steps"][0]["code"] = "result = 10 ** (5000 if n == 2 else 1)"
+    code, by_index, _ = batch(['{"n": 1}\n', '{"n": 2}\n', '{"n": 3}\n'], bundle=big)
+    assert code == EXIT_SOME_FAILED
+    assert by_index[1]["error"]["type"] == "tool_failed"
+    assert "more than 4300 digits" in by_index[1]["error"]["message"]
+    assert by_index[0]["outputs"] == {"value": 10} and by_index[2]["outputs"] == {"value": 10}
+
+
+@pytest.mark.parametrize("size", [999, 1000, 1001, 1002, 5000])
+def test_an_oversized_line_stays_one_index_whatever_its_size(monkeypatch, size):
+    monkeypatch.setattr(batch_module, "MAX_LINE_BYTES", 1000)
+    long_line = '{"n": 1, "pad": "' + "x" * (size - 20) + '"}'
+    assert len(long_line) == size - 1
+    lines = ['{"n": 1}\n', long_line + "\n", '{"n": 3}\n', '{"n": 4}']
+    _, by_index, records = batch(lines)  # ``size`` bytes with its newline
+    assert len(records) == 4 and by_index[2]["outputs"] == {"value": 6}
+    assert by_index[3]["outputs"] == {"value": 8}
+    if size - 1 > 1000:  # the newline does not count
+        assert by_index[1]["error"]["message"].startswith("line longer than 1000 bytes")
+    else:
+        assert "pad" in by_index[1]["error"]["message"]  # an unknown input, read whole
+
+
+def test_a_bom_starts_the_stream_only():
+    code, by_index, records = batch(b'\xef\xbb\xbf{"n": 1}\n{"n": 2}\n')
+    assert code == EXIT_OK and by_index[0]["outputs"] == {"value": 2} and len(records) == 2
+    code, by_index, records = batch(b'\xef\xbb\xbf\n{"n": 2}\n')  # a BOM alone: a blank line
+    assert code == EXIT_OK and records == [{"index": 0, "outputs": {"value": 4}}]
+    code, by_index, _ = batch(b'{"n": 1}\n\xef\xbb\xbf{"n": 2}\n{"n": 3}\n')
+    assert by_index[1]["error"]["type"] == "bad_input"  # U+FEFF inside the stream is text
+    assert by_index[0]["outputs"] == {"value": 2} and by_index[2]["outputs"] == {"value": 6}
+
+
+class _ClosedPipe(io.BytesIO):
+    def write(self, data):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_an_unwritable_sink_stops_the_batch_with_an_os_error():
+    source = io.BytesIO(b"".join(b'{"n": %d}\n' % i for i in range(50)))
+    with pytest.raises(OSError, match="Broken pipe"):
+        run_batch(DOUBLE, source, _ClosedPipe(), jobs=2)

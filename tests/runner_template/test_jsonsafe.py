@@ -4,7 +4,14 @@ import json
 
 import pytest
 
-from runner_template.jsonsafe import MAX_DEPTH, JSONLimitError, loads
+from runner_template.jsonsafe import (
+    MAX_DEPTH,
+    MAX_INT_DIGITS,
+    JSONLimitError,
+    check_tree,
+    dumps,
+    loads,
+)
 
 
 @pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 5000, 100_000])
@@ -36,3 +43,21 @@ def test_lone_surrogates_are_refused_only_when_asked():
 def test_syntax_errors_stay_json_errors():
     with pytest.raises(json.JSONDecodeError):
         loads("{")
+
+
+@pytest.mark.parametrize("digits", [4301, 5000, 100_000])
+def test_integers_beyond_the_digit_limit_are_refused_not_a_bare_value_error(digits):
+    for text in ("1" * digits, "-" + "1" * digits, '{"a": [' + "9" * digits + "]}"):
+        with pytest.raises(JSONLimitError, match=f"an integer of {digits} digits"):
+            loads(text)
+    assert loads("1" * MAX_INT_DIGITS) == int("1" * MAX_INT_DIGITS)
+
+
+def test_integers_made_by_code_are_checked_before_a_writer_meets_them():
+    with pytest.raises(JSONLimitError, match="more than 4300 digits") as caught:
+        check_tree({"a": [1, 10**5000]})
+    assert caught.value.where == "$.a[1]"
+    check_tree(10**4299)
+    with pytest.raises(JSONLimitError, match="cannot be written as JSON"):
+        dumps([10**5000])
+    assert dumps({"é": 1}) == '{"é": 1}'

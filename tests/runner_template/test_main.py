@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from fakes import FakeOllama, closed_port_url
@@ -201,3 +203,127 @@ def test_stats_file_reports_llm_server_time(tmp_path):
     assert proc.returncode == 0, proc.stderr
     stats = json.loads((tmp_path / "s.json").read_text())
     assert stats["steps"]["ask"]["llm_server_seconds"] == pytest.approx(0.25)
+
+
+def sleeper_bundle(tmp_path):
+    steps = [{"step_id": "nap", "type": "python_tool", "code": "import time\ntime.sleep(30)"}]
+    return write_bundle(tmp_path, steps, {})
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+)
+@pytest.mark.parametrize("mode", ["run", "batch"])
+def test_a_signal_ends_a_run_with_one_line_and_128_plus_its_number(tmp_path, signum, code, mode):
+    environment = {**os.environ, "WORKFLOW_BUNDLE": str(sleeper_bundle(tmp_path))}
+    args = ["{}"] if mode == "run" else ["--batch"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner_template", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        cwd=ROOT,
+    )
+    if mode == "batch":
+        process.stdin.write("{}\n")
+        process.stdin.flush()
+    else:
+        assert "step nap: start" in process.stderr.readline()
+    time.sleep(0.5)  # inside the run (a batch logs nothing per step)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=20)
+    assert process.returncode == code
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == f"workflow: interrupted by {signal.Signals(signum).name}"
+
+
+def test_secrets_expanded_into_an_api_url_do_not_leave_through_the_cli(tmp_path):
+    fake = FakeOllama(lambda n, body: (404, b"unknown key tok-SECRET-42", 0))
+    steps = [{"step_id": "call", "type": "python_tool", "tool": "api", "input_mapping": {}}]
+    tools = {
+        "api": {
+            "kind": "api",
+            "api_spec": {"method": "POST", "url": fake.url + "/x?apikey=${API_TOKEN}"},
+        }
+    }
+    try:
+        for stream in ([], ["--stream"]):
+            proc = runner(
+                write_bundle(tmp_path, steps, tools),
+                "{}",
+                *stream,
+                env={"API_TOKEN": "tok-SECRET-42"},
+            )
+            assert proc.returncode == EXIT_TOOL_FAILED
+            assert "tok-SECRET-42" not in proc.stdout + proc.stderr
+            assert "apikey=***" in proc.stdout
+    finally:
+        fake.close()
+    assert fake.paths[0] == "/x?apikey=tok-SECRET-42"
+
+
+def test_an_llm_key_with_a_newline_is_one_error_and_no_retry(tmp_path):
+    fake = FakeOllama(lambda n, body: (200, b"{}", 0))
+    try:
+        proc = runner(
+            llm_bundle(tmp_path),
+            '{"q": "hi"}',
+            env={"OLLAMA_ENDPOINT": fake.url, "OLLAMA_API_KEY": "sk-from-a-file\n"},
+        )
+    finally:
+        fake.close()
+    assert proc.returncode == EXIT_LLM_ERROR and fake.requests == []
+    assert "sk-from-a-file" not in proc.stdout + proc.stderr
+    assert "OLLAMA_API_KEY contains CR, LF or NUL" in json.loads(proc.stdout)["error"]["message"]
+    assert "retry" not in proc.stderr
+
+
+@pytest.mark.parametrize("where", ["argument", "stdin"])
+def test_an_integer_past_the_digit_limit_in_inputs_is_one_line(echo_bundle, where):
+    inputs = '{"text": ' + "7" * 5000 + "}"
+    proc = runner(echo_bundle, inputs) if where == "argument" else runner(echo_bundle, stdin=inputs)
+    assert proc.returncode == EXIT_BAD_INPUT and "Traceback" not in proc.stderr
+    assert "an integer of 5000 digits" in json.loads(proc.stdout)["error"]["message"]
+
+
+def test_outputs_too_long_to_write_are_a_tool_failure(tmp_path):
+    steps = [{"step_id": "big", "type": "python_tool", "code": "result = 10 ** 5000"}]
+    proc = runner(write_bundle(tmp_path, steps, {}), "{}")
+    assert proc.returncode == EXIT_TOOL_FAILED and "Traceback" not in proc.stderr
+    assert "more than 4300 digits" in json.loads(proc.stdout)["error"]["message"]
+
+
+def test_a_full_disk_on_stdout_is_one_line(echo_bundle):
+    environment = {**os.environ, "WORKFLOW_BUNDLE": str(echo_bundle)}
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "runner_template", '{"text": "x"}'],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+            cwd=ROOT,
+            timeout=60,
+        )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: cannot write the results")
+
+
+@pytest.mark.llm
+@pytest.mark.parametrize("provider", ["ollama", "openai"])
+def test_streams_of_the_real_model_end_with_their_mark(tmp_path, llm_server, provider):
+    """The end marks the client now requires (``done: true``, ``[DONE]``) are what a real
+    server sends: a streamed run of the dev model succeeds on both APIs."""
+    steps = [
+        {"step_id": "ask", "type": "llm_call", "tool": "llm", "input_mapping": {"q": "inputs.q"}}
+    ]
+    tools = {"llm": {"kind": "llm", "model": "llama3", "num_predict": 8}}
+    bundle = write_bundle(tmp_path, steps, tools, {"q": {"type": "string"}})
+    proc = runner(
+        bundle, '{"q": "Say hi"}', "--stream", "--provider", provider, "--endpoint", llm_server.url
+    )
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert events[-1]["event"] == "result" and any(e["event"] == "token" for e in events)

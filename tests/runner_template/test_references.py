@@ -6,6 +6,7 @@ from runner_template.references import (
     parse_reference,
     resolve_mapping_value,
     resolve_reference,
+    walk,
 )
 
 
@@ -40,3 +41,18 @@ def test_mapping_values_literal_and_constants():
     assert resolve_mapping_value({"literal": "inputs.x"}, {"x": 1}, {}) == "inputs.x"
     assert resolve_mapping_value(3, {}, {}) == 3
     assert resolve_mapping_value("inputs.x", {"x": 1}, {}) == 1
+
+
+@pytest.mark.parametrize("key", ["\u0663", "1\u0663", "\u00b2", "\uff13"])
+def test_keys_with_non_ascii_digits_are_refused_not_taken_as_indexes(key):
+    with pytest.raises(ReferenceSyntaxError, match="digits other than 0-9"):
+        parse_reference(f"inputs.items.{key}")
+    with pytest.raises(LookupError):  # the walk itself does not take them either
+        walk([10, 11, 12, 13], (key,), "w")
+
+
+def test_list_indexes_are_ascii_and_bounded():
+    assert walk([10, 11, 12, 13], ("3",), "w") == 13
+    assert walk([10, 11, 12, 13], ("-1",), "w") == 13
+    with pytest.raises(LookupError):
+        walk([1], ("9" * 5000,), "w")  # not int()'s digit-limit ValueError

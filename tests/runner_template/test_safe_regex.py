@@ -1,5 +1,6 @@
 """The linear-time pattern matcher: the same answers as ``re.search``, without its blow-ups."""
 
+import random
 import re
 import time
 
@@ -7,7 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner_template.safe_regex import MAX_STATES, UnsupportedPattern, compile_pattern
+from runner_template.safe_regex import (
+    MAX_DFA_STATES,
+    MAX_STATES,
+    UnsupportedPattern,
+    compile_pattern,
+)
 
 ATOMS = [
     "a",
@@ -48,8 +54,8 @@ def patterns(draw, depth=0):
     return f"(?i:{draw(patterns(depth + 1))})"
 
 
-FLAGS = st.sampled_from(["", "(?i)", "(?m)", "(?s)", "(?a)", "(?im)", "(?x)"])
-TEXTS = st.text(alphabet="abxA \n1é_K", max_size=10)
+FLAGS = st.sampled_from(["", "(?i)", "(?m)", "(?s)", "(?a)", "(?im)", "(?x)", "(?ai)"])
+TEXTS = st.text(alphabet="abxA \n1é_K\u212a\u017fsS", max_size=10)
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -118,3 +124,69 @@ def test_ignore_case_beyond_ascii():
     assert compile_pattern("(?i)straße").search("STRASSE") is bool(
         re.search("(?i)straße", "STRASSE")
     )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [
+        ("(?ai)[a-z]", "\u212a"),  # Kelvin sign: k only outside ASCII mode
+        ("(?ai)k", "\u212a"),
+        ("(?ai)[a-z]", "\u017f"),  # long s
+        ("(?ai)s", "\u017f"),
+        ("(?ai)\u017f", "S"),
+        ("(?ai)\u212a", "k"),
+        ("(?ai)é", "É"),
+        ("(?ai)[é-ê]", "É"),
+        ("(?ai)[^a-z]", "\u212a"),
+        ("(?i)[a-z]", "\u212a"),
+        ("(?i)s", "\u017f"),
+        ("(?ai)[\\w]", "\u212a"),
+        ("(?a)(?i:[k])", "\u212a"),
+    ],
+)
+def test_ascii_mode_with_ignore_case_agrees_with_re(pattern, text):
+    assert compile_pattern(pattern).search(text) is (re.search(pattern, text) is not None)
+
+
+def test_patterns_with_too_many_automaton_states_are_refused_when_compiled():
+    started = time.monotonic()
+    with pytest.raises(UnsupportedPattern, match=f"more than {MAX_DFA_STATES} automaton states"):
+        compile_pattern("[ab]*a[ab]{40}c")
+    assert time.monotonic() - started < 2
+
+
+def test_the_largest_accepted_automata_keep_the_time_per_megabyte():
+    text = "".join(random.Random(7).choice("ab") for _ in range(1_000_000))
+    compiled = compile_pattern("[ab]*a[ab]{9}c")  # 1,025 states: accepted
+    started = time.monotonic()
+    assert compiled.search(text) is False
+    assert time.monotonic() - started < 3  # about 0.3 s alone; 24 s before the bound
+
+
+SYNTAX = [*"ab.|()*+?^$", "[ab]", "[^a]", r"\w", r"\d", r"\s", r"\b", "{2}", "{1,3}"]
+FLAG_SETS = ["", "(?i)", "(?a)", "(?ai)", "(?ia)", "(?s)", "(?m)", "(?x)", "(?ai)(?s)"]
+ODD_TEXT = "abAB kK\u212a sS\u017f éÉ \u0130\u0131i \n_1\u0663"
+
+
+@settings(max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(FLAG_SETS),
+    st.lists(
+        st.sampled_from([*SYNTAX, "k", "s", "K", "\u212a", "\u017f", "é", "[a-z]"]), max_size=8
+    ),
+    st.lists(st.text(alphabet=ODD_TEXT, max_size=8), min_size=1, max_size=4),
+)
+def test_differential_fuzz_against_re_on_what_both_accept(flags, pieces, texts):
+    """Random token soup, not just well-formed trees: whatever both engines accept, they must
+    answer alike (case folding in and out of ASCII mode included)."""
+    pattern = flags + "".join(pieces)
+    try:
+        expected = re.compile(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return
+    try:
+        compiled = compile_pattern(pattern)
+    except UnsupportedPattern:
+        return
+    for text in texts:
+        assert compiled.search(text) == (expected.search(text) is not None), (pattern, text)
