@@ -146,6 +146,10 @@ def _build_options(args: argparse.Namespace, platforms: list[str]) -> BuildOptio
 def cmd_build(args: argparse.Namespace) -> int:
     from rules.build import build_workflow
 
+    if args.target == "web":  # a static site instead of an image (docs/WEB.md)
+        from rules.web.command import build_web
+
+        return build_web(args)
     if args.push and args.oci:
         raise InputProblem("choose one of --push and --oci")
     options = _build_options(args, parse_platforms(args.platform))
@@ -408,7 +412,7 @@ def cmd_llm_server(args: argparse.Namespace) -> int:
     except ImportError:
         raise UserError("the dev LLM server is not installed: pip install '.[devllm]'") from None
     try:
-        serve(args.host, args.port, args.model or [], verbose=args.verbose)
+        serve(args.host, args.port, args.model or [], verbose=args.verbose, cors=args.cors)
     except ModelUnavailable as error:
         raise UserError(f"llm-server: {error}") from None
     except OSError as error:
@@ -506,6 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build_options(build, platforms_help=f"default {','.join(DEFAULT_PLATFORMS)}")
     build.add_argument("--push", action="store_true", help="push the image index to its registry")
     build.add_argument("--oci", metavar="FILE", help="write an OCI tarball instead of loading")
+    build.add_argument(
+        "--target",
+        choices=("image", "web"),
+        default="image",
+        help="image (default), or web: a static site running it in the browser into -o DIR",
+    )
     build.set_defaults(func=cmd_build)
 
     run = sub.add_parser("run", help="run a workflow in an ephemeral container (or --local)")
@@ -628,6 +638,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME",
         help="a model name to answer to (repeatable; default llama3 and smollm2:135m)",
+    )
+    server.add_argument(
+        "--cors",
+        action="append",
+        metavar="ORIGIN",
+        help="let pages of ORIGIN call it from a browser (repeatable; * and :* wildcards;"
+        " default $OLLAMA_ORIGINS)",
     )
     server.add_argument("-v", "--verbose", action="store_true", help="log every request")
     server.set_defaults(func=cmd_llm_server)
