@@ -425,7 +425,8 @@ class _Run:
         report = work()
         if time.monotonic() >= deadline:  # what the scheduler says of a thread that overran
             report = (step_id, attempt, False, self._overrun(state))
-        reports.put(report)
+        self._settle(state, report[2], report[3])  # now: its time and events are its own
+        reports.put(report)  # wakes the loop, which finds the step settled and moves on
 
     def _settle(self, state: _StepState, ok: bool, value: Any) -> None:
         step_id = state.step["step_id"]

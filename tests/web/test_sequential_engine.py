@@ -103,3 +103,15 @@ def test_retries_wait_and_succeed_without_threads(monkeypatch):
     started = time.monotonic()
     assert Engine(bundle(steps, {"flaky": FLAKY_ONCE}, {})).run({}) == {"output": 2}
     assert time.monotonic() - started >= 0.05  # the backoff pause was kept
+
+
+def test_without_threads_each_step_finishes_before_the_next_starts(monkeypatch):
+    monkeypatch.setattr(engine_module, "THREADS", False)
+    steps = [{**GROUP[0], "input_mapping": {"n": 0, "sleep": 0.0}}, *GROUP[1:]]
+    events = []
+    Engine(bundle(steps, {"stamp": STAMP}, OUTPUTS)).run({}, on_event=events.append)
+    order = [(e["event"], e["step"]) for e in events]
+    assert order == [
+        (kind, f"s{i}") for i in range(3) for kind in ("step_started", "step_finished")
+    ]
+    assert events[1]["seconds"] < 0.04  # its own time, not its group's

@@ -1,0 +1,118 @@
+"""Fixtures of the web tests: one built site, one loopback file server, one headless Chromium
+(Debian's, through its own chromedriver), and a dev LLM server that allows the site's origin.
+
+Nothing leaves loopback: Selenium is given the driver (no Selenium Manager download) and
+``SE_AVOID_STATS``; Chromium runs without its background networking, updates and sync.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, LLMServer, run_cli
+
+from runner_template.web import CONTENT_TYPES
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+SITE_WORKFLOW = ROOT / "workflows" / "text_insights.json"
+
+
+class _SiteHandler(SimpleHTTPRequestHandler):
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
+
+    def log_message(self, format, *args) -> None:  # quiet: the tests read the page, not logs
+        pass
+
+
+class StaticServer:
+    """A static file server on loopback, as any web host would serve the site."""
+
+    def __init__(self, folder: Path) -> None:
+        handler = functools.partial(_SiteHandler, directory=str(folder))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> Path:
+    """``docker-workflow build workflows/text_insights.json --target web -o DIR``, once.
+
+    Pyodide's tarball is cached in the project's cache/ (scripts/setup_web.sh fetches it), not
+    in each test's own cache: the download is the same pinned file every time.
+    """
+    out = tmp_path_factory.mktemp("site") / "text_insights"
+    env = {"DOCKER_WORKFLOW_CACHE": str(ROOT / "cache")}
+    done = run_cli("build", str(SITE_WORKFLOW), "--target", "web", "-o", str(out), env=env)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def site_server(site) -> Iterator[StaticServer]:
+    server = StaticServer(site)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def llm_server(site_server) -> Iterator[LLMServer]:
+    """The dev LLM server, allowing the site's origin (``OLLAMA_ORIGINS``, as Ollama reads)."""
+    saved = os.environ.get("OLLAMA_ORIGINS")
+    os.environ["OLLAMA_ORIGINS"] = site_server.origin
+    try:
+        server = LLMServer("127.0.0.1")
+    finally:
+        if saved is None:
+            os.environ.pop("OLLAMA_ORIGINS")
+        else:
+            os.environ["OLLAMA_ORIGINS"] = saved
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """One headless Chromium for the whole session."""
+    if not (shutil.which(CHROMIUM) and Path(CHROMEDRIVER).exists()):
+        pytest.fail("chromium and chromium-driver are not installed: run scripts/setup_web.sh")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ["SE_AVOID_STATS"] = "true"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+        "--window-size=1000,1500",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # shown when a test fails
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
