@@ -18,9 +18,22 @@ from pathlib import Path
 
 # Pyodide's core imports asyncio (its event loop is the page's) and its own two packages.
 ALWAYS = ("_pyodide", "pyodide", "pyodide.ffi", "asyncio", "encodings", "site")
-# Of no use where nothing can start a process or an interpreter; kept only when imported at
-# the top level of a module that is kept.
-NEVER_IN_A_BROWSER = (
+# Modules that library code imports only inside functions, for what a workflow in a page never
+# does: the REPL and the debugger (``site``'s interactive hook, ``pdb``, ``help()``), command
+# lines (``python -m json.tool``), process pools, ``urllib.request`` (``pathlib``'s file URLs).
+# Such a lazy import is not followed; a top-level import, or a tool's own import, still is.
+LAZY_SKIPPED = (
+    "_pyrepl",
+    "pdb",
+    "pydoc",
+    "argparse",
+    "code",
+    "rlcompleter",
+    "urllib.request",
+    "http.cookiejar",
+    "http.server",
+    "tracemalloc",
+    "importlib.metadata",
     "multiprocessing",
     "concurrent.futures.process",
     "concurrent.futures.interpreter",
@@ -99,6 +112,8 @@ def imports_of(source: str, module: str, is_package: bool) -> dict[str, bool]:
 
 def _excluded(name: str, excluded: frozenset[str]) -> bool:
     parts = name.split(".")
+    if parts[-1] == "__main__":  # what ``python -m`` runs; never imported
+        return True
     return any(".".join(parts[:end]) in excluded for end in range(1, len(parts) + 1))
 
 
@@ -109,7 +124,7 @@ def needed_modules(
     built-in and extension modules, are dropped). An import inside a block (a function, a
     ``try``) of an ``excluded`` module is not followed; one at the top level always is, since
     it runs whenever its module is imported."""
-    out = frozenset((*excluded, *NEVER_IN_A_BROWSER))
+    out = frozenset((*excluded, *LAZY_SKIPPED))
     modules = _module_names(archive.namelist())
     wanted = set(roots) | {m for m in modules for p in WHOLE_PACKAGES if m.startswith(p + ".")}
     seen: set[str] = set()
