@@ -11,6 +11,7 @@ import functools
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -116,3 +117,39 @@ def browser(tmp_path_factory):
         yield driver
     finally:
         driver.quit()
+
+
+class Page:
+    """The workflow page in the session's browser: its state, its texts."""
+
+    def __init__(self, driver) -> None:
+        self.driver = driver
+
+    def open(self, url: str) -> None:
+        self.driver.get(url)
+
+    def wait_for_end(self, timeout: float = 240.0) -> str:
+        """The page's final state (``done`` or ``failed``), or a failure with its console."""
+        ended = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < ended:
+            state = self.driver.find_element("tag name", "body").get_attribute("data-state")
+            if state in ("done", "failed"):
+                return state
+            time.sleep(0.2)
+        console = "\n".join(entry["message"] for entry in self.driver.get_log("browser"))
+        pytest.fail(f"the page did not finish in {timeout:g} s: {state}\n{console}")
+
+    def text(self, element_id: str) -> str:
+        return self.driver.find_element("id", element_id).text
+
+    def element(self, element_id: str):
+        return self.driver.find_element("id", element_id)
+
+    def all(self, css: str) -> list:
+        return self.driver.find_elements("css selector", css)
+
+
+@pytest.fixture
+def page(browser) -> Page:
+    return Page(browser)
