@@ -26,6 +26,7 @@ from pyodide.ffi import JsException, can_run_sync, run_sync, to_js
 from runner_template import http_client
 from runner_template.engine import Engine
 from runner_template.errors import RunnerError
+from runner_template.llm import DEFAULT_KEY_ENV
 
 CORS_HINT = (
     "the browser could not reach it: is it running, and does it allow this page's origin"
@@ -166,6 +167,13 @@ def open_request(method: str, url: str, *, body: bytes | None, headers: dict, ti
     return _Connection(response), response
 
 
+def _key_variables(bundle: dict[str, Any]) -> set[str]:
+    """The variables the bundle's LLM tools read their API key from (``api_key_env``)."""
+    parts = [bundle, *bundle.get("workflows", {}).values()]
+    tools = [t for p in parts for t in p.get("tools", {}).values() if t.get("kind") == "llm"]
+    return {t.get("api_key_env") or DEFAULT_KEY_ENV for t in tools} | {DEFAULT_KEY_ENV}
+
+
 def install() -> None:
     """Send every HTTP call of the engine through ``fetch``."""
     http_client.open_request = open_request
@@ -186,10 +194,12 @@ def run(request_json: str, bundle_json: str, post: Callable[[str], None]) -> Non
         post(json.dumps({"event": "error", **error.to_json()}))
         return
     install()
-    if request.get("api_key"):
-        os.environ["OLLAMA_API_KEY"] = request["api_key"]
-    else:
-        os.environ.pop("OLLAMA_API_KEY", None)
+    bundle = json.loads(bundle_json)
+    for name in _key_variables(bundle):  # the page's key, as each LLM tool reads its key
+        if request.get("api_key"):
+            os.environ[name] = request["api_key"]
+        else:
+            os.environ.pop(name, None)
 
     def emit(event: dict[str, Any]) -> None:
         post(json.dumps(event, ensure_ascii=False))
@@ -197,7 +207,7 @@ def run(request_json: str, bundle_json: str, post: Callable[[str], None]) -> Non
     started = time.monotonic()
     try:
         engine = Engine(
-            json.loads(bundle_json),
+            bundle,
             endpoint=request.get("endpoint") or None,
             provider=request.get("provider") or None,
         )

@@ -47,23 +47,40 @@ class StaticServer:
         self.httpd.server_close()
 
 
-@pytest.fixture(scope="session")
-def site(tmp_path_factory) -> Path:
-    """``docker-workflow build workflows/text_insights.json --target web -o DIR``, once.
+def build_site(folder: Path, workflow: Path) -> Path:
+    """``docker-workflow build WORKFLOW --target web -o folder/<name>``.
 
     Pyodide's tarball is cached in the project's cache/ (scripts/setup_web.sh fetches it), not
     in each test's own cache: the download is the same pinned file every time.
     """
-    out = tmp_path_factory.mktemp("site") / "text_insights"
+    out = folder / workflow.stem
     env = {"DOCKER_WORKFLOW_CACHE": str(ROOT / "cache")}
-    done = run_cli("build", str(SITE_WORKFLOW), "--target", "web", "-o", str(out), env=env)
+    done = run_cli("build", str(workflow), "--target", "web", "-o", str(out), env=env)
     assert done.returncode == 0, done.stderr
     return out
 
 
 @pytest.fixture(scope="session")
-def site_server(site) -> Iterator[StaticServer]:
-    server = StaticServer(site)
+def sites(tmp_path_factory) -> Path:
+    """The folder the file server serves: one site per subfolder, all of one origin."""
+    return tmp_path_factory.mktemp("sites")
+
+
+@pytest.fixture(scope="session")
+def site(sites) -> Path:
+    """The ``text_insights`` site, built once (served at ``/text_insights/``)."""
+    return build_site(sites, SITE_WORKFLOW)
+
+
+@pytest.fixture(scope="session")
+def summarizer_site(sites) -> Path:
+    """The ``simple_summarizer`` site (one LLM step), at ``/simple_summarizer/``."""
+    return build_site(sites, ROOT / "workflows" / "simple_summarizer.json")
+
+
+@pytest.fixture(scope="session")
+def site_server(sites) -> Iterator[StaticServer]:
+    server = StaticServer(sites)
     try:
         yield server
     finally:
@@ -145,6 +162,11 @@ class Page:
 
     def element(self, element_id: str):
         return self.driver.find_element("id", element_id)
+
+    def select(self, element_id: str, value: str) -> None:
+        from selenium.webdriver.support.ui import Select
+
+        Select(self.element(element_id)).select_by_value(value)
 
     def all(self, css: str) -> list:
         return self.driver.find_elements("css selector", css)

@@ -28,7 +28,7 @@ def expected_statistics(site: Path) -> dict:
 def test_text_insights_runs_in_the_browser_from_a_link(page, site, site_server, llm_server):
     inputs = quote(json.dumps({"text": TEXT, "max_keywords": 3}))
     endpoint = quote(llm_server.url)
-    page.open(f"{site_server.origin}/index.html#inputs={inputs}&endpoint={endpoint}&run")
+    page.open(f"{site_server.origin}/text_insights/#inputs={inputs}&endpoint={endpoint}&run")
     assert page.wait_for_end() == "done", page.text("error")
     outputs = json.loads(page.text("outputs"))
     assert set(outputs) == {"title", "sentiment", "keywords", "statistics"}
@@ -49,8 +49,8 @@ def test_text_insights_runs_in_the_browser_from_a_link(page, site, site_server, 
     page.driver.save_screenshot(str(DOCS / "web-text-insights.png"))
 
 
-def test_a_bad_input_shows_the_one_line_error_next_to_its_field(page, site_server):
-    page.open(f"{site_server.origin}/index.html")
+def test_a_bad_input_shows_the_one_line_error_next_to_its_field(page, site, site_server):
+    page.open(f"{site_server.origin}/text_insights/index.html")
     text = page.element("input-text")
     text.clear()
     text.send_keys("Short text.")
@@ -66,3 +66,19 @@ def test_a_bad_input_shows_the_one_line_error_next_to_its_field(page, site_serve
     assert "invalid" in keywords.get_attribute("class")
     assert page.text("outputs") == ""
     page.driver.save_screenshot(str(DOCS / "web-bad-input.png"))
+
+
+def test_an_openai_compatible_server_streams_to_the_page(
+    page, summarizer_site, site_server, llm_server
+):
+    """simple_summarizer through ``/v1/chat/completions`` (Server-Sent Events): the endpoint
+    ends in ``/v1``, which only the OpenAI API chosen on the page can answer."""
+    inputs = quote(json.dumps({"text": TEXT, "max_length": 12}))
+    endpoint = quote(llm_server.url + "/v1")
+    page.open(f"{site_server.origin}/simple_summarizer/#inputs={inputs}&endpoint={endpoint}")
+    page.select("provider", "openai")
+    page.element("run").click()
+    assert page.wait_for_end() == "done", page.text("error")
+    summary = json.loads(page.text("outputs"))["summary"]
+    streamed = page.all("#step-summarize .tokens")[0].text
+    assert summary and streamed.strip() == summary
