@@ -214,13 +214,17 @@ function handle(event) {
     }
     case "result":
       $("outputs").textContent = JSON.stringify(event.outputs, null, 2);
-      finish("done", `Done in ${((performance.now() - page.started) / 1000).toFixed(1)} s`);
+      finish("done", `Done in ${elapsed()} s`);
       break;
     case "error":
       showError(event.error);
-      finish("failed", "Failed");
+      finish("failed", page.started ? `Failed after ${elapsed()} s` : "Failed");
       break;
   }
+}
+
+function elapsed() {
+  return ((performance.now() - page.started) / 1000).toFixed(1);
 }
 
 function finish(state, text) {

@@ -73,6 +73,12 @@ def site(sites) -> Path:
 
 
 @pytest.fixture(scope="session")
+def site_builder(sites):
+    """Build one more site beside the others: ``site_builder(workflow_path) -> folder``."""
+    return functools.partial(build_site, sites)
+
+
+@pytest.fixture(scope="session")
 def summarizer_site(sites) -> Path:
     """The ``simple_summarizer`` site (one LLM step), at ``/simple_summarizer/``."""
     return build_site(sites, ROOT / "workflows" / "simple_summarizer.json")
@@ -145,15 +151,15 @@ class Page:
     def open(self, url: str) -> None:
         self.driver.get(url)
 
-    def wait_for_end(self, timeout: float = 240.0) -> str:
+    def wait_for_end(self, timeout: float = 240.0, states=("done", "failed")) -> str:
         """The page's final state (``done`` or ``failed``), or a failure with its console."""
         ended = time.monotonic() + timeout
         state = None
         while time.monotonic() < ended:
             state = self.driver.find_element("tag name", "body").get_attribute("data-state")
-            if state in ("done", "failed"):
+            if state in states:
                 return state
-            time.sleep(0.2)
+            time.sleep(0.1)
         console = "\n".join(entry["message"] for entry in self.driver.get_log("browser"))
         pytest.fail(f"the page did not finish in {timeout:g} s: {state}\n{console}")
 

@@ -4,13 +4,15 @@ dev LLM server, from a link that carries the inputs; a bad input is shown at its
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, write_json
 
 from runner_template.engine import Engine
+from runner_template.errors import StepTimeoutError
 
 pytestmark = pytest.mark.llm
 DOCS = ROOT / "docs"
@@ -82,3 +84,46 @@ def test_an_openai_compatible_server_streams_to_the_page(
     summary = json.loads(page.text("outputs"))["summary"]
     streamed = page.all("#step-summarize .tokens")[0].text
     assert summary and streamed.strip() == summary
+
+
+SLOW = {
+    "workflow_id": "slow_writer",
+    "version": "1.0.0",
+    "portable": True,
+    "inputs": {"text": {"type": "string", "required": True}},
+    "outputs": {"story": {"source_reference": "steps.write.story"}},
+    "steps": [
+        {
+            "step_id": "write",
+            "type": "llm_call",
+            "tool": "writer",
+            "prompt_template": "Write a long story about {text}.",
+            "input_mapping": {"text": "inputs.text"},
+            "output_name": "story",
+            "timeout": 1,
+        }
+    ],
+    "tools": {"writer": {"type": "llm", "model": "llama3", "max_tokens": 300, "seed": 1}},
+}
+
+
+def test_an_llm_step_over_its_timeout_is_cut_short_with_the_engines_error(
+    page, site_builder, site_server, llm_server, tmp_path
+):
+    """The browser aborts the streaming fetch at the step's timeout: a ``step_timeout`` a
+    second or so later, not when the model has written its 300 tokens."""
+    workflow = write_json(tmp_path / "slow_writer.json", SLOW)
+    bundle = json.loads((site_builder(workflow) / "bundle.json").read_text())
+    with pytest.raises(StepTimeoutError) as native:  # the same workflow, natively, streaming
+        Engine(bundle, endpoint=llm_server.url).run(
+            {"text": "a lighthouse"}, on_event=lambda event: None
+        )
+    inputs = quote(json.dumps({"text": "a lighthouse"}))
+    page.open(f"{site_server.origin}/slow_writer/#inputs={inputs}&endpoint={quote(llm_server.url)}")
+    assert page.wait_for_end(60, states=("ready",)) == "ready", page.text("error")
+    started = time.monotonic()
+    page.element("run").click()
+    assert page.wait_for_end(60) == "failed"
+    assert time.monotonic() - started < 5  # the step's second, not the model's 300 tokens
+    assert page.text("error").startswith("step_timeout: ")
+    assert page.text("error").endswith("(step write)") and native.value.step == "write"
