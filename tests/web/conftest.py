@@ -174,6 +174,16 @@ class Page:
 
         Select(self.element(element_id)).select_by_value(value)
 
+    def screenshot(self, name: str) -> None:
+        """Save the page as ``name`` in ``$DOCKER_WORKFLOW_SCREENSHOTS`` (the docs' pictures
+        are made with ``DOCKER_WORKFLOW_SCREENSHOTS=docs``); nothing when it is not set, so
+        test runs leave the work tree alone."""
+        folder = os.environ.get("DOCKER_WORKFLOW_SCREENSHOTS")
+        if folder:
+            target = Path(folder) if Path(folder).is_absolute() else ROOT / folder
+            target.mkdir(parents=True, exist_ok=True)
+            assert self.driver.save_screenshot(str(target / name))
+
     def all(self, css: str) -> list:
         return self.driver.find_elements("css selector", css)
 

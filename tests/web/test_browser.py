@@ -9,13 +9,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from helpers import ROOT, write_json
+from helpers import write_json
 
 from runner_template.engine import Engine
 from runner_template.errors import StepTimeoutError
 
 pytestmark = pytest.mark.llm
-DOCS = ROOT / "docs"
 TEXT = "The new  release is GREAT: fast builds, tiny images,\tand happy users!"
 
 
@@ -48,7 +47,7 @@ def test_text_insights_runs_in_the_browser_from_a_link(page, site, site_server, 
     streamed = page.all("#step-title .tokens")[0].text
     assert streamed.strip() and streamed.strip() in json.dumps(outputs["title"]) + streamed
     assert page.element("endpoint").get_attribute("value") == llm_server.url
-    page.driver.save_screenshot(str(DOCS / "web-text-insights.png"))
+    page.screenshot("web-text-insights.png")
 
 
 def test_a_bad_input_shows_the_one_line_error_next_to_its_field(page, site, site_server):
@@ -67,7 +66,7 @@ def test_a_bad_input_shows_the_one_line_error_next_to_its_field(page, site, site
     assert page.text("error-text") == ""
     assert "invalid" in keywords.get_attribute("class")
     assert page.text("outputs") == ""
-    page.driver.save_screenshot(str(DOCS / "web-bad-input.png"))
+    page.screenshot("web-bad-input.png")
 
 
 def test_an_openai_compatible_server_streams_to_the_page(

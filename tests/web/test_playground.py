@@ -104,7 +104,7 @@ def test_the_playground_runs_the_calculator_through_the_service(page, playground
     assert [s.get_attribute("id") for s in steps] == ["step-calculate", "step-explain"]
     hidden = [page.element("endpoint"), *page.all("label[for=endpoint], label[for=provider]")]
     assert not any(e.is_displayed() for e in hidden)  # the service has its own LLM settings
-    page.driver.save_screenshot(str(ROOT / "docs" / "web-playground.png"))
+    page.screenshot("web-playground.png")
 
 
 def test_the_services_input_errors_show_at_their_field(page, playground):
