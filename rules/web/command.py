@@ -12,6 +12,15 @@ from pathlib import Path
 from rules.console import err_console
 from rules.errors import InputProblem
 
+# Options of ``build`` that only an image has.
+IMAGE_ONLY = (
+    ("--push", "push"),
+    ("--oci", "oci"),
+    ("--tag", "tag"),
+    ("--platform", "platform"),
+    ("--label", "label"),
+)
+
 
 def build_web(args: argparse.Namespace) -> int:
     """Write the site; print its folder (stdout) and its size (stderr)."""
@@ -19,6 +28,9 @@ def build_web(args: argparse.Namespace) -> int:
 
     if not getattr(args, "output_dir", None):
         raise InputProblem("build --target web needs -o DIR: the folder to write the site into")
+    for option, name in IMAGE_ONLY:
+        if getattr(args, name, None):
+            raise InputProblem(f"{option} is for images: build --target web writes a site")
     report = build_site(Path(args.workflow), Path(args.output_dir), args.tools, args.model)
     err_console().print(report.summary())
     print(report.out)

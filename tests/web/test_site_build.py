@@ -198,6 +198,8 @@ def test_the_site_folder_must_be_new_empty_or_a_site(tmp_path):
     workflow = str(ROOT / "workflows" / "text_insights.json")
     done = run_cli("build", workflow, "--target", "web")
     assert done.returncode == 2 and "build --target web needs -o DIR" in done.stderr
+    done = run_cli("build", workflow, "--target", "web", "-o", str(tmp_path / "s"), "--push")
+    assert done.returncode == 2 and "--push is for images" in done.stderr
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     done = run_cli("build", workflow, "--target", "web", "-o", str(tmp_path / "mine"))
