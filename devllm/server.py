@@ -4,13 +4,17 @@ Endpoints: ``GET /api/tags``, ``GET /api/version``, ``POST /api/show``, ``POST /
 ``POST /api/chat``, and the OpenAI-compatible ``GET /v1/models`` and
 ``POST /v1/chat/completions`` (``devllm/openai_api.py``). Streaming is NDJSON as in Ollama (the
 default), ``"stream": false`` gives one object. Errors are ``{"error": "..."}`` with 400 for bad
-requests and 404 for unknown models.
+requests and 404 for unknown models. ``--cors ORIGIN`` (else ``OLLAMA_ORIGINS``, as Ollama reads
+it) lets pages of those origins call it from a browser: preflights answered, and
+``Access-Control-Allow-Origin`` on every answer to an allowed origin.
 Reference: docs/api.md in the ollama/ollama repository.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 import sys
 import threading
 from datetime import UTC, datetime
@@ -44,6 +48,27 @@ class OllamaHandler(BaseHTTPRequestHandler):
             sys.stderr.write(f"devllm: {self.address_string()} {format % args}\n")
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def end_headers(self) -> None:
+        """Every answer says which browser origins may read it (``--cors``), as Ollama does."""
+        origin = self.headers.get("Origin")
+        if origin and self.server.allows_origin(origin):
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Vary", "Origin")
+        super().end_headers()
+
+    def do_OPTIONS(self) -> None:
+        """A browser's preflight before a JSON POST from another origin."""
+        origin = self.headers.get("Origin") or ""
+        if not self.server.allows_origin(origin):
+            self._error(403, f"origin {origin!r} is not allowed: start llm-server --cors ORIGIN")
+            return
+        self.send_response(204)
+        self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        self.send_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
+        self.send_header("Access-Control-Max-Age", "600")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _send_json(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode("utf-8")
@@ -218,12 +243,24 @@ class DevLLMServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], model: TinyModel, names: list[str], verbose=False):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        model: TinyModel,
+        names: list[str],
+        verbose=False,
+        cors: list[str] | None = None,
+    ):
         super().__init__(address, OllamaHandler)
         self.model = model
         self.names = [canonical_name(n) for n in names]
         self.verbose = verbose
         self.modified_at = _now()
+        self.cors = list(cors or [])
+
+    def allows_origin(self, origin: str) -> bool:
+        """``origin`` matches a ``--cors`` pattern (``*`` and ``http://127.0.0.1:*`` work)."""
+        return bool(origin) and any(fnmatch.fnmatchcase(origin, p) for p in self.cors)
 
     def describe(self, name: str) -> dict[str, Any]:
         size = self.model.path.stat().st_size
@@ -251,10 +288,20 @@ class DevLLMServer(ThreadingHTTPServer):
         }
 
 
-def serve(host: str, port: int, names: list[str], verbose: bool = False) -> None:
+def cors_origins(given: list[str] | None) -> list[str]:
+    """``--cors`` origins, else Ollama's own ``OLLAMA_ORIGINS`` (comma-separated), else none."""
+    if given:
+        return list(given)
+    return [o.strip() for o in os.environ.get("OLLAMA_ORIGINS", "").split(",") if o.strip()]
+
+
+def serve(
+    host: str, port: int, names: list[str], verbose: bool = False, cors: list[str] | None = None
+) -> None:
     """Load the model, bind, print the address, serve until interrupted."""
     model = TinyModel()
-    server = DevLLMServer((host, port), model, names or list(DEFAULT_NAMES), verbose)
+    origins = cors_origins(cors)
+    server = DevLLMServer((host, port), model, names or list(DEFAULT_NAMES), verbose, origins)
     bound_host, bound_port = server.server_address[:2]
     print(
         f"devllm: development server (not for production), model {model.path.name} as"

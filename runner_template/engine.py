@@ -4,6 +4,8 @@ Every attempt of a step runs in its own daemon thread and reports to one queue; 
 loop in :class:`_Run` owns all state. A thread cannot be killed, so a step that overruns its
 ``timeout`` is failed by the scheduler and its thread is abandoned (daemon threads never keep the
 process alive). Retries wait with exponential backoff without holding a thread.
+Where CPython has no threads (Pyodide in a browser), an attempt runs in place instead, to its
+end: a parallel group's steps then run one after another, with the same results and errors.
 
 Time is bounded three ways: an attempt by the step's ``timeout``; the whole step (attempts,
 backoff pauses and the fallback) by its ``deadline`` (default twice the timeout); the whole run by
@@ -79,6 +81,16 @@ def _env_number(name: str, default: float, low: float, high: float) -> float:
 RETRY_BACKOFF_SECONDS = _env_number("WORKFLOW_RETRY_BACKOFF", 0.5, 0.0, BACKOFF_CAP_SECONDS)
 MAX_PARALLEL = int(_env_number("WORKFLOW_MAX_PARALLEL", 8, 1, 256))
 
+
+def _has_threads() -> bool:
+    """False in CPython builds without threads (Pyodide in a browser: WebAssembly, no pthreads)."""
+    info = getattr(sys, "_emscripten_info", None)
+    return info is None or bool(info.pthreads)
+
+
+# Without threads every attempt runs in place, to its end, when the scheduler starts it: steps of
+# a parallel group run one after another, in the order written, with the same results and errors.
+THREADS = _has_threads()
 
 QUIET = False  # batch and serve set it: thousands of runs, one line each, not one per step
 
@@ -356,8 +368,7 @@ class _Run:
 
     def _overrun(self, state: _StepState) -> StepTimeoutError:
         step_id = state.step["step_id"]
-        now = time.monotonic()
-        if now >= state.step_deadline:
+        if state.attempt_deadline >= state.step_deadline:  # the step's deadline cut the attempt
             budget = self.engine.step_budget(state)
             return StepTimeoutError(
                 f"step '{step_id}' did not finish within its deadline of {budget:g} s"
@@ -390,23 +401,32 @@ class _Run:
         inputs, outputs, reports, engine = self.inputs, self.outputs, self.reports, self.engine
         emit = self.emit
 
-        def work() -> None:
+        def work() -> tuple[str, int, bool, Any]:
             try:
                 values = {
                     key: resolve_mapping_value(value, inputs, outputs)
                     for key, value in (step.get("input_mapping") or {}).items()
                 }
                 result = engine.execute(step, tool_id, values, deadline, state.stats, emit)
-                reports.put((step_id, attempt, True, result))
+                return (step_id, attempt, True, result)
             except RunnerError as error:
                 error.step = error.step or step_id
-                reports.put((step_id, attempt, False, error))
+                return (step_id, attempt, False, error)
             except LookupError as error:
-                reports.put((step_id, attempt, False, ToolError(str(error), step_id)))
+                return (step_id, attempt, False, ToolError(str(error), step_id))
             except Exception as error:  # a bug in the engine, reported as such
-                reports.put((step_id, attempt, False, RunnerError(repr(error), step_id)))
+                return (step_id, attempt, False, RunnerError(repr(error), step_id))
 
-        threading.Thread(target=work, name=f"step-{step_id}", daemon=True).start()
+        if THREADS:
+            threading.Thread(
+                target=lambda: reports.put(work()), name=f"step-{step_id}", daemon=True
+            ).start()
+            return
+        report = work()
+        if time.monotonic() >= deadline:  # what the scheduler says of a thread that overran
+            report = (step_id, attempt, False, self._overrun(state))
+        self._settle(state, report[2], report[3])  # now: its time and events are its own
+        reports.put(report)  # wakes the loop, which finds the step settled and moves on
 
     def _settle(self, state: _StepState, ok: bool, value: Any) -> None:
         step_id = state.step["step_id"]

@@ -24,6 +24,10 @@ def build_image(args: argparse.Namespace, platforms: list[str], force: bool = Fa
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    if args.target == "web":  # a static site instead of an image (docs/WEB.md)
+        from rules.cli.web import build_web
+
+        return build_web(args)
     if args.push and args.oci:
         raise InputProblem("choose one of --push and --oci")
     print(build_image(args, parse_platforms(args.platform)))

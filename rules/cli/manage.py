@@ -51,7 +51,7 @@ def cmd_llm_server(args: argparse.Namespace) -> int:
     except ImportError:
         raise UserError("the dev LLM server is not installed: pip install '.[devllm]'") from None
     try:
-        serve(args.host, args.port, args.model or [], verbose=args.verbose)
+        serve(args.host, args.port, args.model or [], verbose=args.verbose, cors=args.cors)
     except ModelUnavailable as error:
         raise UserError(f"llm-server: {error}") from None
     except OSError as error:

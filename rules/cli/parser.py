@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build_options(build, platforms_help=f"default {','.join(DEFAULT_PLATFORMS)}")
     build.add_argument("--push", action="store_true", help="push the image index to its registry")
     build.add_argument("--oci", metavar="FILE", help="write an OCI tarball instead of loading")
+    build.add_argument(
+        "--target",
+        choices=("image", "web"),
+        default="image",
+        help="image (default), or web: a static site running it in the browser into -o DIR",
+    )
     build.set_defaults(func=cmd_build)
 
     run = sub.add_parser("run", help="run a workflow in an ephemeral container (or --local)")
@@ -233,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME",
         help="a model name to answer to (repeatable; default llama3 and smollm2:135m)",
+    )
+    server.add_argument(
+        "--cors",
+        action="append",
+        metavar="ORIGIN",
+        help="let pages of ORIGIN call it from a browser (repeatable; * and :* wildcards;"
+        " default $OLLAMA_ORIGINS)",
     )
     server.add_argument("-v", "--verbose", action="store_true", help="log every request")
     server.set_defaults(func=cmd_llm_server)

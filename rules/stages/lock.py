@@ -130,7 +130,7 @@ def _package_name(requirement: str) -> str:
         return requirement
 
 
-def _origin(needs: dict[str, Any], name: str, fallback_file: str) -> tuple[str, str]:
+def requirement_origin(needs: dict[str, Any], name: str, fallback_file: str) -> tuple[str, str]:
     """The file and JSON path that asked for package ``name`` (a requirement is fine too)."""
     origin = (needs.get("origins") or {}).get(canonicalize_name(_package_name(name)))
     return (origin[0], origin[1]) if origin else (fallback_file, "$")
@@ -202,7 +202,7 @@ def _resolve(requirements, platforms, needs, workflow_file) -> dict[str, Any]:
     for platform, result in results.items():
         if isinstance(result, list):
             continue
-        file, where = _origin(needs, result, workflow_file)
+        file, where = requirement_origin(needs, result, workflow_file)
         others = [p for p, r in results.items() if isinstance(r, list)]
         if others:
             message = (
