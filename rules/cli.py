@@ -149,7 +149,20 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.push and args.oci:
         raise InputProblem("choose one of --push and --oci")
     options = _build_options(args, parse_platforms(args.platform))
-    print(build_workflow(Path(args.workflow), options).tag)
+    tag = build_workflow(Path(args.workflow), options).tag
+    if args.push:  # NAME@sha256:... of what landed in the registry
+        from rules.registry_push import pushed_reference
+
+        tag = pushed_reference(tag) or tag
+    print(tag)
+    return 0
+
+
+def cmd_sbom(args: argparse.Namespace) -> int:
+    from rules.workflow_sbom import workflow_sbom
+
+    platform = parse_platforms(args.platform)[0] if args.platform else native_platform()
+    sys.stdout.buffer.write(workflow_sbom(Path(args.workflow), _build_options(args, [platform])))
     return 0
 
 
@@ -330,9 +343,12 @@ def cmd_k8s(args: argparse.Namespace) -> int:
         )
     if not 1 <= args.parallelism <= 10000 or not 1 <= args.replicas <= 1000:
         raise InputProblem("--parallelism must be 1-10000 and --replicas 1-1000")
+    from rules.registry_push import pushed_reference
+
     _, analysis, _ = analyze_file(Path(args.workflow), args.tools, args.model)
+    tag = args.tag or default_tag(analysis.workflow_id)
     options = K8sOptions(
-        image=args.tag or default_tag(analysis.workflow_id),
+        image=pushed_reference(tag) or tag,
         workflow_id=analysis.workflow_id,
         endpoint=args.endpoint,
         parallelism=args.parallelism,
@@ -507,6 +523,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--push", action="store_true", help="push the image index to its registry")
     build.add_argument("--oci", metavar="FILE", help="write an OCI tarball instead of loading")
     build.set_defaults(func=cmd_build)
+
+    sbom = sub.add_parser("sbom", help="print the CycloneDX SBOM of a workflow's image")
+    sbom.add_argument("workflow")
+    _add_build_options(sbom, platforms_help="the platform (default: this machine's)")
+    sbom.set_defaults(func=cmd_sbom)
 
     run = sub.add_parser("run", help="run a workflow in an ephemeral container (or --local)")
     run.add_argument("workflow")

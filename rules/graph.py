@@ -13,6 +13,7 @@ from typing import Any
 
 from rules import tasks
 from rules.errors import UserError
+from rules.platforms import arch_of
 from rules.targets import TARGETS, Target
 
 
@@ -64,7 +65,10 @@ def build_targets(targets: list[Target], step: str = "image", quiet: bool = Fals
     TARGETS.update({t.name: t for t in targets})
     tasks.FAILURES.clear()
     config: dict[str, Any] = {"reporter": _reporter(quiet)}
-    code = run_doit([f"{step}:{t.name}" for t in targets], config)
+    names = [f"{step}:{t.name}" for t in targets]
+    if step == "compile":  # one task per platform
+        names = [f"compile:{t.name}-{arch_of(p)}" for t in targets for p in t.options.platforms]
+    code = run_doit(names, config)
     if tasks.FAILURES:
         raise tasks.FAILURES[0]
     if code != 0:

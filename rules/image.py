@@ -27,6 +27,8 @@ from rules.fsutil import locked, staging_dir
 from rules.image_store import MANAGED_LABEL, forget, image_labels
 from rules.paths import cache_dir
 from rules.platforms import arch_of
+from rules.registry_push import push_failure, record_push
+from rules.sbom import platform_stages, write_sboms
 
 RUNTIMES = {"scratch": "scratch", "alpine": "alpine:3.20"}
 
@@ -47,6 +49,7 @@ class ImageRequest:
     runtime: str = "scratch"
     push: bool = False
     oci_path: Path | None = None
+    engine_dir: Path | None = None  # the rendered engine (its package lock, for the SBOM)
     extra_labels: dict[str, str] = field(default_factory=dict)
 
     def labels(self) -> dict[str, str]:
@@ -141,7 +144,8 @@ def _build(request: ImageRequest, runtime: str) -> None:
         os.chmod(context / "bundle" / "app", 0o755)
         os.chmod(context / "bundle" / "app" / "bundle.json", 0o644)
         (context / "base" / "tmp").mkdir(parents=True)
-        dockerfile = docker_file("Dockerfile.image").decode().replace("{runtime}", runtime)
+        stages = platform_stages(runtime, write_sboms(request, context))
+        dockerfile = docker_file("Dockerfile.image").decode().replace("{platform_stages}", stages)
         (context / "Dockerfile").write_text(dockerfile)
         _zero_mtimes(context)
         os.chmod(context / "base" / "tmp", 0o1777)
@@ -158,10 +162,16 @@ def _build(request: ImageRequest, runtime: str) -> None:
             options["output"] = {"type": "oci", "dest": str(request.oci_path), "name": request.tag}
         elif request.push:
             options["push"] = True
+            options["metadata_file"] = context / "metadata.json"
         else:
             options["load"] = True
-        build(f"building image {request.tag}", context, **options)
+        try:
+            build(f"building image {request.tag}", context, **options)
+        except UserError as error:
+            raise push_failure(request.tag, error) if request.push else error from None
         forget(request.tag)
+        if request.push:
+            record_push(request.tag, context / "metadata.json", request.labels())
         if request.oci_path is not None:
             _oci_labels_file(request.oci_path).write_text(json.dumps(request.labels()))
     finally:

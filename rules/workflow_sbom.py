@@ -1,0 +1,33 @@
+"""``docker-workflow sbom``: a workflow's SBOM for one platform, as its image ships it.
+
+Apart from ``rules/sbom.py`` on purpose: this reaches the whole pipeline (the graph up to the
+compile), which the image step's code fingerprint must not cover.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rules.options import BuildOptions
+
+
+def workflow_sbom(path: Path, options: BuildOptions) -> bytes:
+    """The SBOM of the image ``build`` makes of ``path`` for ``options.platforms[0]``: the
+    graph up to the compile (no image is built or replaced), then the same bytes the image
+    ships."""
+    from rules.build import target_for
+    from rules.docker_env import ensure_engine
+    from rules.graph import build_targets
+    from rules.options import image_request
+    from rules.pipeline import analyze_file
+    from rules.prepared import load_prepared
+    from rules.sbom import sbom_json
+    from rules.tasks import compile_marker_dir
+
+    target = target_for(path, options)
+    analyze_file(target.workflow, options.tools_dirs, options.model)  # its errors first
+    ensure_engine()
+    build_targets([target], step="compile")
+    platform = options.platforms[0]
+    compiled = {platform: compile_marker_dir(target, platform)}
+    return sbom_json(image_request(load_prepared(target.out), options, compiled), platform)
