@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+import time
 import urllib.error
 import uuid
 from dataclasses import dataclass
@@ -268,3 +269,46 @@ def test_sbom_of_a_broken_workflow_is_the_usual_one_line_error(dw, tmp_path):
     proc = dw("sbom", str(broken))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and str(broken) in proc.stderr
+
+
+# -- Swarm -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def swarm():
+    """A single-node swarm on loopback; left again afterwards when this fixture made it."""
+    import docker as docker_sdk
+
+    client = docker_sdk.from_env()
+    made = client.info()["Swarm"]["LocalNodeState"] != "active"
+    if made:
+        client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+    yield client
+    if made:
+        client.swarm.leave(force=True)
+
+
+def test_swarm_tasks_pull_the_pushed_digest(dw, pushed, swarm, tmp_path):
+    """The batch's local image is the same build as the pushed one, so its tasks name
+    NAME@sha256 (pulled from the registry, as a node that never saw the image would)."""
+    docker("image", "rm", "--force", pushed.reference)  # the node must pull it
+    inputs = tmp_path / "in.jsonl"
+    rows = [{"operation": "add", "a": i, "b": 1} for i in range(12)]
+    inputs.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "results.jsonl"
+    since = str(int(time.time()) - 1)
+    proc = dw(
+        "batch", str(CALCULATOR), str(inputs), "-o", str(out), "--engine", "swarm",
+        "--replicas", "2", "--tag", pushed.tag, "--platform", "linux/amd64",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["outputs"]["result"] for r in found] == [i + 1 for i in range(12)]
+    events = docker(
+        "events", "--since", since, "--until", str(int(time.time()) + 1),
+        "--filter", "type=container", "--filter", "event=create",
+        "--filter", "label=docker-workflow.batch", "--format", "{{json .Actor.Attributes}}",
+    )  # fmt: skip
+    images = {json.loads(line)["image"] for line in events.stdout.splitlines()}
+    tasks = {image for image in images if not image.startswith("sha256:")}
+    assert tasks == {pushed.reference}, images
