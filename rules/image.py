@@ -27,8 +27,6 @@ from rules.fsutil import locked, staging_dir
 from rules.image_store import MANAGED_LABEL, forget, image_labels
 from rules.paths import cache_dir
 from rules.platforms import arch_of
-from rules.registry_push import push_failure, record_push
-from rules.sbom import platform_stages, write_sboms
 
 RUNTIMES = {"scratch": "scratch", "alpine": "alpine:3.20"}
 
@@ -133,6 +131,9 @@ def build_image(request: ImageRequest) -> None:
 
 
 def _build(request: ImageRequest, runtime: str) -> None:
+    from rules.registry_push import push_failure, record_push
+    from rules.sbom import platform_stages, write_sboms
+
     context = staging_dir(cache_dir() / "contexts" / f"image-{request.workflow_id}")
     try:
         for platform, folder in request.compiled.items():

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 from rules.errors import UserError
 from rules.fsutil import file_sha256
-from rules.lock import ENGINE_LOCK_FILE, lock_wheels
 from rules.platforms import arch_of
 from rules.prepared import digest
 
@@ -174,6 +173,8 @@ def builder_facts(compiled: Path) -> BuilderFacts:
 
 
 def _wheels(request: ImageRequest, platform: str) -> list[dict]:
+    from rules.lock import ENGINE_LOCK_FILE, lock_wheels
+
     lock_path = request.engine_dir / ENGINE_LOCK_FILE if request.engine_dir else None
     if lock_path is None or not lock_path.exists():
         return []

@@ -14,10 +14,10 @@ local volume is seen only by tasks on this node, so tasks are placed here unless
 
 The tasks run the image by the digest ``build --push`` recorded for the same build
 (``rules/registry_push.py``), which any node can pull; without one, by its ID, so no node
-tries to pull it from a registry. After a round, the
-indices without a result (a failed, killed or rejected task) form the next round, up to
-``shard_retries`` times; whatever is still missing is reported per index, never dropped. The
-service, the carrier container and the volume are removed afterwards, also on failure or Ctrl-C.
+tries to pull it from a registry. After a round, the indices without a result (a failed,
+killed or rejected task) form the next round, up to ``shard_retries`` times; whatever is still
+missing is reported per index, never dropped. The service, the carrier container and the
+volume are removed afterwards, also on failure or Ctrl-C.
 
 ``--network none``: swarm has no such network, and a task without one lands on the default
 bridge, so the batch gets an internal overlay network of its own (no route anywhere else),
