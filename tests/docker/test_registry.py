@@ -53,8 +53,22 @@ class Pushed:
     reference: str  # what build --push printed
 
 
+PUSHED_TAGS: set[str] = set()  # local tags the pushes leave behind, removed after the session
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_pushed_tags():
+    yield
+    for tag in sorted(PUSHED_TAGS):
+        docker("image", "rm", "--force", tag)
+
+
 def push(dw, tag: str, *extra: str, env: dict | None = None):
-    return dw("build", str(CALCULATOR), "--tag", tag, "--push", "--label", SESSION, *extra, env=env)
+    PUSHED_TAGS.add(tag)
+    proc = dw("build", str(CALCULATOR), "--tag", tag, "--push", "--label", SESSION, *extra, env=env)
+    if proc.returncode == 0:  # and what a pull or a Swarm task fetches by digest
+        PUSHED_TAGS.add(proc.stdout.strip().splitlines()[-1])
+    return proc
 
 
 def one_line_error(proc) -> str:
