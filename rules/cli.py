@@ -162,7 +162,8 @@ def cmd_sbom(args: argparse.Namespace) -> int:
     from rules.workflow_sbom import workflow_sbom
 
     platform = parse_platforms(args.platform)[0] if args.platform else native_platform()
-    sys.stdout.buffer.write(workflow_sbom(Path(args.workflow), _build_options(args, [platform])))
+    options = _build_options(args, list(DEFAULT_PLATFORMS))  # the image build makes
+    sys.stdout.buffer.write(workflow_sbom(Path(args.workflow), options, platform))
     return 0
 
 
@@ -526,7 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sbom = sub.add_parser("sbom", help="print the CycloneDX SBOM of a workflow's image")
     sbom.add_argument("workflow")
-    _add_build_options(sbom, platforms_help="the platform (default: this machine's)")
+    _add_build_options(
+        sbom, platforms_help="the platform whose SBOM to print (default: this machine's)"
+    )
     sbom.set_defaults(func=cmd_sbom)
 
     run = sub.add_parser("run", help="run a workflow in an ephemeral container (or --local)")

@@ -11,10 +11,13 @@ from pathlib import Path
 from rules.options import BuildOptions
 
 
-def workflow_sbom(path: Path, options: BuildOptions) -> bytes:
-    """The SBOM of the image ``build`` makes of ``path`` for ``options.platforms[0]``: the
-    graph up to the compile (no image is built or replaced), then the same bytes the image
-    ships."""
+def workflow_sbom(path: Path, options: BuildOptions, platform: str) -> bytes:
+    """The SBOM for ``platform`` of the image of ``path`` built with ``options``: the graph up
+    to the compiles (no image is built or replaced), then the bytes that image ships.
+
+    ``options.platforms`` must be those of the image (``build``'s default, both), not just
+    ``platform``: with packages, the lock of every platform is part of the engine, so a
+    one-platform graph would describe another engine."""
     from rules.build import target_for
     from rules.docker_env import ensure_engine
     from rules.graph import build_targets
@@ -28,6 +31,5 @@ def workflow_sbom(path: Path, options: BuildOptions) -> bytes:
     analyze_file(target.workflow, options.tools_dirs, options.model)  # its errors first
     ensure_engine()
     build_targets([target], step="compile")
-    platform = options.platforms[0]
     compiled = {platform: compile_marker_dir(target, platform)}
     return sbom_json(image_request(load_prepared(target.out), options, compiled), platform)
