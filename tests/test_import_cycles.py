@@ -14,10 +14,25 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _type_only(tree: ast.Module) -> set[ast.AST]:
+    """The nodes inside ``if TYPE_CHECKING:`` blocks: annotations only, never run."""
+    return {
+        inner
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+        for inner in ast.walk(node)
+    }
+
+
 def _imports(modules: set[str], path: Path) -> set[str]:
-    """The modules of ``modules`` that ``path`` imports anywhere in its code."""
+    """The modules of ``modules`` that ``path`` imports anywhere in its code (type-only
+    imports aside: a type named in an annotation couples nothing at run time)."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    skipped = _type_only(tree)
+    for node in ast.walk(tree):
+        if node in skipped:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
         elif isinstance(node, ast.Import):

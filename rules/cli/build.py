@@ -30,7 +30,26 @@ def cmd_build(args: argparse.Namespace) -> int:
         return build_web(args)
     if args.push and args.oci:
         raise InputProblem("choose one of --push and --oci")
-    print(build_image(args, parse_platforms(args.platform)))
+    tag = build_image(args, parse_platforms(args.platform))
+    if args.push:  # NAME@sha256:... of what landed in the registry
+        from rules.docker.registry_push import pushed_reference
+
+        tag = pushed_reference(tag) or tag
+    print(tag)
+    return 0
+
+
+def cmd_sbom(args: argparse.Namespace) -> int:
+    """Print the CycloneDX SBOM that the workflow's image ships for one platform."""
+    import sys
+
+    from rules.cli.convert import native_platform
+    from rules.graph.sbom import workflow_sbom
+    from rules.platforms import DEFAULT_PLATFORMS
+
+    platform = parse_platforms(args.platform)[0] if args.platform else native_platform()
+    options = build_options(args, list(DEFAULT_PLATFORMS))  # as the image build makes them
+    sys.stdout.buffer.write(workflow_sbom(Path(args.workflow), options, platform))
     return 0
 
 

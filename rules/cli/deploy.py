@@ -21,9 +21,12 @@ def cmd_k8s(args: argparse.Namespace) -> int:
         )
     if not 1 <= args.parallelism <= 10000 or not 1 <= args.replicas <= 1000:
         raise InputProblem("--parallelism must be 1-10000 and --replicas 1-1000")
+    from rules.docker.registry_push import pushed_reference
+
     _, analysis, _ = analyze_file(Path(args.workflow), args.tools, args.model)
+    tag = args.tag or default_tag(analysis.workflow_id)
     options = K8sOptions(
-        image=args.tag or default_tag(analysis.workflow_id),
+        image=pushed_reference(tag) or tag,  # the pushed digest, when there is one
         workflow_id=analysis.workflow_id,
         endpoint=args.endpoint,
         parallelism=args.parallelism,

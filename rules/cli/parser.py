@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rules.cli.build import cmd_analyze, cmd_bases, cmd_build, cmd_export
+from rules.cli.build import cmd_analyze, cmd_bases, cmd_build, cmd_export, cmd_sbom
 from rules.cli.deploy import cmd_k8s
 from rules.cli.manage import cmd_clean, cmd_llm_server
 from rules.cli.run import cmd_batch, cmd_run, cmd_serve
@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="image (default), or web: a static site running it in the browser into -o DIR",
     )
     build.set_defaults(func=cmd_build)
+
+    sbom = sub.add_parser("sbom", help="print the CycloneDX SBOM of a workflow's image")
+    sbom.add_argument("workflow")
+    _add_build_options(
+        sbom, platforms_help="the platform whose SBOM to print (default: this machine's)"
+    )
+    sbom.set_defaults(func=cmd_sbom)
 
     run = sub.add_parser("run", help="run a workflow in an ephemeral container (or --local)")
     run.add_argument("workflow")

@@ -64,6 +64,7 @@ def image_request(
         runtime=options.runtime,
         push=options.push,
         oci_path=options.oci_path,
+        engine_dir=prepared.engine_dir,
         extra_labels=dict(options.labels),
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 from rules.errors import UserError
 from rules.graph.targets import Target
 from rules.graph.tasks import BuildGraph, doit_config
+from rules.platforms import arch_of
 
 
 def run_doit(graph: BuildGraph, args: list[str], config: dict[str, Any] | None = None) -> int:
@@ -62,7 +63,10 @@ def build_targets(targets: list[Target], step: str = "image", quiet: bool = Fals
     """
     graph = BuildGraph({t.name: t for t in targets})
     config: dict[str, Any] = {"reporter": _reporter(quiet)}
-    code = run_doit(graph, [f"{step}:{t.name}" for t in targets], config)
+    names = [f"{step}:{t.name}" for t in targets]
+    if step == "compile":  # one task per platform
+        names = [f"compile:{t.name}-{arch_of(p)}" for t in targets for p in t.options.platforms]
+    code = run_doit(graph, names, config)
     if graph.failures:
         raise graph.failures[0]
     if code != 0:

@@ -48,6 +48,7 @@ class ImageRequest:
     runtime: str = "scratch"
     push: bool = False
     oci_path: Path | None = None
+    engine_dir: Path | None = None  # the rendered engine (its package lock, for the SBOM)
     extra_labels: dict[str, str] = field(default_factory=dict)
 
     def labels(self) -> dict[str, str]:
@@ -131,6 +132,9 @@ def build_image(request: ImageRequest) -> None:
 
 
 def _build(request: ImageRequest, runtime: str) -> None:
+    from rules.docker.registry_push import push_failure, record_push
+    from rules.stages.sbom import platform_stages, write_sboms
+
     context = staging_dir(cache_dir() / "contexts" / f"image-{request.workflow_id}")
     try:
         for platform, folder in request.compiled.items():
@@ -142,7 +146,8 @@ def _build(request: ImageRequest, runtime: str) -> None:
         os.chmod(context / "bundle" / "app", 0o755)
         os.chmod(context / "bundle" / "app" / BUNDLE_FILE, 0o644)
         (context / "base" / "tmp").mkdir(parents=True)
-        dockerfile = docker_file("Dockerfile.image").decode().replace("{runtime}", runtime)
+        stages = platform_stages(runtime, write_sboms(request, context))
+        dockerfile = docker_file("Dockerfile.image").decode().replace("{platform_stages}", stages)
         (context / "Dockerfile").write_text(dockerfile)
         _zero_mtimes(context)
         os.chmod(context / "base" / "tmp", 0o1777)
@@ -159,10 +164,16 @@ def _build(request: ImageRequest, runtime: str) -> None:
             options["output"] = {"type": "oci", "dest": str(request.oci_path), "name": request.tag}
         elif request.push:
             options["push"] = True
+            options["metadata_file"] = context / "metadata.json"
         else:
             options["load"] = True
-        build(f"building image {request.tag}", context, **options)
+        try:
+            build(f"building image {request.tag}", context, **options)
+        except UserError as error:
+            raise push_failure(request.tag, error) if request.push else error from None
         forget(request.tag)
+        if request.push:
+            record_push(request.tag, context / "metadata.json", request.labels())
         if request.oci_path is not None:
             _oci_labels_file(request.oci_path).write_text(json.dumps(request.labels()))
     finally:

@@ -12,10 +12,12 @@ image that is created but never started (the image has no shell, and needs none 
 local volume is seen only by tasks on this node, so every task is placed on this node (a
 ``node.id`` constraint).
 
-The image runs by its ID, so no node tries to pull it from a registry. After a round, the
-indices without a result (a failed, killed or rejected task) form the next round, up to
-``shard_retries`` times; whatever is still missing is reported per index, never dropped. The
-service, the carrier container and the volume are removed afterwards, also on failure or Ctrl-C.
+The tasks run the image by the digest ``build --push`` recorded for the same build
+(``rules/registry_push.py``), which any node can pull; without one, by its ID, so no node
+tries to pull it from a registry. After a round, the indices without a result (a failed,
+killed or rejected task) form the next round, up to ``shard_retries`` times; whatever is still
+missing is reported per index, never dropped. The service, the carrier container and the
+volume are removed afterwards, also on failure or Ctrl-C.
 
 ``--network none``: swarm has no such network, and a task without one lands on the default
 bridge, so the batch gets an internal overlay network of its own (no route anywhere else),
@@ -38,6 +40,7 @@ from rules.deploy.batch.results import error_record
 from rules.deploy.batch.settings import BatchSettings
 from rules.deploy.container import RunLimits
 from rules.docker.engine import docker_client, docker_error
+from rules.docker.registry_push import pushed_reference
 from rules.errors import UserError
 
 WORK = "/data/work"
@@ -97,7 +100,11 @@ class SwarmBatch:
         self.client = docker_client()
         _require_manager(self.client)
         self.DockerException = DockerException
-        self.image_id = self.client.images.get(image).id
+        local = self.client.images.get(image)
+        self.image_id = local.id  # the carrier container's: never pulled
+        # The tasks': the pushed NAME@sha256 of this very build when there is one, so that any
+        # node can pull it; else the ID, which only this node knows.
+        self.task_image = pushed_reference(image, dict(local.labels or {})) or local.id
         self.node_id = self.client.info()["Swarm"]["NodeID"]
         self.inputs = inputs
         self.settings = settings
@@ -183,7 +190,7 @@ class SwarmBatch:
         if network == "none":
             network = self._isolated_network()
         return self.client.services.create(
-            self.image_id,
+            self.task_image,
             args=args,
             name=f"dw-batch-{self.run_id}-r{round_.number}",
             env=env,
