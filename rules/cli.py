@@ -17,7 +17,8 @@ import tempfile
 from pathlib import Path
 
 from rules.compile import COMPILERS
-from rules.console import err_console, print_message
+from rules.console import err_console, print_message, set_quiet
+from rules.docker_env import BUILDER_IMAGE_ENV as BUILDER_ENV
 from rules.errors import InputProblem, UserError
 from rules.image import RUNTIMES
 from rules.image_names import check_reference
@@ -153,6 +154,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from rules.doctor import run_doctor
+
+    return run_doctor(args.builder_image, args.endpoint)
+
+
 def cmd_bases(args: argparse.Namespace) -> int:
     from rules.bases import ensure_builder_image
 
@@ -169,10 +176,12 @@ def native_platform() -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from rules.doctor import hint_on_exit
+
     inputs_text = read_inputs_arg(args.inputs, args.input_file)
     if args.local:
-        return _run_local(args, inputs_text)
-    return _run_in_docker(args, inputs_text)
+        return hint_on_exit(_run_local(args, inputs_text))
+    return hint_on_exit(_run_in_docker(args, inputs_text))
 
 
 def _run_local(args: argparse.Namespace, inputs_text: str) -> int:
@@ -631,11 +640,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("-v", "--verbose", action="store_true", help="log every request")
     server.set_defaults(func=cmd_llm_server)
+
+    doctor = sub.add_parser("doctor", help="say what is there and what is missing, with fixes")
+    doctor.add_argument("--builder-image", metavar="REF", help=f"default ${BUILDER_ENV}")
+    doctor.add_argument("--endpoint", help="LLM server URL (default $OLLAMA_ENDPOINT, then :11434)")
+    doctor.set_defaults(func=cmd_doctor)
+    for command in sub.choices.values():
+        command.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.quiet:
+        set_quiet()
     try:
         return args.func(args)
     except UserError as error:

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from rules.bases import IMAGE_NAME, PLATFORMS_LABEL
 from rules.buildx import build
 from rules.docker_files import docker_file
 from rules.errors import UserError
 from rules.fsutil import file_sha256, locked, replace_tree, staging_dir
+from rules.image_store import image_labels
 from rules.lock import ENGINE_LOCK_FILE, ensure_wheel, lock_wheels, requirements_txt
 from rules.paths import cache_dir
 from rules.platforms import arch_of
@@ -134,7 +136,28 @@ def compile_engine(request: CompileRequest) -> Path:
     return target
 
 
+def check_builder(reference: str, platform: str) -> None:
+    """Fail before the compile, with the fix, when the builder cannot be right: one of ours
+    (``docker-workflow bases``: never in a registry) that is not here, or one made for other
+    platforms (a native-only builder from a first run is not a two-platform one)."""
+    labels = image_labels(reference)
+    if labels is None:
+        if reference.startswith(f"{IMAGE_NAME}:"):
+            raise UserError(
+                f"builder image {reference} is not in the Docker engine: make it with"
+                " 'docker-workflow bases' (docker-workflow doctor says what else is missing)"
+            )
+        return  # a registry image: buildx pulls it
+    made_for = [p for p in labels.get(PLATFORMS_LABEL, "").split(",") if p]
+    if made_for and platform not in made_for:
+        raise UserError(
+            f"builder image {reference} was made for {', '.join(made_for)} only, not {platform}:"
+            " make one for both platforms with 'docker-workflow bases' (docker-workflow doctor)"
+        )
+
+
 def _compile_into(request: CompileRequest, target: Path) -> None:
+    check_builder(request.builder_image, request.platform)
     context = staging_dir(cache_dir() / "contexts" / f"compile-{target.parent.name}-{request.arch}")
     output = staging_dir(target)
     try:
@@ -171,7 +194,7 @@ def _compile_into(request: CompileRequest, target: Path) -> None:
             output={"type": "local", "dest": str(output)},
             hint=(
                 f"The compile used builder image {request.builder_image}: make one with"
-                " 'docker-workflow bases', or pass --builder-image."
+                " 'docker-workflow bases', or pass --builder-image (docker-workflow doctor)."
             ),
         )
         if not (output / "app").is_dir():

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from rules import tasks
+from rules.console import is_quiet
 from rules.errors import UserError
 from rules.targets import TARGETS, Target
 
@@ -63,7 +64,7 @@ def build_targets(targets: list[Target], step: str = "image", quiet: bool = Fals
     TARGETS.clear()
     TARGETS.update({t.name: t for t in targets})
     tasks.FAILURES.clear()
-    config: dict[str, Any] = {"reporter": _reporter(quiet)}
+    config: dict[str, Any] = {"reporter": _reporter(quiet or is_quiet())}
     code = run_doit([f"{step}:{t.name}" for t in targets], config)
     if tasks.FAILURES:
         raise tasks.FAILURES[0]

@@ -1,0 +1,126 @@
+"""Progress of long steps: the plain lines off a terminal (format, cadence) from real processes,
+``-q``, and the phase parsers on real lines from a debootstrap run and a Nuitka compile."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+import sys
+import time
+
+from helpers import ROOT, WORKFLOWS, run_cli
+
+from rules.progress import HEARTBEAT_SECONDS, BootstrapLog, Phase, elapsed_text
+
+# A real process: a child Python runs a Step over a real shell command that prints two
+# debootstrap lines 3.5 s apart; the step beats every second (15 s in real use).
+CHILD = r"""
+import subprocess
+from rules.progress import BootstrapLog, Step
+script = "echo 'I: Retrieving adduser 3.134'; sleep 3.5; echo 'I: Extracting libaudit1...'"
+with Step("probe step", BootstrapLog(), heartbeat=1.0) as step:
+    with subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True) as proc:
+        for line in proc.stdout:
+            step.feed(line.rstrip())
+"""
+LINE = re.compile(r"^probe step: (?P<phase>.+), (?P<elapsed>\d+s)$")
+
+
+def test_plain_lines_off_a_terminal_carry_step_phase_and_elapsed_at_least_every_beat():
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD], stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    arrivals = []
+    for line in proc.stderr:
+        arrivals.append((time.monotonic() - started, line.rstrip("\n")))
+    assert proc.wait() == 0, arrivals
+    texts = [text for _, text in arrivals]
+    assert re.fullmatch(r"probe step: done after [34]s", texts[-1]), texts
+    matched = [LINE.match(text) for text in texts[:-1]]
+    assert all(matched), texts
+    phases = [m.group("phase") for m in matched]
+    assert phases[0] in ("starting", "downloading packages (adduser)")
+    assert "downloading packages (adduser)" in phases
+    assert phases.count("downloading packages (adduser)") >= 3  # beats while it is quiet
+    assert "unpacking packages (libaudit1)" in phases  # a new phase is a line at once
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(arrivals)]
+    assert max(gaps) < 1.0 + 0.6, arrivals
+    assert HEARTBEAT_SECONDS <= 15
+
+
+def test_quiet_keeps_only_errors(tmp_path):
+    """A compile with a builder that cannot be fetched: progress lines without ``-q``, only the
+    error with it; stdout stays empty either way."""
+    args = (
+        "build",
+        str(WORKFLOWS / "simple_summarizer.json"),
+        "--platform",
+        "linux/amd64",
+        "--builder-image",
+        "127.0.0.1:9/missing/builder:1",
+    )
+    loud = run_cli(*args)
+    assert loud.returncode == 1 and loud.stdout == ""
+    assert "compiling the engine with nuitka for linux/amd64: starting, 0s" in loud.stderr
+    assert re.search(
+        r"compiling the engine with nuitka for linux/amd64: failed after \d+s", loud.stderr
+    )
+    quiet = run_cli(*args, "-q")
+    assert quiet.returncode == 1 and quiet.stdout == ""
+    assert quiet.stderr.startswith("error: compiling the engine with nuitka for linux/amd64 failed")
+    assert "starting, 0s" not in quiet.stderr and "compile:" not in quiet.stderr
+
+
+def test_elapsed_text():
+    assert [elapsed_text(s) for s in (0, 59.9, 60, 187, 3720)] == [
+        "0s",
+        "59s",
+        "1m00s",
+        "3m07s",
+        "1h02m",
+    ]
+
+
+# Real lines of `debootstrap --variant=minbase ... bookworm` (amd64), in their order (three had
+# a trailing space).
+DEBOOTSTRAP = """\
+I: Target architecture can be executed
+I: Retrieving InRelease
+I: Checking Release signature
+I: Valid Release signature (key id 4D64FEC119C2029067D6E791F8D2585B8783D481)
+I: Retrieving Packages
+I: Validating Packages
+I: Resolving dependencies of required packages...
+I: Checking component main on http://deb.debian.org/debian...
+I: Retrieving adduser 3.134
+I: Validating adduser 3.134
+I: Retrieving apt 2.6.1
+I: Extracting libaudit1...
+I: Extracting libblkid1...
+I: Unpacking libdebconfclient0:amd64...
+I: Configuring libcap-ng0:amd64...
+I: Configuring ca-certificates...
+I: Base system installed successfully.
+"""
+
+
+def test_debootstrap_phases_from_real_lines():
+    reader = BootstrapLog()
+    phases = [p for p in map(reader.feed, DEBOOTSTRAP.splitlines()) if p is not None]
+    assert [p.name for p in phases] == [
+        "downloading packages",
+        "downloading packages",
+        "checking packages",
+        "downloading packages",
+        "checking packages",
+        "downloading packages",
+        "unpacking packages",
+        "unpacking packages",
+        "unpacking packages",
+        "configuring packages",
+        "configuring packages",
+    ]
+    assert phases[5] == Phase("downloading packages", "4: apt")  # a running count
+    assert phases[-1] == Phase("configuring packages", "2: ca-certificates")
