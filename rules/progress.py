@@ -65,20 +65,31 @@ _BUILDKIT_STEP = re.compile(r"^#\d+ \[(?P<stage>[^\]]+)\] (?P<what>.+)$")
 _BUILDKIT_PULL = re.compile(
     r"^#\d+ sha256:[0-9a-f]{12,} (?P<done>[\d.]+\w?B) / (?P<total>[\d.]+\w?B)"
 )
-_BUILDKIT_OTHER = re.compile(
-    r"^#\d+ (?P<what>exporting to (?:image|client directory|oci image format)|pushing layers"
-    r"|pushing manifest[^ ]*|exporting cache to [\w ]+|importing cache manifest[^ ]*"
-    r"|resolve image config for [^ ]+|load build context|writing image|naming to [^ ]+"
-    r"|unpacking to [^ ]+|copying files [^ ]+)"
+_BUILDKIT_OTHER = tuple(
+    (re.compile(rf"^#\d+ {pattern}"), name)
+    for pattern, name in (
+        (r"exporting to (?:image|oci image format)", "exporting the image"),
+        (r"exporting to client directory", "exporting the program"),
+        (r"copying files (?P<d>\S+)", "exporting the program"),
+        (r"exporting cache to (?P<d>[\w ]+)", "saving the layer cache"),
+        (r"(?:writing layer|preparing build cache)", "saving the layer cache"),
+        (r"importing cache manifest", "loading the layer cache"),
+        (r"pushing layers", "pushing"),
+        (r"pushing manifest for (?P<d>\S+)", "pushing"),
+        (r"resolve image config for (?P<d>\S+)", "pulling"),
+        (r"load metadata for (?P<d>\S+)", "looking up the base image"),
+        (r"(?:naming to|unpacking to) (?P<d>\S+)", "loading into the engine"),
+    )
 )
 # What Nuitka prints (without --quiet, with --show-progress; compile.sh): the module
 # optimization passes with a count, then code generation, the C compile (Scons), linking.
+COMPILE_STARTED = "docker-workflow-compile: started"  # compile.sh's first line
 _NUITKA_MODULE = re.compile(
     r"Nuitka-Progress: Optimizing module '(?P<module>[^']+)', (?P<left>\d+) more modules? to go"
 )
 _NUITKA_PASS = re.compile(r"Nuitka-Progress: PASS (?P<n>\d+):")
 _NUITKA_PHASES = (
-    ("Nuitka: Starting Python compilation", "Python: reading modules"),
+    ("Nuitka: Starting Python compilation", "Nuitka: reading modules"),
     ("Nuitka: Completed Python level compilation", "generating C code"),
     ("Nuitka: Generating source code for C backend", "generating C code"),
     ("Nuitka: Running data composer", "generating C code (constants)"),
@@ -107,17 +118,23 @@ class BuildLog:
         step = _BUILDKIT_STEP.match(line)
         if step:
             what = step.group("what")
+            if "sharing=locked" in what:
+                # BuildKit starts this step once the cache mount is free: another compile on
+                # this engine may hold it.
+                return Phase("waiting for the compile cache", "another compile may hold it")
             return Phase(f"[{step.group('stage')}]", what[:60] + ("…" if len(what) > 60 else ""))
         pull = _BUILDKIT_PULL.match(line)
         if pull:
             return Phase("pulling layers", f"{pull.group('done')} of {pull.group('total')}")
-        other = _BUILDKIT_OTHER.match(line)
-        if other:
-            what = other.group("what")
-            return Phase(what.split(" ", 1)[0] if what.startswith("pushing") else what)
+        for pattern, name in _BUILDKIT_OTHER:
+            other = pattern.match(line)
+            if other:
+                return Phase(name, other.groupdict().get("d") or "")
         return None
 
     def _nuitka(self, text: str) -> Phase | None:
+        if text.startswith(COMPILE_STARTED):
+            return Phase("starting Nuitka", text.removeprefix(COMPILE_STARTED).strip(" ()"))
         passed = _NUITKA_PASS.search(text)
         if passed:
             self._pass, self._optimized = int(passed.group("n")), 0
@@ -136,22 +153,20 @@ class BuildLog:
 
 
 _BOOTSTRAP = (
-    # debootstrap
-    (re.compile(r"^I: Retrieving (?P<d>\S+)"), "downloading packages"),
-    (re.compile(r"^I: Validating (?P<d>\S+)"), "checking packages"),
-    (re.compile(r"^I: Extracting (?P<d>\S+)"), "unpacking packages"),
-    (re.compile(r"^I: Unpacking (?P<d>\S+)"), "unpacking packages"),
-    (re.compile(r"^I: Configuring (?P<d>\S+)"), "configuring packages"),
-    (re.compile(r"^I: (?P<d>Installing core packages|Unpacking required packages)"), "installing"),
-    # mmdebstrap
-    (re.compile(r"^I: (?P<d>running apt-get update)"), "package lists"),
-    (re.compile(r"^I: (?P<d>downloading packages)"), "downloading packages"),
-    (re.compile(r"^I: (?P<d>extracting archives)"), "unpacking packages"),
+    # debootstrap: a line per package ("I: Retrieving apt 2.6.1", "I: Unpacking libffi8:amd64...")
+    (re.compile(r"^I: (?:Retrieving|Validating) (?P<d>\S+)(?: \S+)?\s*$"), "downloading packages"),
     (
-        re.compile(r"^I: (?P<d>installing essential packages|installing remaining packages)"),
-        "installing",
+        re.compile(r"^I: (?:Extracting|Unpacking) (?P<d>[^\s.]\S*?)(?:\.\.\.)?$"),
+        "unpacking packages",
     ),
-    (re.compile(r"^I: (?P<d>cleaning package lists|creating tarball)"), "finishing"),
+    (re.compile(r"^I: Configuring (?P<d>[^\s.]\S*?)(?:\.\.\.)?$"), "configuring packages"),
+    # mmdebstrap: a line per phase
+    (re.compile(r"^I: running apt-get update"), "package lists"),
+    (re.compile(r"^I: downloading packages"), "downloading packages"),
+    (re.compile(r"^I: extracting archives"), "unpacking packages"),
+    (re.compile(r"^I: installing essential packages"), "installing essential packages"),
+    (re.compile(r"^I: installing remaining packages"), "installing the other packages"),
+    (re.compile(r"^I: (?:cleaning package lists|creating tarball)"), "packing"),
 )
 
 
@@ -166,6 +181,8 @@ class BootstrapLog:
         for pattern, name in _BOOTSTRAP:
             found = pattern.match(line)
             if found:
+                if "d" not in pattern.groupindex:
+                    return Phase(name)
                 count = self._counts[name] = self._counts.get(name, 0) + 1
                 item = found.group("d").rstrip(".")
                 return Phase(name, f"{count}: {item}" if count > 1 else item)
@@ -188,8 +205,10 @@ class Step:
         what: str,
         reader: LineReader | None = None,
         heartbeat: float = HEARTBEAT_SECONDS,
+        plain: bool = False,
     ) -> None:
         self.what = what
+        self.plain = plain  # plain lines even on a terminal (a step in the background)
         self.reader = reader
         self.heartbeat = heartbeat
         self.phase = Phase("starting")
@@ -223,7 +242,7 @@ class Step:
         self.started = time.monotonic()
         if is_quiet():
             return self
-        if err_console().is_terminal:
+        if err_console().is_terminal and not self.plain:
             _BOARD.add(self)
             self._live = _BOARD
         else:

@@ -8,10 +8,11 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from helpers import ROOT, WORKFLOWS, run_cli
 
-from rules.progress import HEARTBEAT_SECONDS, BootstrapLog, Phase, elapsed_text
+from rules.progress import HEARTBEAT_SECONDS, BootstrapLog, BuildLog, Phase, elapsed_text
 
 # A real process: a child Python runs a Step over a real shell command that prints two
 # debootstrap lines 3.5 s apart; the step beats every second (15 s in real use).
@@ -110,17 +111,62 @@ def test_debootstrap_phases_from_real_lines():
     reader = BootstrapLog()
     phases = [p for p in map(reader.feed, DEBOOTSTRAP.splitlines()) if p is not None]
     assert [p.name for p in phases] == [
-        "downloading packages",
-        "downloading packages",
-        "checking packages",
-        "downloading packages",
-        "checking packages",
-        "downloading packages",
-        "unpacking packages",
-        "unpacking packages",
-        "unpacking packages",
-        "configuring packages",
-        "configuring packages",
+        *["downloading packages"] * 6,
+        *["unpacking packages"] * 3,
+        *["configuring packages"] * 2,
     ]
-    assert phases[5] == Phase("downloading packages", "4: apt")  # a running count
+    assert phases[0] == Phase("downloading packages", "InRelease")
+    assert phases[5] == Phase("downloading packages", "6: apt")  # a running count
+    assert phases[8] == Phase("unpacking packages", "3: libdebconfclient0:amd64")
     assert phases[-1] == Phase("configuring packages", "2: ca-certificates")
+    # Lines about the whole system are no package names.
+    assert reader.feed("I: Unpacking the base system...") is None
+    assert reader.feed("I: Configuring required packages...") is None
+
+
+# Real lines of a compile's BuildKit log (`docker-workflow build --platform linux/amd64` with
+# DOCKER_WORKFLOW_VERBOSE=1, Nuitka 4.3.3 with --show-progress), in their order, a sample of
+# the 1,550 lines.
+COMPILE_LOG = (Path(__file__).parent / "data" / "compile_amd64_buildkit.log").read_text()
+
+
+def test_compile_phases_from_a_real_nuitka_build_log():
+    reader = BuildLog()
+    seen = [(line, reader.feed(line)) for line in COMPILE_LOG.splitlines()]
+    phases = [phase for _, phase in seen if phase is not None]
+    names = []
+    for phase in phases:
+        if not names or names[-1] != phase.name:
+            names.append(phase.name)
+    assert names == [
+        "[internal]",
+        "[toolchain 1/4]",
+        "[build 1/4]",
+        "waiting for the compile cache",
+        "Nuitka: reading modules",
+        "Nuitka: optimizing modules",
+        "generating C code",
+        "generating C code (constants)",
+        "C compile",
+        "linking",
+        "Nuitka done",
+        "[export 1/1]",
+        "exporting the program",
+        "saving the layer cache",
+    ]
+    optimizing = [p.detail for p in phases if p.name == "Nuitka: optimizing modules"]
+    # The count: modules done in this pass, of done + still to go.
+    assert optimizing == [
+        "pass 1, 1 of 1",
+        "pass 1, 2 of 4",
+        "pass 1, 3 of 16",
+        "pass 1, 4 of 19",
+        "pass 2, 1 of 1",
+        "pass 2, 2 of 4",
+    ]
+    assert phases[1].detail.startswith("FROM docker.io/docker-workflow/builder:bookworm-")
+    assert Phase("exporting the program", "16.44MB") in phases
+    # Lines that say nothing new leave the phase as it is.
+    quiet = [line for line, phase in seen if phase is None]
+    assert "#15 82.15 Nuitka-Scons: Inherited CCFLAGS='-Os' variable." in quiet
+    assert "#18 DONE 13.5s" in quiet
