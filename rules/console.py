@@ -42,7 +42,8 @@ def err_console() -> Console:
 
 
 @cache
-def _error_console() -> Console:
+def error_console() -> Console:
+    """stderr for errors: printed under ``-q`` too."""
     return _console(quiet=False)
 
 
@@ -57,7 +58,7 @@ def print_message(label: str, style: str, line: str) -> None:
     only errors."""
     from rich.text import Text
 
-    console = _error_console() if label == "error" else err_console()
+    console = error_console() if label == "error" else err_console()
     console.print(Text.assemble((f"{label}: ", style), line), soft_wrap=True)
 
 

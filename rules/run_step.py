@@ -21,27 +21,29 @@ import sys
 from collections import deque
 from pathlib import Path
 
-from rules.console import err_console
+from rules.console import error_console
 from rules.progress import BootstrapLog, Phase, Step
 
 TAIL_LINES = 20
 
 
 class CmakeLog:
-    """A CMake build through pip (``pip wheel -v``): ``[ 45%] Building CXX object ...``."""
+    """A CMake build through pip (``pip wheel -v``, scikit-build-core and Ninja):
+    ``[77/140] ccache /usr/bin/g++ ...``."""
 
-    _PERCENT = re.compile(r"\[\s*(?P<pct>\d+)%\] (?P<what>Building|Linking)")
+    _STEP = re.compile(r"^\s*\[(?P<done>\d+)/(?P<total>\d+)\] ")
 
     def feed(self, line: str) -> Phase | None:
-        found = self._PERCENT.search(line)
+        found = self._STEP.match(line)
         if found:
-            name = "C++ compile" if found.group("what") == "Building" else "linking"
-            return Phase(name, f"{found.group('pct')}%")
-        if "Collecting" in line or "Downloading" in line:
+            linking = " -shared " in line or " ar qc " in line or "Linking" in line
+            count = f"{found.group('done')} of {found.group('total')}"
+            return Phase("linking" if linking else "C/C++ compile", count)
+        if line.lstrip().startswith(("Collecting ", "Downloading ")):
             return Phase("downloading build tools")
-        if "Configuring done" in line or "-- The C compiler" in line:
+        if "*** scikit-build-core" in line or "*** Configuring CMake" in line:
             return Phase("configuring (cmake)")
-        if "Created wheel" in line or ("Building wheel" in line and "finished" in line):
+        if "Created wheel for" in line:
             return Phase("packing the wheel")
         return None
 
@@ -92,13 +94,13 @@ def run(what: str, log: Path, reader: str | None, plain: bool, command: list[str
             if code != 0:
                 raise _Failed(code)
     except _Failed as failed:
-        console = err_console()
+        console = error_console()
         console.print(f"{what} failed (exit {failed.code}); last lines of {log}:")
         for line in tail:
             console.print(f"  {line}")
         return failed.code
     except FileNotFoundError as error:
-        err_console().print(f"{what}: cannot run {command[0]}: {error.strerror}")
+        error_console().print(f"{what}: cannot run {command[0]}: {error.strerror}")
         return 127
     return 0
 
