@@ -49,4 +49,5 @@ fi
 say "running $(basename "$WORKFLOW") in a container"
 "$VENV/bin/docker-workflow" run "$WORKFLOW" "$INPUTS" --platform "$native" \
     --network host --endpoint "http://host.docker.internal:$endpoint_port"
-say "done; the two-platform image: docker-workflow bases, then docker-workflow build $(basename "$WORKFLOW")"
+say "done. The two-platform image: bash scripts/setup.sh (both builders), then"
+echo "  DOCKER_WORKFLOW_BUILDER_IMAGE=\$(cat .builder-image) .venv/bin/docker-workflow build ${WORKFLOW#"$ROOT"/}" >&2

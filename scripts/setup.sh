@@ -105,11 +105,14 @@ setup_python_base() {
         "$PYTHON" -m venv "$VENV"
     fi
     python_is_current && return
+    local base="$VENV/.docker-workflow-base"
+    [ -f "$base" ] && [ "$(cat "$base")" = "$(python_stamp)" ] && return
     log "installing the project into $VENV"
     # (This machine's pip configuration names extra package folders that may not exist; pip
     # warns about each on every lookup, so those lines are filtered out.)
     "$VENV/bin/python" -m pip install --quiet --upgrade "pip==24.3.1" 2> >(quiet_pip >&2)
     "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]" 2> >(quiet_pip >&2)
+    python_stamp > "$base"
 }
 
 setup_python_llm() {
