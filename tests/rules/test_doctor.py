@@ -95,6 +95,19 @@ def test_errors_about_missing_pieces_point_to_the_doctor(tmp_path):
     assert "docker-workflow doctor" in proc.stderr
 
 
+def test_a_run_whose_llm_does_not_answer_points_to_the_doctor():
+    proc = run_cli(
+        "run",
+        "--local",
+        str(WORKFLOWS / "simple_summarizer.json"),
+        '{"text": "hello"}',
+        "--endpoint",
+        f"http://127.0.0.1:{_closed_port()}",
+    )
+    assert proc.returncode == 3  # the runner's "LLM unreachable"
+    assert "hint: the LLM endpoint did not answer; docker-workflow doctor checks it" in proc.stderr
+
+
 @pytest.fixture
 def native_only_builder(tmp_path):
     """A real image labelled as a builder of linux/amd64 only (as `bases --platform
