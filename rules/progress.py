@@ -88,18 +88,15 @@ _NUITKA_MODULE = re.compile(
     r"Nuitka-Progress: Optimizing module '(?P<module>[^']+)', (?P<left>\d+) more modules? to go"
 )
 _NUITKA_PASS = re.compile(r"Nuitka-Progress: PASS (?P<n>\d+):")
-_NUITKA_PHASES = (
+_NUITKA_PHASES = (  # as Nuitka 4.3.3 words them (nuitka/MainControl.py, build/SconsProgress.py)
     ("Nuitka: Starting Python compilation", "Nuitka: reading modules"),
     ("Nuitka: Completed Python level compilation", "generating C code"),
     ("Nuitka: Generating source code for C backend", "generating C code"),
     ("Nuitka: Running data composer", "generating C code (constants)"),
     ("Nuitka-Scons: Backend C compiler", "C compile"),
     ("Nuitka-Scons: Backend C linking", "linking"),
-    ("Nuitka-Scons: Backend linking", "linking"),
-    ("Nuitka-Postprocessing", "post-processing"),
-    ("Nuitka-Standalone: Including", "collecting libraries"),
-    ("Nuitka: Copying", "collecting libraries"),
-    ("Nuitka-Onefile:", "packing onefile"),
+    ("Nuitka-Onefile: Creating single file", "packing onefile"),
+    ("Nuitka-Scons: Onefile C linking", "linking onefile"),
     ("Nuitka: Successfully created", "Nuitka done"),
 )
 

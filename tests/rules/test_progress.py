@@ -170,3 +170,31 @@ def test_compile_phases_from_a_real_nuitka_build_log():
     quiet = [line for line, phase in seen if phase is None]
     assert "#15 82.15 Nuitka-Scons: Inherited CCFLAGS='-Os' variable." in quiet
     assert "#18 DONE 13.5s" in quiet
+
+
+def test_mmdebstrap_phases_from_real_lines():
+    """Real lines of `mmdebstrap --variant=minbase --hook-dir=... bookworm` (amd64)."""
+    lines = """\
+I: chroot architecture amd64 is equal to the host's architecture
+I: automatically chosen format: tar
+I: running --setup-hook directly: /usr/share/mmdebstrap/hooks/merged-usr/setup00.sh /tmp/mm
+I: running apt-get update...
+I: downloading packages with apt...
+I: extracting archives...
+I: installing essential packages...
+I: installing remaining packages inside the chroot...
+I: cleaning package lists and apt cache...
+I: creating tarball...
+I: success in 83.7400 seconds
+""".splitlines()
+    reader = BootstrapLog()
+    phases = [p.name for p in map(reader.feed, lines) if p is not None]
+    assert phases == [
+        "package lists",
+        "downloading packages",
+        "unpacking packages",
+        "installing essential packages",
+        "installing the other packages",
+        "packing",
+        "packing",
+    ]
