@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from rules.bases import IMAGE_NAME, PLATFORMS_LABEL
 from rules.buildx import build
 from rules.docker_files import docker_file
 from rules.errors import UserError
@@ -140,6 +139,8 @@ def check_builder(reference: str, platform: str) -> None:
     """Fail before the compile, with the fix, when the builder cannot be right: one of ours
     (``docker-workflow bases``: never in a registry) that is not here, or one made for other
     platforms (a native-only builder from a first run is not a two-platform one)."""
+    from rules.bases import IMAGE_NAME, PLATFORMS_LABEL  # only when compiling: doit loads this
+
     labels = image_labels(reference)
     if labels is None:
         if reference.startswith(f"{IMAGE_NAME}:"):
