@@ -8,9 +8,10 @@
 #
 # The Docker part follows docs/ENVIRONMENT.md of this project's workplace: Debian's docker.io 26
 # with the containerd image store, docker-buildx from Debian 13, QEMU binfmt for linux/arm64,
-# and an offline builder image made with mmdebstrap (docker-workflow bases). It needs root and
-# apt on Debian; elsewhere it checks that a working engine with buildx is there and says what is
-# missing (docker-workflow doctor lists it all).
+# and an offline builder image made with mmdebstrap (this machine's platform) and debootstrap
+# (the other; docker-workflow bases). It needs root and apt on Debian; elsewhere it checks that
+# a working engine with buildx is there and says what is missing (docker-workflow doctor lists
+# it all).
 #
 # Fast when things are already there: the venv is reused, pip is skipped while pyproject.toml is
 # unchanged, and the llama-cpp-python wheel (4-8 minutes to build) is kept in
@@ -129,13 +130,14 @@ DOCKER_PACKAGES="docker.io/trixie docker-cli/trixie docker-buildx/trixie qemu-us
 
 have_docker_tools() {
     command -v dockerd >/dev/null && docker buildx version >/dev/null 2>&1 \
-        && command -v mmdebstrap >/dev/null && [ -e /usr/bin/qemu-aarch64-static ] \
+        && command -v mmdebstrap >/dev/null && command -v debootstrap >/dev/null \
+        && [ -e /usr/bin/qemu-aarch64-static ] \
         && [ -x /bin/busybox ]
 }
 
 install_docker_packages() {
     if have_docker_tools; then
-        log "docker engine, buildx, qemu and mmdebstrap are installed"
+        log "docker engine, buildx, qemu, mmdebstrap and debootstrap are installed"
         return
     fi
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
