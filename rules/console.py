@@ -5,51 +5,56 @@ no-op runs, so nothing here is imported until something is printed.
 
 Markup is off: messages carry user text (paths, ids, versions, build log lines), and rich would
 read ``[/]`` in a file name as a closing tag and fail. Styles come from :class:`rich.text.Text`
-objects, never from markup in strings; :func:`status` wraps its text the same way, because
-rich's spinner parses plain strings as markup whatever the console says.
+objects, never from markup in strings; the progress display (:mod:`rules.progress`) does the
+same, because rich's spinner parses plain strings as markup whatever the console says.
+
+``-q`` (``DOCKER_WORKFLOW_QUIET=1``, so that child processes such as ``doit``'s inherit it)
+keeps only errors: :func:`err_console` prints nothing, errors go through their own console.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+QUIET_ENV = "DOCKER_WORKFLOW_QUIET"
+
+
+def is_quiet() -> bool:
+    return os.environ.get(QUIET_ENV) == "1"
+
+
+def set_quiet() -> None:
+    """From now on (and in child processes) print only errors on stderr."""
+    os.environ[QUIET_ENV] = "1"
+    err_console.cache_clear()
+
 
 @cache
 def err_console() -> Console:
+    return _console(quiet=is_quiet())
+
+
+@cache
+def error_console() -> Console:
+    """stderr for errors: printed under ``-q`` too."""
+    return _console(quiet=False)
+
+
+def _console(quiet: bool) -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, markup=False, soft_wrap=True, quiet=quiet)
 
 
 def print_message(label: str, style: str, line: str) -> None:
-    """``label: line`` on stderr, the label styled, the line printed as it is."""
+    """``label: line`` on stderr, the label styled, the line printed as it is; under ``-q``
+    only errors."""
     from rich.text import Text
 
-    err_console().print(Text.assemble((f"{label}: ", style), line), soft_wrap=True)
-
-
-def status(text: str):
-    """A transient one-line status display (a context manager with ``update(text)``)."""
-    from rich.text import Text
-
-    return _Status(err_console().status(Text(text)), Text)
-
-
-class _Status:
-    def __init__(self, inner, text_type) -> None:
-        self._inner = inner
-        self._text = text_type
-
-    def __enter__(self):
-        self._inner.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self._inner.__exit__(*exc)
-
-    def update(self, text: str) -> None:
-        self._inner.update(self._text(text))
+    console = error_console() if label == "error" else err_console()
+    console.print(Text.assemble((f"{label}: ", style), line), soft_wrap=True)

@@ -2,24 +2,30 @@
 # Install everything docker-workflow and its tests need, idempotently.
 #
 #   scripts/setup.sh            everything: Python environment, Docker engine, buildx, QEMU, builder image
+#   scripts/setup.sh native     the same, but the builder image for this machine's platform only
+#                               (what a first run needs; scripts/demo.sh uses it)
 #   scripts/setup.sh python     only the Python environment (.venv) with the project and the dev LLM
 #
 # The Docker part follows docs/ENVIRONMENT.md of this project's workplace: Debian's docker.io 26
 # with the containerd image store, docker-buildx from Debian 13, QEMU binfmt for linux/arm64,
-# and an offline builder image made with debootstrap (docker-workflow bases). It needs root and
-# apt on Debian; elsewhere it checks that a working engine with buildx is there and says what is
-# missing.
+# and an offline builder image made with mmdebstrap (this machine's platform) and debootstrap
+# (the other; docker-workflow bases). It needs root and apt on Debian; elsewhere it checks that
+# a working engine with buildx is there and says what is missing (docker-workflow doctor lists
+# it all).
 #
 # Fast when things are already there: the venv is reused, pip is skipped while pyproject.toml is
 # unchanged, and the llama-cpp-python wheel (4-8 minutes to build) is kept in
-# ~/.cache/docker-workflow/llama-wheels/<digest of its build flags>.
+# ~/.cache/docker-workflow/llama-wheels/<digest of its build flags>, where a second clone on
+# the same machine finds it. On a fresh machine that wheel builds in the background while the
+# Docker engine is installed and the builder image is made; every long step shows its phase
+# and elapsed time (python -m rules.run_step). DOCKER_WORKFLOW_QUIET=1 prints only errors.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${DOCKER_WORKFLOW_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 
-log() { printf '[setup] %s\n' "$*" >&2; }
+log() { [ "${DOCKER_WORKFLOW_QUIET:-}" = 1 ] || printf '[setup] %s\n' "$*" >&2; }
 quiet_pip() { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 # llama.cpp for the dev LLM, built for any x86-64-v3 / armv8 CPU rather than this one
@@ -34,64 +40,111 @@ llama_wheel_dir() {
     echo "${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow/llama-wheels/$key"
 }
 
-build_llama_wheel() {
-    local dir
-    dir="$(llama_wheel_dir)"
-    if ls "$dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
-        return
-    fi
-    log "building $LLAMA_CPP for this CPU family (4-8 minutes, once per machine cache)"
-    rm -rf "$dir.partial"
-    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "$VENV/bin/python" -m pip wheel --quiet --no-deps \
-        --no-cache-dir --no-binary llama-cpp-python -w "$dir.partial" "$LLAMA_CPP" \
-        2> >(quiet_pip >&2)
-    mkdir -p "$(dirname "$dir")"
-    mv "$dir.partial" "$dir"
+# A long step with a progress display (step, phase from its output, elapsed time); its output
+# goes to a log file, shown in part when it fails. Needs the project in the venv.
+step() {  # step WHAT LOG READER|"" [--plain] -- COMMAND...
+    local what="$1" logfile="$2" reader="$3"
+    shift 3
+    (cd "$ROOT" && "$VENV/bin/python" -m rules.run_step --what "$what" --log "$logfile" \
+        ${reader:+--reader "$reader"} "$@")
 }
 
-setup_python() {
+have_llama_wheel() {  # a wheel in the cache that this venv's Python can install
+    "$VENV/bin/python" - "$(llama_wheel_dir)" <<'PY'
+import sys
+from pathlib import Path
+
+from packaging.tags import sys_tags
+from packaging.utils import parse_wheel_filename
+
+here = set(sys_tags())
+wheels = Path(sys.argv[1]).glob("llama_cpp_python-*.whl")
+sys.exit(0 if any(here & parse_wheel_filename(w.name)[3] for w in wheels) else 1)
+PY
+}
+
+# One build per machine at a time (flock): a second setup, or the demo's later one, waits for
+# a build already running (scripts/demo.sh leaves one running in the background).
+build_llama_wheel() {  # build_llama_wheel [--plain]
+    local dir lock
+    dir="$(llama_wheel_dir)"
+    have_llama_wheel && return
+    mkdir -p "$(dirname "$dir")"
+    lock="$(dirname "$dir")/build.lock"
+    exec 9>"$lock"
+    if ! flock -n 9; then
+        step "waiting for the $LLAMA_CPP build running in the background" \
+            "$(dirname "$dir")/wait.log" "" "$@" -- flock "$lock" true
+        have_llama_wheel && { exec 9>&-; return; }
+        flock 9
+    fi
+    rm -rf "$dir.partial"
+    step "building $LLAMA_CPP for this CPU family (4-8 minutes, once per machine)" \
+        "$(dirname "$dir")/build.log" cmake "$@" -- \
+        env CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "$VENV/bin/python" -m pip wheel -v --no-deps \
+        --no-cache-dir --no-binary llama-cpp-python -w "$dir.partial" "$LLAMA_CPP"
+    mkdir -p "$dir"
+    mv "$dir.partial"/*.whl "$dir"/
+    rm -rf "$dir.partial"
+    exec 9>&-
+}
+
+python_stamp() {
+    echo "$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum | cut -d' ' -f1) $ROOT"
+}
+
+python_is_current() {
+    [ -f "$VENV/.docker-workflow-installed" ] \
+        && [ "$(cat "$VENV/.docker-workflow-installed")" = "$(python_stamp)" ]
+}
+
+# The project and its dev tools first (the Docker steps need the CLI), the dev LLM after its
+# wheel exists: the wheel build may run in the background meanwhile.
+setup_python_base() {
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating $VENV"
         "$PYTHON" -m venv "$VENV"
     fi
-    local stamp="$VENV/.docker-workflow-installed"
-    local want
-    want="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup.sh" | sha256sum | cut -d' ' -f1) $ROOT"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-        log "python environment up to date"
-        return
-    fi
+    python_is_current && return
+    local base="$VENV/.docker-workflow-base"
+    [ -f "$base" ] && [ "$(cat "$base")" = "$(python_stamp)" ] && return
     log "installing the project into $VENV"
     # (This machine's pip configuration names extra package folders that may not exist; pip
     # warns about each on every lookup, so those lines are filtered out.)
     "$VENV/bin/python" -m pip install --quiet --upgrade "pip==24.3.1" 2> >(quiet_pip >&2)
-    build_llama_wheel
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]" 2> >(quiet_pip >&2)
+    python_stamp > "$base"
+}
+
+setup_python_llm() {
+    python_is_current && { log "python environment up to date"; return; }
     "$VENV/bin/python" -m pip install --quiet --no-deps --force-reinstall \
         --find-links "$(llama_wheel_dir)" --only-binary llama-cpp-python "$LLAMA_CPP" \
         2> >(quiet_pip >&2)
     "$VENV/bin/python" -m pip install --quiet --find-links "$(llama_wheel_dir)" \
         --only-binary llama-cpp-python -e "$ROOT[dev,devllm]" 2> >(quiet_pip >&2)
-    echo "$want" > "$stamp"
+    python_stamp > "$VENV/.docker-workflow-installed"
 }
 
-DOCKER_PACKAGES="docker.io/trixie docker-cli/trixie docker-buildx/trixie qemu-user-static binfmt-support debootstrap patchelf ccache busybox-static"
+DOCKER_PACKAGES="docker.io/trixie docker-cli/trixie docker-buildx/trixie qemu-user-static binfmt-support mmdebstrap debootstrap patchelf ccache busybox-static"
 
 have_docker_tools() {
     command -v dockerd >/dev/null && docker buildx version >/dev/null 2>&1 \
-        && command -v debootstrap >/dev/null && [ -e /usr/bin/qemu-aarch64-static ] \
+        && command -v mmdebstrap >/dev/null && command -v debootstrap >/dev/null \
+        && [ -e /usr/bin/qemu-aarch64-static ] \
         && [ -x /bin/busybox ]
 }
 
 install_docker_packages() {
     if have_docker_tools; then
-        log "docker engine, buildx, qemu and debootstrap are installed"
+        log "docker engine, buildx, qemu, mmdebstrap and debootstrap are installed"
         return
     fi
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        log "missing: dockerd, docker buildx, qemu-user-static or debootstrap; install them (needs root and apt)"
+        log "missing: dockerd, docker buildx, qemu-user-static or mmdebstrap; install them (needs root and apt; docker-workflow doctor says which)"
         exit 1
     fi
-    log "installing the Docker engine, buildx, QEMU and debootstrap from Debian"
+    log "installing the Docker engine, buildx, QEMU and mmdebstrap from Debian"
     cat > /etc/apt/sources.list.d/trixie.sources <<'SOURCES'
 Types: deb
 URIs: http://deb.debian.org/debian
@@ -100,9 +153,11 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
     printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/trixie-low
-    apt-get update -qq
+    local logs="${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow"
+    step "apt-get update" "$logs/apt-update.log" apt -- apt-get update
     # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $DOCKER_PACKAGES >/dev/null
+    step "installing the Docker engine, buildx, QEMU, mmdebstrap" "$logs/apt-install.log" apt -- \
+        env DEBIAN_FRONTEND=noninteractive apt-get install -y $DOCKER_PACKAGES
 }
 
 start_docker_engine() {
@@ -144,17 +199,58 @@ enable_arm64_emulation() {
     docker buildx ls | grep -q 'linux/arm64' || { log "linux/arm64 is still not available to buildx"; exit 1; }
 }
 
-setup_builder_image() {
-    log "builder image (docker-workflow bases; made once, about 8 minutes, then reused)"
-    "$VENV/bin/docker-workflow" bases | tail -n 1 > "$ROOT/.builder-image"
+setup_builder_image() {  # setup_builder_image PLATFORMS
+    local both
+    both="$(cd "$ROOT" && "$VENV/bin/python" -c \
+        'from rules.stages.bases import builder_tag; print(builder_tag(["linux/amd64", "linux/arm64"]))')"
+    if docker image inspect "$both" >/dev/null 2>&1; then
+        echo "$both" > "$ROOT/.builder-image"  # a native-only run can use the two-platform one
+    else
+        log "builder image for $1 (docker-workflow bases; made once, then reused)"
+        "$VENV/bin/docker-workflow" bases --platform "$1" | tail -n 1 > "$ROOT/.builder-image"
+    fi
     log "builder image: $(cat "$ROOT/.builder-image")"
 }
 
-setup_python
-if [ "${1:-all}" != python ]; then
+native_platform() {
+    case "$(uname -m)" in aarch64 | arm64) echo linux/arm64 ;; *) echo linux/amd64 ;; esac
+}
+
+mode="${1:-all}"
+case "$mode" in
+all) platforms="linux/amd64,linux/arm64" ;;
+native) platforms="$(native_platform)" ;;
+python) platforms="" ;;
+wheel) setup_python_base; build_llama_wheel --plain; exit 0 ;;  # internal: a detached build
+*) log "unknown mode $mode: choose all, native or python"; exit 2 ;;
+esac
+
+setup_python_base
+if [ -z "$platforms" ] || python_is_current || have_llama_wheel; then
+    build_llama_wheel
+    setup_python_llm
+fi
+if [ -n "$platforms" ]; then
+    wheel_job=""
+    logs="$(dirname "$(llama_wheel_dir)")"
+    if ! python_is_current && [ "${DOCKER_WORKFLOW_LLM_LATER:-}" = 1 ]; then
+        # scripts/demo.sh: the wheel builds on while the demo compiles its image; the demo's
+        # `setup.sh python` before it starts the dev LLM waits for it.
+        mkdir -p "$logs"
+        log "building $LLAMA_CPP in the background (log: $logs/build.log)"
+        setsid bash "$0" wheel </dev/null >"$logs/background.log" 2>&1 &
+    elif ! python_is_current; then
+        # The wheel compiles (one core) while the engine installs and the builder is made.
+        build_llama_wheel --plain &
+        wheel_job=$!
+    fi
     install_docker_packages
     start_docker_engine
     enable_arm64_emulation
-    setup_builder_image
+    setup_builder_image "$platforms"
+    if [ -n "$wheel_job" ]; then
+        wait "$wheel_job" || { log "building the llama-cpp-python wheel failed"; exit 1; }
+        setup_python_llm
+    fi
 fi
 log "done"

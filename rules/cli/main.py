@@ -10,12 +10,14 @@ from __future__ import annotations
 import sys
 
 from rules.cli.parser import build_parser
-from rules.console import err_console, print_message
+from rules.console import err_console, print_message, set_quiet
 from rules.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.quiet:
+        set_quiet()
     try:
         return args.func(args)
     except UserError as error:

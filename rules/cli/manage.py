@@ -44,6 +44,12 @@ def _workflow_id(path: Path) -> str:
     return data["workflow_id"]
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from rules.cli.doctor import run_doctor
+
+    return run_doctor(args.builder_image, args.endpoint)
+
+
 def cmd_llm_server(args: argparse.Namespace) -> int:
     try:
         from devllm.model import ModelUnavailable

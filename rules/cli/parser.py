@@ -7,9 +7,10 @@ from pathlib import Path
 
 from rules.cli.build import cmd_analyze, cmd_bases, cmd_build, cmd_export, cmd_sbom
 from rules.cli.deploy import cmd_k8s
-from rules.cli.manage import cmd_clean, cmd_llm_server
+from rules.cli.manage import cmd_clean, cmd_doctor, cmd_llm_server
 from rules.cli.run import cmd_batch, cmd_run, cmd_serve
 from rules.deploy.local import LOCAL_DEFAULT_ENDPOINT
+from rules.docker.engine import BUILDER_IMAGE_ENV
 from rules.errors import UserError
 from rules.graph.options import OFFICIAL_BUILDER
 from rules.platforms import DEFAULT_PLATFORMS
@@ -256,4 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("-v", "--verbose", action="store_true", help="log every request")
     server.set_defaults(func=cmd_llm_server)
+
+    doctor = sub.add_parser("doctor", help="say what is there and what is missing, with fixes")
+    doctor.add_argument("--builder-image", metavar="REF", help=f"default ${BUILDER_IMAGE_ENV}")
+    doctor.add_argument("--endpoint", help="LLM server URL (default $OLLAMA_ENDPOINT, then :11434)")
+    doctor.set_defaults(func=cmd_doctor)
+    for command in sub.choices.values():
+        command.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     return parser

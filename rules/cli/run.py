@@ -12,10 +12,12 @@ from rules.errors import InputProblem
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from rules.cli.doctor import hint_on_exit
+
     inputs_text = read_inputs_arg(args.inputs, args.input_file)
     if args.local:
-        return _run_local(args, inputs_text)
-    return _run_in_docker(args, inputs_text)
+        return hint_on_exit(_run_local(args, inputs_text))
+    return hint_on_exit(_run_in_docker(args, inputs_text))
 
 
 def _run_local(args: argparse.Namespace, inputs_text: str) -> int:

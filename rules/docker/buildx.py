@@ -1,8 +1,9 @@
 """One way to run ``docker buildx build`` (through python_on_whales): progress shown, clear errors.
 
 Every build of this tool (builder image, compile, workflow image) goes through :func:`build`,
-which streams BuildKit's plain log, shows the current line in a status display, keeps the log
-for the error message, and turns a failure into a :class:`UserError` with the lines that matter.
+which streams BuildKit's plain log, shows its phase in a progress display (rules/progress.py),
+keeps the log for the error message, and turns a failure into a :class:`UserError` with the
+lines that matter.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from rules.console import err_console, status
+from rules.console import err_console
 from rules.docker.engine import docker_error, require_docker_cli
+from rules.progress import BuildLog, status
 
 LOG_LINES_KEPT = 400
 
@@ -30,14 +32,13 @@ def build(what: str, context: Path, *, hint: str = "", **options: Any) -> None:
     verbose = os.environ.get("DOCKER_WORKFLOW_VERBOSE") == "1"
     log: deque[str] = deque(maxlen=LOG_LINES_KEPT)
     try:
-        with status(what) as shown:
+        with status(what, BuildLog()) as shown:
             for line in docker.buildx.build(context, progress="plain", stream_logs=True, **options):
                 line = line.rstrip()
                 log.append(line)
                 if verbose:
                     err_console().print(line)
-                elif line:
-                    shown.update(f"{what}: {line[:100]}")
+                shown.feed(line)
     except DockerException as error:
         raise docker_error(what, _with_log(error, log), hint) from None
 

@@ -20,7 +20,7 @@ def require_docker_cli() -> None:
     if shutil.which("docker") is None:
         raise UserError(
             "docker is not installed (no 'docker' command on PATH): install Docker, or run"
-            " scripts/setup.sh on Debian"
+            " scripts/setup.sh on Debian (docker-workflow doctor says what else is missing)"
         )
 
 
@@ -37,7 +37,7 @@ def docker_client():
     except DockerException as error:
         raise UserError(
             f"the Docker engine is not reachable ({_first_line(str(error))}): start it"
-            " (scripts/setup.sh starts one) or set DOCKER_HOST"
+            " (scripts/setup.sh starts one) or set DOCKER_HOST (docker-workflow doctor)"
         ) from None
     return client
 

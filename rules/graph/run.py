@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from rules.console import is_quiet
 from rules.errors import UserError
 from rules.graph.targets import Target
 from rules.graph.tasks import BuildGraph, doit_config
@@ -62,7 +63,7 @@ def build_targets(targets: list[Target], step: str = "image", quiet: bool = Fals
     ``quiet`` hides doit's step lines (``analyze`` and ``run --local`` print results only).
     """
     graph = BuildGraph({t.name: t for t in targets})
-    config: dict[str, Any] = {"reporter": _reporter(quiet)}
+    config: dict[str, Any] = {"reporter": _reporter(quiet or is_quiet())}
     names = [f"{step}:{t.name}" for t in targets]
     if step == "compile":  # one task per platform
         names = [f"compile:{t.name}-{arch_of(p)}" for t in targets for p in t.options.platforms]

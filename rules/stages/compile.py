@@ -25,6 +25,7 @@ from pathlib import Path
 
 from rules.docker.buildx import build
 from rules.docker.dockerfiles import docker_file
+from rules.docker.image_store import image_labels
 from rules.errors import UserError
 from rules.fsutil import file_sha256, locked, replace_tree, staging_dir
 from rules.paths import cache_dir
@@ -134,7 +135,33 @@ def compile_engine(request: CompileRequest) -> Path:
     return target
 
 
+def check_builder(reference: str, platform: str) -> None:
+    """Fail before the compile, with the fix, when the builder cannot be right: one of ours
+    (``docker-workflow bases``: never in a registry) that is not here, or one made for other
+    platforms (a native-only builder from a first run is not a two-platform one)."""
+    from rules.stages.bases import (  # only when compiling: doit loads this
+        IMAGE_NAME,
+        PLATFORMS_LABEL,
+    )
+
+    labels = image_labels(reference)
+    if labels is None:
+        if reference.startswith(f"{IMAGE_NAME}:"):
+            raise UserError(
+                f"builder image {reference} is not in the Docker engine: make it with"
+                " 'docker-workflow bases' (docker-workflow doctor says what else is missing)"
+            )
+        return  # a registry image: buildx pulls it
+    made_for = [p for p in labels.get(PLATFORMS_LABEL, "").split(",") if p]
+    if made_for and platform not in made_for:
+        raise UserError(
+            f"builder image {reference} was made for {', '.join(made_for)} only, not {platform}:"
+            " make one for both platforms with 'docker-workflow bases' (docker-workflow doctor)"
+        )
+
+
 def _compile_into(request: CompileRequest, target: Path) -> None:
+    check_builder(request.builder_image, request.platform)
     context = staging_dir(cache_dir() / "contexts" / f"compile-{target.parent.name}-{request.arch}")
     output = staging_dir(target)
     try:
@@ -171,7 +198,7 @@ def _compile_into(request: CompileRequest, target: Path) -> None:
             output={"type": "local", "dest": str(output)},
             hint=(
                 f"The compile used builder image {request.builder_image}: make one with"
-                " 'docker-workflow bases', or pass --builder-image."
+                " 'docker-workflow bases', or pass --builder-image (docker-workflow doctor)."
             ),
         )
         if not (output / "app").is_dir():

@@ -5,6 +5,8 @@
 #   /export/.meta/        facts for the image step (libc flavour, compiler report)
 set -eu
 arch="$(uname -m)"
+# The first line: the build step runs (it waits while another compile holds the cache mount).
+echo "docker-workflow-compile: started ($arch)"
 # The lock was resolved for this Python (rules/lock.py BUILDER_PYTHON): say so if it differs.
 want_python=3.11
 have_python="$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
@@ -67,11 +69,12 @@ nuitka|onefile)
     mode=--standalone
     [ "$COMPILER" = onefile ] && mode=--onefile
     cd /src
+    # --show-progress: a line per module optimized, which the progress display counts.
     # shellcheck disable=SC2086
     /venv/bin/python -m nuitka $mode --output-dir=/build --output-filename=workflow \
         --python-flag=no_site $docstrings_flag --python-flag=no_warnings \
         --lto="$lto" --assume-yes-for-downloads --report=/export/.meta/compilation-report.xml \
-        --quiet $zig_flag $(cat /src/compile-flags.txt) main.py
+        --show-progress $zig_flag $(cat /src/compile-flags.txt) main.py
     if [ "$COMPILER" = onefile ]; then
         cp /build/workflow /export/app/workflow
     else
