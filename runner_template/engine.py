@@ -29,6 +29,7 @@ from typing import Any
 
 from runner_template.api_tools import call_api
 from runner_template.errors import (
+    CanceledError,
     InputError,
     LLMError,
     RunnerError,
@@ -129,11 +130,57 @@ class _StepState:
         self.stats = StepStats()
 
 
+class RunHandle:
+    """What a caller holds of one run: its per-step statistics and a way to cancel it.
+
+    Per-run state belongs to the run, not to the :class:`Engine` (``serve`` shares one engine
+    across threads). :meth:`cancel` may be called from any thread, before or during the run:
+    the scheduler stops at once with a :class:`CanceledError`, and the steps' threads (an LLM
+    call waiting for its reply included) are abandoned, like a step that overran its time.
+    """
+
+    def __init__(self) -> None:
+        self.stats: dict[str, StepStats] = {}
+        self._canceled = threading.Event()
+        self._wake: queue.Queue | None = None
+        self._children: list[RunHandle] = []
+        self._lock = threading.Lock()
+
+    @property
+    def canceled(self) -> bool:
+        return self._canceled.is_set()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._canceled.set()
+            if self._wake is not None:
+                self._wake.put(None)  # wakes the scheduler from its wait for a report
+            children = list(self._children)
+        for child in children:
+            child.cancel()
+
+    def child(self) -> RunHandle:
+        """The handle of a sub-workflow's run: canceled with this one."""
+        handle = RunHandle()
+        with self._lock:
+            self._children.append(handle)
+        if self.canceled:
+            handle.cancel()
+        return handle
+
+    def _attach(self, reports: queue.Queue) -> None:
+        with self._lock:
+            self._wake = reports
+            if self._canceled.is_set():
+                reports.put(None)
+
+
 class Engine:
     """Runs the workflow of one bundle; the bundle format is written by ``rules/shake.py``.
 
     ``workflow_key`` selects a child workflow of the bundle (``sub_workflow`` steps use it).
-    An engine holds no per-run state: one engine can run many inputs at once (batch, serve).
+    An engine holds no per-run state: one engine can run many inputs at once (batch, serve);
+    what a run measures is in its :class:`RunHandle`.
     """
 
     def __init__(
@@ -150,7 +197,8 @@ class Engine:
         self.tools: dict[str, dict[str, Any]] = part.get("tools", {})
         self.endpoint_override = endpoint or os.environ.get("OLLAMA_ENDPOINT") or None
         self.provider_override = provider or os.environ.get("LLM_PROVIDER") or None
-        self.stats: dict[str, StepStats] = {}
+        # The DAG is the same for every run: computed once (it was a tenth of a small run's CPU).
+        self.waits = step_dependencies(self.workflow["steps"])
 
     # -- public -----------------------------------------------------------------------------
 
@@ -159,18 +207,17 @@ class Engine:
         given_inputs: Any,
         deadline: float | None = None,
         on_event: EventSink | None = None,
+        handle: RunHandle | None = None,
     ) -> dict[str, Any]:
         """Run every step and return the workflow's outputs object.
 
         ``deadline`` (``time.monotonic()``) bounds the whole run; ``on_event`` receives
-        ``step_started``/``step_finished``/``token`` events (from several threads).
+        ``step_started``/``step_finished``/``token`` events (from several threads); ``handle``
+        receives the run's statistics and can cancel it.
         """
         inputs = prepare_inputs(self.workflow.get("inputs") or {}, given_inputs)
-        run = _Run(self, inputs, deadline, on_event)
-        try:
-            return run.execute()
-        finally:
-            self.stats = run.stats
+        run = _Run(self, inputs, deadline, on_event, handle or RunHandle())
+        return run.execute()
 
     # -- step kinds (called from step threads) ----------------------------------------------
 
@@ -197,10 +244,12 @@ class Engine:
             return DEFAULT_MAX_RETRIES
         return min(max(value, 0), MAX_RETRIES)
 
-    def execute(self, step, tool_id, values, deadline: float, stats: StepStats, emit) -> Any:
+    def execute(
+        self, step, tool_id, values, deadline: float, stats: StepStats, emit, handle: RunHandle
+    ) -> Any:
         step_id = step["step_id"]
         if step["type"] == "sub_workflow" and tool_id is None:
-            return self._sub_workflow(step, values, deadline, emit)
+            return self._sub_workflow(step, values, deadline, emit, handle)
         if tool_id is None:
             return run_inline_code(step_id, step["code"], values)
         tool = self.tools[tool_id]
@@ -211,7 +260,7 @@ class Engine:
             return call_api(tool_id, tool["api_spec"], values, deadline, step_id)
         return run_executable_tool(tool_id, tool["source"], values, step_id)
 
-    def _sub_workflow(self, step, values, deadline: float, emit) -> Any:
+    def _sub_workflow(self, step, values, deadline: float, emit, handle: RunHandle) -> Any:
         step_id = step["step_id"]
         child = Engine(
             self.bundle,
@@ -226,7 +275,9 @@ class Engine:
                 emit({**event, "step": f"{step_id}/{event.get('step')}"})
 
         try:
-            return child.run(values, deadline=deadline, on_event=forward if emit else None)
+            return child.run(
+                values, deadline=deadline, on_event=forward if emit else None, handle=handle.child()
+            )
         except InputError as error:  # the parent's wiring, not the caller's inputs
             raise ToolError(f"sub-workflow '{name}': {error.message}", step_id) from None
         except RunnerError as error:
@@ -303,12 +354,20 @@ class Engine:
 class _Run:
     """One run of an engine's workflow: the scheduler loop and its state."""
 
-    def __init__(self, engine: Engine, inputs, deadline: float | None, emit: EventSink | None):
+    def __init__(
+        self,
+        engine: Engine,
+        inputs,
+        deadline: float | None,
+        emit: EventSink | None,
+        handle: RunHandle,
+    ):
         self.engine = engine
         self.inputs = inputs
         self.deadline = deadline
         self.emit = emit
-        self.stats: dict[str, StepStats] = {}
+        self.handle = handle
+        self.stats = handle.stats
         self.outputs: dict[str, dict[str, Any]] = {}
         self.reports: queue.Queue = queue.Queue()
 
@@ -318,11 +377,14 @@ class _Run:
 
     def execute(self) -> dict[str, Any]:
         steps = self.engine.workflow["steps"]
-        waits = step_dependencies(steps)
+        waits = self.engine.waits
         states = {s["step_id"]: _StepState(s, s.get("tool")) for s in steps}
         started = time.monotonic()
+        self.handle._attach(self.reports)
         while len(self.outputs) < len(steps):
             now = time.monotonic()
+            if self.handle.canceled:
+                raise CanceledError(f"the run was canceled ({now - started:.1f} s in)")
             if self.deadline is not None and now >= self.deadline:
                 raise StepTimeoutError(
                     f"the run did not finish within its deadline ({now - started:.1f} s spent)"
@@ -341,9 +403,10 @@ class _Run:
                 wake.append(self.deadline)
             timeout = max(0.0, min(wake) - time.monotonic()) if wake else None
             try:
-                step_id, attempt, ok, value = self.reports.get(timeout=timeout)
+                report = self.reports.get(timeout=timeout)
             except queue.Empty:
-                step_id, attempt, ok, value = None, 0, False, None
+                report = None
+            step_id, attempt, ok, value = report or (None, 0, False, None)
             if step_id is not None:
                 state = states[step_id]
                 if state.status == "running" and state.attempt == attempt:
@@ -388,7 +451,7 @@ class _Run:
         self._event({"event": "step_started", "step": step_id, "attempt": state.attempt})
         attempt, deadline, tool_id = state.attempt, state.attempt_deadline, state.tool_id
         inputs, outputs, reports, engine = self.inputs, self.outputs, self.reports, self.engine
-        emit = self.emit
+        emit, handle = self.emit, self.handle
 
         def work() -> None:
             try:
@@ -396,7 +459,7 @@ class _Run:
                     key: resolve_mapping_value(value, inputs, outputs)
                     for key, value in (step.get("input_mapping") or {}).items()
                 }
-                result = engine.execute(step, tool_id, values, deadline, state.stats, emit)
+                result = engine.execute(step, tool_id, values, deadline, state.stats, emit, handle)
                 reports.put((step_id, attempt, True, result))
             except RunnerError as error:
                 error.step = error.step or step_id

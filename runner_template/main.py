@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from runner_template.engine import Engine
+from runner_template.engine import Engine, RunHandle
 from runner_template.errors import EXIT_INTERNAL, EXIT_OK, InputError, RunnerError
 from runner_template.jsonsafe import JSONLimitError
 from runner_template.jsonsafe import loads as bounded_loads
@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     started = time.monotonic()
     engine: Engine | None = None
+    handle = RunHandle()
     try:
         bundle = load_bundle(default_bundle_path())
         if args.describe:
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args, bundle)
         engine = Engine(bundle, endpoint=args.endpoint, provider=args.provider)
         inputs = read_inputs(args)
-        outputs = engine.run(inputs, on_event=_print_event if args.stream else None)
+        outputs = engine.run(inputs, on_event=_print_event if args.stream else None, handle=handle)
     except RunnerError as error:
         if args.stream:
             _print_event({"event": "error", **error.to_json()})
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
     finally:
         if args.stats and engine is not None:
-            _write_stats(args.stats, engine, time.monotonic() - started)
+            _write_stats(args.stats, handle, time.monotonic() - started)
     if args.stream:
         _print_event({"event": "result", "outputs": outputs})
         return EXIT_OK
@@ -291,7 +292,7 @@ def report_error(error: RunnerError) -> None:
     print(f"error: {error.error_type}{where}: {error.message}", file=sys.stderr, flush=True)
 
 
-def _write_stats(path: str, engine: Engine, total: float) -> None:
-    data = {"total_seconds": total, "steps": {k: v.to_json() for k, v in engine.stats.items()}}
+def _write_stats(path: str, handle: RunHandle, total: float) -> None:
+    data = {"total_seconds": total, "steps": {k: v.to_json() for k, v in handle.stats.items()}}
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2)
