@@ -139,8 +139,11 @@ class RunHandle:
     call waiting for its reply included) are abandoned, like a step that overran its time.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, observer: Callable[..., None] | None = None) -> None:
         self.stats: dict[str, StepStats] = {}
+        # Told what the run does (``step``, ``step_retry``, ``llm_call``, ``llm_retry``, with
+        # facts as keywords): serve's metrics. Called from the scheduler and step threads.
+        self.observer = observer
         self._canceled = threading.Event()
         self._wake: queue.Queue | None = None
         self._children: list[RunHandle] = []
@@ -159,9 +162,13 @@ class RunHandle:
         for child in children:
             child.cancel()
 
+    def note(self, kind: str, **facts: Any) -> None:
+        if self.observer is not None:
+            self.observer(kind, **facts)
+
     def child(self) -> RunHandle:
-        """The handle of a sub-workflow's run: canceled with this one."""
-        handle = RunHandle()
+        """The handle of a sub-workflow's run: canceled with this one, observed by the same."""
+        handle = RunHandle(self.observer)
         with self._lock:
             self._children.append(handle)
         if self.canceled:
@@ -255,7 +262,7 @@ class Engine:
         tool = self.tools[tool_id]
         kind = tool["kind"]
         if kind == "llm":
-            return self._call_llm(step, tool, values, deadline, stats, emit)
+            return self._call_llm(step, tool, values, deadline, stats, emit, handle)
         if kind == "api":
             return call_api(tool_id, tool["api_spec"], values, deadline, step_id)
         return run_executable_tool(tool_id, tool["source"], values, step_id)
@@ -288,7 +295,9 @@ class Engine:
     def _endpoint(self, tool: dict[str, Any]) -> str:
         return self.endpoint_override or tool.get("endpoint") or DEFAULT_ENDPOINT
 
-    def _call_llm(self, step, tool, values, deadline: float, stats: StepStats, emit) -> Any:
+    def _call_llm(
+        self, step, tool, values, deadline: float, stats: StepStats, emit, handle: RunHandle
+    ) -> Any:
         template = step.get("prompt_template") or tool.get("prompt_template")
         if template:
             prompt = render(template, values)
@@ -300,11 +309,17 @@ class Engine:
         options.update(tool.get("options") or {})
         system = render(tool["system_prompt"], values) if tool.get("system_prompt") else None
         ask = LLMRequest(tool["model"], prompt, system, options, tool.get("format"))
+        model = tool["model"]
+
+        def retried(message: str) -> None:  # the client logs each retry once
+            handle.note("llm_retry", model=model)
+            log(message)
+
         client = LLMClient(
             self._endpoint(tool),
             provider=self.provider_override or tool.get("provider") or "ollama",
             api_key_env=tool.get("api_key_env"),
-            log=log,
+            log=retried,
         )
         on_token = None
         if emit is not None:
@@ -313,7 +328,12 @@ class Engine:
             def on_token(piece: str) -> None:
                 emit({"event": "token", "step": step_id, "text": piece})
 
-        reply = client.generate(ask, deadline, step["step_id"], on_token)
+        try:
+            reply = client.generate(ask, deadline, step["step_id"], on_token)
+        except RunnerError as error:
+            handle.note("llm_call", model=model, outcome=error.error_type)
+            raise
+        handle.note("llm_call", model=model, outcome="ok")
         stats.llm_server_seconds += reply.server_seconds
         if tool.get("format") is None:
             return reply.text.strip()
@@ -479,6 +499,7 @@ class _Run:
             state.stats.wall_seconds = now - state.started
             self.stats[step_id] = state.stats
             self.outputs[step_id] = {state.step.get("output_name") or "output": value}
+            self.handle.note("step", step=step_id, seconds=state.stats.wall_seconds, outcome="ok")
             log(f"step {step_id}: done in {state.stats.wall_seconds:.3f} s")
             self._event(
                 {
@@ -496,6 +517,7 @@ class _Run:
         if state.attempt <= self.engine.max_retries(state):
             pause = min(RETRY_BACKOFF_SECONDS * 2 ** (state.attempt - 1), BACKOFF_CAP_SECONDS)
             if pause < time_left:
+                self.handle.note("step_retry", step=step_id)
                 log(f"step {step_id}: {error.message}; retrying in {pause:g} s")
                 state.status, state.not_before = "backoff", now + pause
                 return
@@ -508,4 +530,7 @@ class _Run:
             state.status, state.not_before = "backoff", now
             return
         self.stats[step_id] = state.stats
+        self.handle.note(
+            "step", step=step_id, seconds=now - state.started, outcome=error.error_type
+        )
         raise error

@@ -159,6 +159,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--grace", type=float, default=20.0, help="seconds running requests get on SIGTERM"
     )
+    serve.add_argument(
+        "--read-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a request's headers and body may take to arrive, all together",
+    )
+    serve.add_argument(
+        "--auth-token-env",
+        metavar="NAME",
+        help="require 'Authorization: Bearer' with the token in this variable (not /healthz)",
+    )
     parser.add_argument(
         "--stream", action="store_true", help="print the run's events as NDJSON while it goes"
     )
@@ -232,6 +243,14 @@ def _serve(args: argparse.Namespace, bundle: dict[str, Any]) -> int:
         raise InputError(
             "--serve: -j must be 1-1024, --port 0-65535 (0: any free one), --max-body positive"
         )
+    if not 0 < args.read_timeout <= 3600:
+        raise InputError("--serve: --read-timeout must be over 0 and at most 3600 seconds")
+    token = None
+    if args.auth_token_env:
+        # From the environment when the service starts: never in the image or its arguments.
+        token = os.environ.get(args.auth_token_env, "").strip()
+        if not token:
+            raise InputError(f"--auth-token-env {args.auth_token_env}: the variable is empty")
     settings = Settings(
         jobs=jobs,
         max_body=args.max_body,
@@ -240,6 +259,8 @@ def _serve(args: argparse.Namespace, bundle: dict[str, Any]) -> int:
         grace=args.grace,
         endpoint=args.endpoint,
         provider=args.provider,
+        read_timeout=args.read_timeout,
+        auth_token=token,
     )
     try:
         return serve(bundle, args.host, args.port, settings)
