@@ -99,6 +99,51 @@ def finite_seconds(value: Any, default: float, maximum: float) -> float:
     return min(float(value), maximum)
 
 
+class _Workers:
+    """Threads for step attempts, reused: starting a thread cost a fifth of a small run's CPU.
+
+    A job goes to an idle worker, else to a new one. A worker whose job overran is simply never
+    back (abandoned, like the thread it replaces); an idle worker ends after
+    :data:`IDLE_SECONDS`, and at most :data:`MAX_IDLE` wait, so the pool stays small.
+    """
+
+    IDLE_SECONDS = 30.0
+    MAX_IDLE = 32
+
+    def __init__(self) -> None:
+        self._idle: list[queue.SimpleQueue] = []
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is not None:
+            inbox.put(job)
+            return
+        inbox = queue.SimpleQueue()
+        inbox.put(job)
+        threading.Thread(target=self._serve, args=(inbox,), name="step", daemon=True).start()
+
+    def _serve(self, inbox: queue.SimpleQueue) -> None:
+        while True:
+            try:
+                job = inbox.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:
+                        self._idle.remove(inbox)
+                        return
+                job = inbox.get()  # handed a job just as the wait ended
+            job()
+            with self._lock:
+                if len(self._idle) >= self.MAX_IDLE:
+                    return
+                self._idle.append(inbox)
+
+
+_WORKERS = _Workers()
+
+
 class StepStats:
     """What one step cost, for ``--stats`` and the benchmarks."""
 
@@ -489,7 +534,7 @@ class _Run:
             except Exception as error:  # a bug in the engine, reported as such
                 reports.put((step_id, attempt, False, RunnerError(repr(error), step_id)))
 
-        threading.Thread(target=work, name=f"step-{step_id}", daemon=True).start()
+        _WORKERS.submit(work)
 
     def _settle(self, state: _StepState, ok: bool, value: Any) -> None:
         step_id = state.step["step_id"]
