@@ -128,18 +128,29 @@ class Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] | None = None,
     ) -> None:
         """The whole reply in one write (see the module's docstring)."""
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
-        if self.command != "HEAD":
-            self._headers_buffer.append(body)  # type: ignore[attr-defined]
-        self.flush_headers()
+        if self._length:  # a body nobody read: the next request's start is unknown
+            self.close_connection = True
+        self._write_reply(status, body, content_type, headers)
         self._status, self._sent = status, len(body)
+
+    def _write_reply(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None
+    ) -> None:
+        """Status line, headers and body as one ``sendall`` (also for HTTP/0.9 requests, which
+        the standard library's header buffer skips)."""
+        phrase = self.responses.get(status, ("",))[0]
+        lines = [
+            f"HTTP/1.1 {status} {phrase}",
+            f"Server: {self.version_string()}",
+            f"Date: {self.date_time_string()}",
+            f"Content-Type: {content_type}",
+            f"Content-Length: {len(body)}",
+            *(f"{name}: {value}" for name, value in (headers or {}).items()),
+        ]
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head if self.command == "HEAD" else head + body)
 
     def _json(self, status: int, value: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json_bytes(value), headers=headers)
@@ -243,10 +254,12 @@ class Handler(BaseHTTPRequestHandler):
             )
         return ok
 
+    _length = 0  # body bytes not read yet
+
     def _dispatch(self) -> None:
         started = time.monotonic()
         self.server.idle(self, False)  # type: ignore[attr-defined]
-        self._status, self._sent = 500, 0
+        self._status, self._sent, self._length = 500, 0, 0
         path = self.path.split("?", 1)[0]
         self._openai = path.startswith("/v1/")
         method = "GET" if self.command == "HEAD" else self.command
@@ -315,15 +328,8 @@ class Handler(BaseHTTPRequestHandler):
         as the JSON error object, not an HTML page; the connection is closed after it."""
         self.close_connection = True
         kind = "bad_request" if code < 500 else "internal_error"
-        body = json.dumps({"error": {"type": kind, "message": message or "", "step": None}})
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
-        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
-            self._headers_buffer.append(body.encode())  # type: ignore[attr-defined]
-        self.flush_headers()
+        body = json_bytes({"error": {"type": kind, "message": message or "", "step": None}})
+        self._write_reply(code, body, "application/json", None)
 
     # -- runs ----------------------------------------------------------------------------------
 

@@ -122,5 +122,9 @@ def serve(bundle: dict[str, Any], host: str, port: int, settings: Settings) -> i
     while service.active > 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     left = service.active
+    # Stopping already: a repeated SIGTERM while the interpreter exits must not turn exit 0
+    # into death by signal.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.stderr.write(json.dumps({"stopped": True, "unfinished_requests": left}) + "\n")
     return 0
