@@ -10,7 +10,11 @@ connections, two threads, ``--seconds`` each, after a warm-up):
 * a bare standard-library ``ThreadingHTTPServer`` with ``TCP_NODELAY`` answering a constant:
   the ceiling of a Python thread-per-connection server on this machine.
 
-The table is printed and written into docs/RUNNER.md between its bench markers. wrk comes from
+With ``--llm``, a second table: time to the first token of the summarizer (one LLM step, the
+dev LLM server) through ``/stream`` and through the OpenAI face's stream, against calling the LLM
+server's own streaming ``/api/generate`` directly (median of ``--llm-runs``).
+
+The tables are printed and written into docs/RUNNER.md between its bench markers. wrk comes from
 Debian (scripts/setup_serve_tools.sh). Run:
 ``.venv/bin/python bench/serve.py [--connections 8] [--seconds 10] [--image]``.
 """
@@ -172,6 +176,96 @@ def wrk(port: int, connections: int, seconds: float) -> tuple[float, float, floa
     return rate, ms("50%"), ms("99%"), failures
 
 
+SUMMARIZER = ROOT / "workflows" / "simple_summarizer.json"
+TEXT = "Bees make honey. They live in hives, dance to share directions, and pollinate crops."
+
+
+def first_byte_of(url: str, body: dict, wanted: bytes) -> float:
+    """Seconds from sending ``body`` until a streamed line matching ``wanted`` arrives.
+
+    The stream is read to its end, so the (single) model is idle when the next sample starts.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    started = time.perf_counter()
+    conn.request(
+        "POST", parts.path, body=json.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    response = conn.getresponse()
+    elapsed = None
+    while line := response.readline():
+        if elapsed is None and re.search(wanted, line):
+            elapsed = time.perf_counter() - started
+    conn.close()
+    if elapsed is None:
+        raise SystemExit(f"{url}: the stream ended before {wanted!r}")
+    return elapsed
+
+
+def same_request_as_the_workflow(bundle: Path) -> dict:
+    """The streaming /api/generate body the summarizer's step sends (prompt, system, options)."""
+    from runner_template.llm import LLMClient, LLMRequest
+    from runner_template.templates import render
+
+    data = json.loads(bundle.read_text())
+    step = data["workflow"]["steps"][0]
+    tool = data["tools"][step["tool"]]
+    values = {"text": TEXT, "max_length": 100}
+    ask = LLMRequest(
+        tool["model"],
+        render(step["prompt_template"], values),
+        tool.get("system_prompt"),
+        {"temperature": tool["temperature"]},
+    )
+    return LLMClient("http://unused")._payload(ask, stream=True)
+
+
+def llm_rows(runs: int) -> list[list[str]]:
+    """Time to first token: directly, through /stream, through the OpenAI face."""
+    import statistics
+
+    from helpers import LLMServer
+
+    from rules.build import prepare
+
+    server = LLMServer("127.0.0.1")
+    port = free_port()
+    bundle = prepare(SUMMARIZER).bundle_path
+    os.environ["OLLAMA_ENDPOINT"] = server.url
+    service = start_local(bundle, port)
+    try:
+        wait_up(port)
+        base = f"http://127.0.0.1:{port}"
+        ask = same_request_as_the_workflow(bundle)
+        cases = [
+            (
+                "the LLM server directly (`/api/generate`)",
+                server.url + "/api/generate",
+                ask,
+                b'"response"',
+            ),
+            ("through `POST /stream`", base + "/stream", {"text": TEXT}, rb"event: token"),
+            (
+                "through `POST /v1/chat/completions`, stream",
+                base + "/v1/chat/completions",
+                {"messages": [{"role": "user", "content": TEXT}], "stream": True},
+                rb'"content": "[^"]',  # the first chunk with text (the first has the role)
+            ),
+        ]
+        rows = []
+        for name, url, body, wanted in cases:
+            first_byte_of(url, body, wanted)  # warm-up
+            samples = [first_byte_of(url, body, wanted) for _ in range(runs)]
+            rows.append([name, f"{statistics.median(samples) * 1000:.1f} ms"])
+        return rows
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+        server.stop()
+
+
 def write_doc(table: str) -> None:
     text = DOC.read_text()
     start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
@@ -183,6 +277,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--image", action="store_true", help="also the compiled image (a build)")
+    parser.add_argument("--llm", action="store_true", help="also time to first token (dev LLM)")
+    parser.add_argument("--llm-runs", type=int, default=5)
     parser.add_argument("--anchor", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bundle", help=argparse.SUPPRESS)
@@ -240,6 +336,18 @@ def main() -> None:
         "|" + "---|" * len(columns),
         *("| " + " | ".join(row) + " |" for row in rows),
     ]
+    if args.llm:
+        first = llm_rows(args.llm_runs)
+        llm_title = f"time to first token, summarizer, dev LLM, median of {args.llm_runs}"
+        print_table(llm_title, ["path", "first token"], first)
+        lines += [
+            "",
+            f"{llm_title}:",
+            "",
+            "| path | first token |",
+            "|---|---|",
+            *("| " + " | ".join(row) + " |" for row in first),
+        ]
     write_doc("\n".join(lines) + "\n")
 
 

@@ -268,8 +268,15 @@ class Engine:
         receives the run's statistics and can cancel it.
         """
         inputs = prepare_inputs(self.workflow.get("inputs") or {}, given_inputs)
-        run = _Run(self, inputs, deadline, on_event, handle or RunHandle())
-        return run.execute()
+        handle = handle or RunHandle()
+        run = _Run(self, inputs, deadline, on_event, handle)
+        try:
+            return run.execute()
+        except BaseException:
+            # The run failed (a step overran, say) and its steps' threads are abandoned: a
+            # canceled handle makes a streaming LLM call among them stop at its next token.
+            handle.cancel()
+            raise
 
     # -- step kinds (called from step threads) ----------------------------------------------
 
@@ -371,6 +378,8 @@ class Engine:
             step_id = step["step_id"]
 
             def on_token(piece: str) -> None:
+                if handle.canceled:  # the run is over: stop reading, close the LLM connection
+                    raise CanceledError("the run was canceled while the model streamed", step_id)
                 emit({"event": "token", "step": step_id, "text": piece})
 
         try:

@@ -43,12 +43,22 @@ class ServeProcess:
         first = json.loads(self.process.stderr.readline())
         self.url = first["listening"]
         self.log: list[dict] = []
+        # Read stderr all along: a pipe nobody reads fills up (64 KiB of log lines) and then
+        # blocks every write of the service, which would look like a hung server.
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        for line in self.process.stderr:
+            self._lines.append(line.rstrip("\n"))
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         code = self.process.wait(timeout=timeout)
-        for line in self.process.stderr.read().splitlines():
+        self._reader.join(timeout=10)
+        for line in self._lines:
             try:
                 self.log.append(json.loads(line))
             except ValueError:

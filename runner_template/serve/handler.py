@@ -255,11 +255,13 @@ class Handler(BaseHTTPRequestHandler):
         return ok
 
     _length = 0  # body bytes not read yet
+    _run_handle: Any = None  # the run of a stream being sent
 
     def _dispatch(self) -> None:
         started = time.monotonic()
         self.server.idle(self, False)  # type: ignore[attr-defined]
         self._status, self._sent, self._length = 500, 0, 0
+        self._run_handle = None
         path = self.path.split("?", 1)[0]
         self._openai = path.startswith("/v1/")
         method = "GET" if self.command == "HEAD" else self.command
@@ -290,6 +292,10 @@ class Handler(BaseHTTPRequestHandler):
                 self._error(404, "not_found", f"no such path: {shown}")
         except (OSError, ValueError):  # the client went away, or stopped reading or sending
             self.close_connection = True
+            if self._run_handle is not None:
+                # Its stream's run is canceled: a streaming LLM call stops at its next token,
+                # so the model is free for the next request instead of a reply nobody reads.
+                self._run_handle.cancel()
         except Exception as error:  # no traceback reaches a client
             sys.stderr.write(json.dumps({"internal_error": repr(error)[:500]}) + "\n")
             self.close_connection = True
@@ -367,10 +373,11 @@ class Handler(BaseHTTPRequestHandler):
         on the queue returned."""
         events: queue.Queue = queue.Queue()
         service = self.service
+        self._run_handle = handle = service.handle()
 
         def work() -> None:
             try:
-                outputs = service.run(inputs, on_event=events.put)
+                outputs = service.run(inputs, on_event=events.put, handle=handle)
                 events.put({"event": "result", "outputs": outputs})
             except RunnerError as error:
                 events.put({"event": "error", **error.to_json()})
