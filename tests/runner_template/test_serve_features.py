@@ -4,6 +4,7 @@ the OpenAI face (with the official ``openai`` client) and readiness of odd LLM s
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -235,3 +236,56 @@ def test_openai_face_of_a_workflow_with_several_inputs_takes_json(service):
             model="calc", messages=[{"role": "user", "content": '{"a": 1, "op": "fail"}'}]
         )
     assert failed.value.code == "tool_failed"
+
+
+def test_a_stream_client_that_leaves_frees_the_llm_at_once():
+    """The run of a /stream whose client closed is canceled: the streaming LLM call stops at its
+    next token and closes its connection (the model is free for the next request)."""
+    broke = threading.Event()
+
+    class Drip(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)  # as Ollama streams: chunked, on a keep-alive connection
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            try:
+                for _ in range(100):  # 10 s of tokens
+                    line = json.dumps({"model": "m", "response": "tok ", "done": False}) + "\n"
+                    self.wfile.write(f"{len(line):x}\r\n{line}\r\n".encode())
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                broke.set()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    bundle = llm_bundle()
+    bundle["tools"]["llm"]["timeout"] = 30
+    served = ServeProcess(
+        bundle, env={"OLLAMA_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}"}
+    )
+    try:
+        host, port = served.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            body = b'{"q": "hi"}'
+            conn.sendall(
+                b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            )
+            seen = b""
+            while b"event: token" not in seen:
+                seen += conn.recv(4096)
+        left = time.monotonic()
+        assert broke.wait(5), "the LLM connection stayed open after the client left"
+        assert time.monotonic() - left < 3
+    finally:
+        served.stop()
+        server.shutdown()
