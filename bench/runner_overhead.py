@@ -4,6 +4,8 @@ Figures (medians, milliseconds), all measured in this run:
 * start-up: the rendered runner doing ``--describe`` next to ``python -c pass`` (the floor for
   any Python program on this machine), as a ratio;
 * a workflow without LLM steps (calculator) end to end;
+* the calculator run in-process, many times on one :class:`Engine` (as ``serve`` and ``batch``
+  run it): CPU per run and per step, the figure that bounds a service's requests per second;
 * overhead per LLM step: the runner's wall time for a three-step LLM workflow minus the time the
   LLM server reports for generating (``total_duration``), divided by the steps.
 
@@ -17,6 +19,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from common import ROOT, median_ms, print_table, run_quiet, timed
@@ -25,6 +28,22 @@ from helpers import LLMServer
 from rules.graph.build import prepare
 
 TEXT = "Bees make honey. They live in hives, dance to share directions, and pollinate crops."
+
+
+def engine_cpu_per_run(bundle_path: Path, runs: int = 2000) -> float:
+    """CPU seconds (every thread of this process) per run of one shared Engine."""
+    from runner_template import engine as engine_module
+    from runner_template.engine import Engine
+
+    engine_module.QUIET = True
+    engine = Engine(json.loads(bundle_path.read_text()))
+    inputs = {"a": 6, "b": 7, "operation": "multiply"}
+    for _ in range(100):  # warm: compiled code, worker threads
+        engine.run(inputs)
+    started = time.process_time()
+    for _ in range(runs):
+        engine.run(inputs)
+    return (time.process_time() - started) / runs
 
 
 def main() -> None:
@@ -42,6 +61,9 @@ def main() -> None:
     calc_run = timed(
         lambda: run_quiet([py, str(calc.entry_point), '{"a": 2, "b": 3}'], env=env), args.runs
     )
+
+    cpu_per_run = engine_cpu_per_run(calc.bundle_path)
+    calc_steps = len(json.loads(calc.bundle_path.read_text())["workflow"]["steps"])
 
     server = LLMServer("127.0.0.1")
     try:
@@ -81,6 +103,12 @@ def main() -> None:
                 "calculator workflow, no LLM",
                 f"{median_ms(calc_run):.1f}",
                 f"{median_ms(calc_run) / floor_ms:.2f}x",
+            ],
+            ["calculator in-process: CPU per run", f"{cpu_per_run * 1000:.3f}", ""],
+            [
+                "calculator in-process: CPU per step",
+                f"{cpu_per_run * 1000 / calc_steps:.3f}",
+                "",
             ],
             ["overhead per LLM step", f"{median_ms(overheads):.1f}", ""],
         ],

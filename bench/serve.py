@@ -1,10 +1,22 @@
-"""Serve mode under load: requests/s, p50/p99 latency of ``POST /invoke``, container memory.
+"""Serve mode under load, side by side: ``POST /invoke`` of the calculator, requests/s, p50, p99.
 
-The same Python-only workflow (the calculator) is served by two images built in this run:
-the compiled one (Nuitka) and the ``none`` compiler's (plain CPython and the standard
-library). A bounded load loop on loopback (``--clients`` threads with keep-alive connections,
-for ``--seconds``) drives each; the container's memory is read from ``docker stats`` while the
-load runs. Run: ``.venv/bin/python bench/serve.py [--clients 8] [--seconds 15]``.
+Servers, all measured in the same run with the same load (wrk, ``--connections`` keep-alive
+connections, two threads, ``--seconds`` each, after a warm-up):
+
+* ``serve --local``: the runner's own service (``python -m runner_template --serve``);
+* the compiled image (``docker-workflow serve``, Nuitka), with ``--image`` (a build: minutes);
+* uvicorn + Starlette calling the same :class:`~runner_template.engine.Engine` (what a user
+  would write instead; a bench-only dependency, the ``bench`` extra), one worker;
+* a bare standard-library ``ThreadingHTTPServer`` with ``TCP_NODELAY`` answering a constant:
+  the ceiling of a Python thread-per-connection server on this machine.
+
+With ``--llm``, a second table: time to the first token of the summarizer (one LLM step, the
+dev LLM server) through ``/stream`` and through the OpenAI face's stream, against calling the LLM
+server's own streaming ``/api/generate`` directly (median of ``--llm-runs``).
+
+The tables are printed and written into docs/RUNNER.md between its bench markers. wrk comes from
+Debian (scripts/setup_serve_tools.sh). Run:
+``.venv/bin/python bench/serve.py [--connections 8] [--seconds 10] [--image]``.
 """
 
 from __future__ import annotations
@@ -13,19 +25,21 @@ import argparse
 import http.client
 import json
 import os
+import re
+import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from pathlib import Path
 
 from common import ROOT, print_table, run_quiet
 
 WORKFLOW = ROOT / "workflows" / "calculator.json"
-CLI = [sys.executable, str(ROOT / "docker_workflow.py")]
-BODY = json.dumps({"a": 6, "b": 7, "operation": "multiply"}).encode()
+BODY = json.dumps({"a": 6, "b": 7, "operation": "multiply"})
+DOC = ROOT / "docs" / "RUNNER.md"
+BEGIN, END = "<!-- bench/serve.py: begin -->", "<!-- bench/serve.py: end -->"
 
 
 def free_port() -> int:
@@ -34,123 +48,307 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(compiler: str) -> tuple[str, str]:
-    port = free_port()
-    tag = f"bench-serve-{compiler}:latest"
-    result = subprocess.run(
-        [
-            *CLI,
-            "serve",
-            str(WORKFLOW),
-            "-p",
-            str(port),
-            "--detach",
-            "-j",
-            "16",
-            "--platform",
-            "linux/amd64",
-            "--compiler",
-            compiler,
-            "-t",
-            tag,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=os.environ,
-    )
-    if result.returncode != 0:
-        raise SystemExit(result.stderr[-3000:])
-    _, container = result.stdout.strip().splitlines()[-2:]
-    for _ in range(100):
+def wait_up(port: int, path: str = "/healthz") -> None:
+    for _ in range(300):
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/healthz")
+            conn.request("GET", path)
             if conn.getresponse().status == 200:
-                return container, str(port)
+                return
         except OSError:
             time.sleep(0.1)
-    raise SystemExit(f"the {compiler} service did not come up")
+    raise SystemExit(f"nothing answers on port {port}")
 
 
-def load(port: int, clients: int, seconds: float) -> tuple[list[float], int]:
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    stop = time.monotonic() + seconds
-
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine = []
-        while time.monotonic() < stop:
-            started = time.perf_counter()
-            conn.request("POST", "/invoke", body=BODY, headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            response.read()
-            if response.status != 200:
-                errors[0] += 1
-            mine.append(time.perf_counter() - started)
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, errors[0]
+# -- the servers ------------------------------------------------------------------------------
 
 
-def memory_mb(container: str) -> float:
-    text = run_quiet(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container])
-    used = text.stdout.split("/")[0].strip()
-    number = float("".join(c for c in used if c.isdigit() or c == "."))
-    return number / 1024 if used.endswith("KiB") else number * (1024 if "GiB" in used else 1)
+def anchor_app(bundle_path: str):
+    """uvicorn + Starlette calling the same Engine (the sync run in Starlette's thread pool)."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from runner_template import engine as engine_module
+    from runner_template.engine import Engine
+    from runner_template.errors import RunnerError
+
+    engine_module.QUIET = True
+    engine = Engine(json.loads(Path(bundle_path).read_text()))
+
+    async def invoke(request: Request) -> JSONResponse:
+        inputs = await request.json()
+        try:
+            outputs = await run_in_threadpool(engine.run, inputs)
+        except RunnerError as error:
+            return JSONResponse(error.to_json(), status_code=500)
+        return JSONResponse({"outputs": outputs})
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[Route("/invoke", invoke, methods=["POST"]), Route("/healthz", healthz)]
+    )
+
+
+def bare_server(port: int) -> None:
+    """A ThreadingHTTPServer with TCP_NODELAY answering a constant, in one write."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    reply = b'{"outputs": {"result": 42, "sentence": "6 multiply 7 = 42"}}'
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.wfile.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(reply)).encode()
+                + b"\r\n\r\n"
+                + reply
+            )
+
+        do_GET = do_POST = _answer
+
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+def bundle_of_calculator() -> Path:
+    from rules.graph.build import prepare
+
+    return prepare(WORKFLOW).bundle_path
+
+
+def start_local(bundle: Path, port: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "runner_template", "--serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "-j", "16"]
+    env = {**os.environ, "WORKFLOW_BUNDLE": str(bundle)}
+    return subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+
+
+def start_self(mode: str, port: int, bundle: Path) -> subprocess.Popen:
+    command = [sys.executable, __file__, f"--{mode}", str(port), "--bundle", str(bundle)]
+    return subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
+
+
+def start_image(port: int) -> str:
+    cli = [sys.executable, str(ROOT / "docker_workflow.py"), "serve", str(WORKFLOW)]
+    options = ["-p", str(port), "--detach", "-j", "16", "-t", "bench-serve:latest"]
+    return run_quiet([*cli, *options], cwd=ROOT).stdout.strip().splitlines()[-1]
+
+
+# -- the load ---------------------------------------------------------------------------------
+
+
+def wrk(port: int, connections: int, seconds: float) -> tuple[float, float, float, int]:
+    """requests/s, p50 ms, p99 ms and non-2xx answers, from wrk's own report."""
+    script = Path(tempfile.mkdtemp(prefix="bench-serve-")) / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = '{BODY}'\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script)]
+    text = run_quiet([*command, f"http://127.0.0.1:{port}/invoke"]).stdout
+
+    def ms(label: str) -> float:
+        number, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)\b", text).groups()  # type: ignore[union-attr]
+        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    errors = re.search(r"Socket errors:.*", text)
+    failures = int(bad.group(1)) if bad else 0
+    if errors:
+        failures += sum(int(n) for n in re.findall(r"\d+", errors.group(0)))
+    return rate, ms("50%"), ms("99%"), failures
+
+
+SUMMARIZER = ROOT / "workflows" / "simple_summarizer.json"
+TEXT = "Bees make honey. They live in hives, dance to share directions, and pollinate crops."
+
+
+def first_byte_of(url: str, body: dict, wanted: bytes) -> float:
+    """Seconds from sending ``body`` until a streamed line matching ``wanted`` arrives.
+
+    The stream is read to its end, so the (single) model is idle when the next sample starts.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    started = time.perf_counter()
+    conn.request(
+        "POST", parts.path, body=json.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    response = conn.getresponse()
+    elapsed = None
+    while line := response.readline():
+        if elapsed is None and re.search(wanted, line):
+            elapsed = time.perf_counter() - started
+    conn.close()
+    if elapsed is None:
+        raise SystemExit(f"{url}: the stream ended before {wanted!r}")
+    return elapsed
+
+
+def same_request_as_the_workflow(bundle: Path) -> dict:
+    """The streaming /api/generate body the summarizer's step sends (prompt, system, options)."""
+    from runner_template.llm import LLMClient, LLMRequest
+    from runner_template.templates import render
+
+    data = json.loads(bundle.read_text())
+    step = data["workflow"]["steps"][0]
+    tool = data["tools"][step["tool"]]
+    values = {"text": TEXT, "max_length": 100}
+    ask = LLMRequest(
+        tool["model"],
+        render(step["prompt_template"], values),
+        tool.get("system_prompt"),
+        {"temperature": tool["temperature"]},
+    )
+    return LLMClient("http://unused")._payload(ask, stream=True)
+
+
+def llm_rows(runs: int) -> list[list[str]]:
+    """Time to first token: directly, through /stream, through the OpenAI face."""
+    import statistics
+
+    from helpers import LLMServer
+
+    from rules.graph.build import prepare
+
+    server = LLMServer("127.0.0.1")
+    port = free_port()
+    bundle = prepare(SUMMARIZER).bundle_path
+    os.environ["OLLAMA_ENDPOINT"] = server.url
+    service = start_local(bundle, port)
+    try:
+        wait_up(port)
+        base = f"http://127.0.0.1:{port}"
+        ask = same_request_as_the_workflow(bundle)
+        cases = [
+            (
+                "the LLM server directly (`/api/generate`)",
+                server.url + "/api/generate",
+                ask,
+                b'"response"',
+            ),
+            ("through `POST /stream`", base + "/stream", {"text": TEXT}, rb"event: token"),
+            (
+                "through `POST /v1/chat/completions`, stream",
+                base + "/v1/chat/completions",
+                {"messages": [{"role": "user", "content": TEXT}], "stream": True},
+                rb'"content": "[^"]',  # the first chunk with text (the first has the role)
+            ),
+        ]
+        rows = []
+        for name, url, body, wanted in cases:
+            first_byte_of(url, body, wanted)  # warm-up
+            samples = [first_byte_of(url, body, wanted) for _ in range(runs)]
+            rows.append([name, f"{statistics.median(samples) * 1000:.1f} ms"])
+        return rows
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+        server.stop()
+
+
+def write_doc(table: str) -> None:
+    text = DOC.read_text()
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    DOC.write_text(text[:start] + "\n" + table + "\n" + text[end:])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--image", action="store_true", help="also the compiled image (a build)")
+    parser.add_argument("--llm", action="store_true", help="also time to first token (dev LLM)")
+    parser.add_argument("--llm-runs", type=int, default=5)
+    parser.add_argument("--anchor", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--bundle", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.anchor:
+        import uvicorn
+
+        uvicorn.run(anchor_app(args.bundle), host="127.0.0.1", port=args.anchor, log_level="error")
+        return
+    if args.bare:
+        bare_server(args.bare)
+        return
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/serve.py needs wrk: scripts/setup_serve_tools.sh installs it")
     os.environ.setdefault("DOCKER_WORKFLOW_CACHE", tempfile.mkdtemp(prefix="bench-serve-"))
+    bundle = bundle_of_calculator()
+    servers: list[tuple[str, object]] = [
+        ("`serve --local`", lambda port: start_local(bundle, port)),
+        (
+            "uvicorn + Starlette calling the same `Engine`",
+            lambda p: start_self("anchor", p, bundle),
+        ),
+        (
+            "bare ThreadingHTTPServer + TCP_NODELAY, a constant",
+            lambda p: start_self("bare", p, bundle),
+        ),
+    ]
+    if args.image:
+        servers.insert(1, ("compiled image (`docker-workflow serve`)", start_image))
     rows = []
-    for compiler in ("nuitka", "none"):
-        container, port = start(compiler)
+    for name, start in servers:
+        port = free_port()
+        handle = start(port)  # type: ignore[operator]
         try:
-            load(int(port), args.clients, 2)  # warm up
-            sampled: list[float] = []
-
-            def sample(c=container, into=sampled) -> None:
-                time.sleep(args.seconds / 2)
-                into.append(memory_mb(c))
-
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            latencies, errors = load(int(port), args.clients, args.seconds)
-            sampler.join()
+            wait_up(port)
+            wrk(port, args.connections, 2)  # warm-up
+            rate, p50, p99, failures = wrk(port, args.connections, args.seconds)
         finally:
-            run_quiet(["docker", "rm", "-f", container])
-        latencies.sort()
-        p99 = latencies[int(len(latencies) * 0.99) - 1]
-        rows.append(
-            [
-                compiler,
-                f"{len(latencies) / args.seconds:.0f}",
-                f"{statistics.median(latencies) * 1000:.1f}",
-                f"{p99 * 1000:.1f}",
-                f"{sampled[0]:.1f}",
-                str(errors),
-            ]
-        )
-    base = float(rows[1][1])
-    for row in rows:
-        row.append(f"{float(row[1]) / base:.2f}x")
-    print_table(
-        f"POST /invoke, {args.clients} clients, {args.seconds:.0f} s",
-        ["compiler", "requests/s", "p50 ms", "p99 ms", "memory MB", "errors", "vs CPython"],
-        rows,
+            if isinstance(handle, str):
+                run_quiet(["docker", "rm", "-f", handle])
+            else:
+                handle.terminate()
+                handle.wait(timeout=30)
+        rows.append([name, f"{rate:,.0f}", f"{p50:.1f} ms", f"{p99:.1f} ms", str(failures)])
+    columns = ["server", "requests/s", "p50", "p99", "errors"]
+    title = (
+        f"POST /invoke, calculator, wrk {args.connections} keep-alive connections,"
+        f" {args.seconds:g} s, {os.cpu_count()} CPUs"
     )
+    print_table(title, columns, rows)
+    lines = [
+        f"{title} (bench/serve.py, {time.strftime('%Y-%m-%d')}):",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+    if args.llm:
+        first = llm_rows(args.llm_runs)
+        llm_title = f"time to first token, summarizer, dev LLM, median of {args.llm_runs}"
+        print_table(llm_title, ["path", "first token"], first)
+        lines += [
+            "",
+            f"{llm_title}:",
+            "",
+            "| path | first token |",
+            "|---|---|",
+            *("| " + " | ".join(row) + " |" for row in first),
+        ]
+    write_doc("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ from collections.abc import Callable
 from typing import Any
 
 from runner_template.api_tools import call_api
+from runner_template.bundle_format import LLM_OPTION_KEYS
 from runner_template.errors import (
+    CanceledError,
     InputError,
     LLMError,
     RunnerError,
@@ -54,19 +56,6 @@ MAX_STEP_DEADLINE = 7200.0
 DEFAULT_MAX_RETRIES = 2
 MAX_RETRIES = 10
 BACKOFF_CAP_SECONDS = 10.0
-LLM_OPTION_KEYS = (
-    "temperature",
-    "num_predict",
-    "seed",
-    "top_k",
-    "top_p",
-    "min_p",
-    "stop",
-    "num_ctx",
-    "repeat_penalty",
-    "presence_penalty",
-    "frequency_penalty",
-)
 
 
 def _env_number(name: str, default: float, low: float, high: float) -> float:
@@ -110,6 +99,51 @@ def finite_seconds(value: Any, default: float, maximum: float) -> float:
     return min(float(value), maximum)
 
 
+class _Workers:
+    """Threads for step attempts, reused: starting a thread cost a fifth of a small run's CPU.
+
+    A job goes to an idle worker, else to a new one. A worker whose job overran is simply never
+    back (abandoned, like the thread it replaces); an idle worker ends after
+    :data:`IDLE_SECONDS`, and at most :data:`MAX_IDLE` wait, so the pool stays small.
+    """
+
+    IDLE_SECONDS = 30.0
+    MAX_IDLE = 32
+
+    def __init__(self) -> None:
+        self._idle: list[queue.SimpleQueue] = []
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is not None:
+            inbox.put(job)
+            return
+        inbox = queue.SimpleQueue()
+        inbox.put(job)
+        threading.Thread(target=self._serve, args=(inbox,), name="step", daemon=True).start()
+
+    def _serve(self, inbox: queue.SimpleQueue) -> None:
+        while True:
+            try:
+                job = inbox.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:
+                        self._idle.remove(inbox)
+                        return
+                job = inbox.get()  # handed a job just as the wait ended
+            job()
+            with self._lock:
+                if len(self._idle) >= self.MAX_IDLE:
+                    return
+                self._idle.append(inbox)
+
+
+_WORKERS = _Workers()
+
+
 class StepStats:
     """What one step cost, for ``--stats`` and the benchmarks."""
 
@@ -141,11 +175,64 @@ class _StepState:
         self.stats = StepStats()
 
 
+class RunHandle:
+    """What a caller holds of one run: its per-step statistics and a way to cancel it.
+
+    Per-run state belongs to the run, not to the :class:`Engine` (``serve`` shares one engine
+    across threads). :meth:`cancel` may be called from any thread, before or during the run:
+    the scheduler stops at once with a :class:`CanceledError`, and the steps' threads (an LLM
+    call waiting for its reply included) are abandoned, like a step that overran its time.
+    """
+
+    def __init__(self, observer: Callable[..., None] | None = None) -> None:
+        self.stats: dict[str, StepStats] = {}
+        # Told what the run does (``step``, ``step_retry``, ``llm_call``, ``llm_retry``, with
+        # facts as keywords): serve's metrics. Called from the scheduler and step threads.
+        self.observer = observer
+        self._canceled = threading.Event()
+        self._wake: queue.Queue | None = None
+        self._children: list[RunHandle] = []
+        self._lock = threading.Lock()
+
+    @property
+    def canceled(self) -> bool:
+        return self._canceled.is_set()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._canceled.set()
+            if self._wake is not None:
+                self._wake.put(None)  # wakes the scheduler from its wait for a report
+            children = list(self._children)
+        for child in children:
+            child.cancel()
+
+    def note(self, kind: str, **facts: Any) -> None:
+        if self.observer is not None:
+            self.observer(kind, **facts)
+
+    def child(self) -> RunHandle:
+        """The handle of a sub-workflow's run: canceled with this one, observed by the same."""
+        handle = RunHandle(self.observer)
+        with self._lock:
+            self._children.append(handle)
+        if self.canceled:
+            handle.cancel()
+        return handle
+
+    def _attach(self, reports: queue.Queue) -> None:
+        with self._lock:
+            self._wake = reports
+            if self._canceled.is_set():
+                reports.put(None)
+
+
 class Engine:
-    """Runs the workflow of one bundle; the bundle format is written by ``rules/shake.py``.
+    """Runs the workflow of one bundle; the bundle format is written by ``rules/stages/shake.py``.
 
     ``workflow_key`` selects a child workflow of the bundle (``sub_workflow`` steps use it).
-    An engine holds no per-run state: one engine can run many inputs at once (batch, serve).
+    An engine holds no per-run state: one engine can run many inputs at once (batch, serve);
+    what a run measures is in its :class:`RunHandle`.
     """
 
     def __init__(
@@ -162,7 +249,8 @@ class Engine:
         self.tools: dict[str, dict[str, Any]] = part.get("tools", {})
         self.endpoint_override = endpoint or os.environ.get("OLLAMA_ENDPOINT") or None
         self.provider_override = provider or os.environ.get("LLM_PROVIDER") or None
-        self.stats: dict[str, StepStats] = {}
+        # The DAG is the same for every run: computed once (it was a tenth of a small run's CPU).
+        self.waits = step_dependencies(self.workflow["steps"])
 
     # -- public -----------------------------------------------------------------------------
 
@@ -171,18 +259,24 @@ class Engine:
         given_inputs: Any,
         deadline: float | None = None,
         on_event: EventSink | None = None,
+        handle: RunHandle | None = None,
     ) -> dict[str, Any]:
         """Run every step and return the workflow's outputs object.
 
         ``deadline`` (``time.monotonic()``) bounds the whole run; ``on_event`` receives
-        ``step_started``/``step_finished``/``token`` events (from several threads).
+        ``step_started``/``step_finished``/``token`` events (from several threads); ``handle``
+        receives the run's statistics and can cancel it.
         """
         inputs = prepare_inputs(self.workflow.get("inputs") or {}, given_inputs)
-        run = _Run(self, inputs, deadline, on_event)
+        handle = handle or RunHandle()
+        run = _Run(self, inputs, deadline, on_event, handle)
         try:
             return run.execute()
-        finally:
-            self.stats = run.stats
+        except BaseException:
+            # The run failed (a step overran, say) and its steps' threads are abandoned: a
+            # canceled handle makes a streaming LLM call among them stop at its next token.
+            handle.cancel()
+            raise
 
     # -- step kinds (called from step threads) ----------------------------------------------
 
@@ -209,21 +303,23 @@ class Engine:
             return DEFAULT_MAX_RETRIES
         return min(max(value, 0), MAX_RETRIES)
 
-    def execute(self, step, tool_id, values, deadline: float, stats: StepStats, emit) -> Any:
+    def execute(
+        self, step, tool_id, values, deadline: float, stats: StepStats, emit, handle: RunHandle
+    ) -> Any:
         step_id = step["step_id"]
         if step["type"] == "sub_workflow" and tool_id is None:
-            return self._sub_workflow(step, values, deadline, emit)
+            return self._sub_workflow(step, values, deadline, emit, handle)
         if tool_id is None:
             return run_inline_code(step_id, step["code"], values)
         tool = self.tools[tool_id]
         kind = tool["kind"]
         if kind == "llm":
-            return self._call_llm(step, tool, values, deadline, stats, emit)
+            return self._call_llm(step, tool, values, deadline, stats, emit, handle)
         if kind == "api":
             return call_api(tool_id, tool["api_spec"], values, deadline, step_id)
         return run_executable_tool(tool_id, tool["source"], values, step_id)
 
-    def _sub_workflow(self, step, values, deadline: float, emit) -> Any:
+    def _sub_workflow(self, step, values, deadline: float, emit, handle: RunHandle) -> Any:
         step_id = step["step_id"]
         child = Engine(
             self.bundle,
@@ -238,7 +334,9 @@ class Engine:
                 emit({**event, "step": f"{step_id}/{event.get('step')}"})
 
         try:
-            return child.run(values, deadline=deadline, on_event=forward if emit else None)
+            return child.run(
+                values, deadline=deadline, on_event=forward if emit else None, handle=handle.child()
+            )
         except InputError as error:  # the parent's wiring, not the caller's inputs
             raise ToolError(f"sub-workflow '{name}': {error.message}", step_id) from None
         except RunnerError as error:
@@ -249,7 +347,9 @@ class Engine:
     def _endpoint(self, tool: dict[str, Any]) -> str:
         return self.endpoint_override or tool.get("endpoint") or DEFAULT_ENDPOINT
 
-    def _call_llm(self, step, tool, values, deadline: float, stats: StepStats, emit) -> Any:
+    def _call_llm(
+        self, step, tool, values, deadline: float, stats: StepStats, emit, handle: RunHandle
+    ) -> Any:
         template = step.get("prompt_template") or tool.get("prompt_template")
         if template:
             prompt = render(template, values)
@@ -261,20 +361,33 @@ class Engine:
         options.update(tool.get("options") or {})
         system = render(tool["system_prompt"], values) if tool.get("system_prompt") else None
         ask = LLMRequest(tool["model"], prompt, system, options, tool.get("format"))
+        model = tool["model"]
+
+        def retried(message: str) -> None:  # the client logs each retry once
+            handle.note("llm_retry", model=model)
+            log(message)
+
         client = LLMClient(
             self._endpoint(tool),
             provider=self.provider_override or tool.get("provider") or "ollama",
             api_key_env=tool.get("api_key_env"),
-            log=log,
+            log=retried,
         )
         on_token = None
         if emit is not None:
             step_id = step["step_id"]
 
             def on_token(piece: str) -> None:
+                if handle.canceled:  # the run is over: stop reading, close the LLM connection
+                    raise CanceledError("the run was canceled while the model streamed", step_id)
                 emit({"event": "token", "step": step_id, "text": piece})
 
-        reply = client.generate(ask, deadline, step["step_id"], on_token)
+        try:
+            reply = client.generate(ask, deadline, step["step_id"], on_token)
+        except RunnerError as error:
+            handle.note("llm_call", model=model, outcome=error.error_type)
+            raise
+        handle.note("llm_call", model=model, outcome="ok")
         stats.llm_server_seconds += reply.server_seconds
         if tool.get("format") is None:
             return reply.text.strip()
@@ -315,12 +428,20 @@ class Engine:
 class _Run:
     """One run of an engine's workflow: the scheduler loop and its state."""
 
-    def __init__(self, engine: Engine, inputs, deadline: float | None, emit: EventSink | None):
+    def __init__(
+        self,
+        engine: Engine,
+        inputs,
+        deadline: float | None,
+        emit: EventSink | None,
+        handle: RunHandle,
+    ):
         self.engine = engine
         self.inputs = inputs
         self.deadline = deadline
         self.emit = emit
-        self.stats: dict[str, StepStats] = {}
+        self.handle = handle
+        self.stats = handle.stats
         self.outputs: dict[str, dict[str, Any]] = {}
         self.reports: queue.Queue = queue.Queue()
 
@@ -330,11 +451,14 @@ class _Run:
 
     def execute(self) -> dict[str, Any]:
         steps = self.engine.workflow["steps"]
-        waits = step_dependencies(steps)
+        waits = self.engine.waits
         states = {s["step_id"]: _StepState(s, s.get("tool")) for s in steps}
         started = time.monotonic()
+        self.handle._attach(self.reports)
         while len(self.outputs) < len(steps):
             now = time.monotonic()
+            if self.handle.canceled:
+                raise CanceledError(f"the run was canceled ({now - started:.1f} s in)")
             if self.deadline is not None and now >= self.deadline:
                 raise StepTimeoutError(
                     f"the run did not finish within its deadline ({now - started:.1f} s spent)"
@@ -353,9 +477,10 @@ class _Run:
                 wake.append(self.deadline)
             timeout = max(0.0, min(wake) - time.monotonic()) if wake else None
             try:
-                step_id, attempt, ok, value = self.reports.get(timeout=timeout)
+                report = self.reports.get(timeout=timeout)
             except queue.Empty:
-                step_id, attempt, ok, value = None, 0, False, None
+                report = None
+            step_id, attempt, ok, value = report or (None, 0, False, None)
             if step_id is not None:
                 state = states[step_id]
                 if state.status == "running" and state.attempt == attempt:
@@ -399,7 +524,7 @@ class _Run:
         self._event({"event": "step_started", "step": step_id, "attempt": state.attempt})
         attempt, deadline, tool_id = state.attempt, state.attempt_deadline, state.tool_id
         inputs, outputs, reports, engine = self.inputs, self.outputs, self.reports, self.engine
-        emit = self.emit
+        emit, handle = self.emit, self.handle
 
         def work() -> tuple[str, int, bool, Any]:
             try:
@@ -407,7 +532,7 @@ class _Run:
                     key: resolve_mapping_value(value, inputs, outputs)
                     for key, value in (step.get("input_mapping") or {}).items()
                 }
-                result = engine.execute(step, tool_id, values, deadline, state.stats, emit)
+                result = engine.execute(step, tool_id, values, deadline, state.stats, emit, handle)
                 return (step_id, attempt, True, result)
             except RunnerError as error:
                 error.step = error.step or step_id
@@ -418,9 +543,7 @@ class _Run:
                 return (step_id, attempt, False, RunnerError(repr(error), step_id))
 
         if THREADS:
-            threading.Thread(
-                target=lambda: reports.put(work()), name=f"step-{step_id}", daemon=True
-            ).start()
+            _WORKERS.submit(lambda: reports.put(work()))
             return
         report = work()
         if time.monotonic() >= deadline:  # what the scheduler says of a thread that overran
@@ -436,6 +559,7 @@ class _Run:
             state.stats.wall_seconds = now - state.started
             self.stats[step_id] = state.stats
             self.outputs[step_id] = {state.step.get("output_name") or "output": value}
+            self.handle.note("step", step=step_id, seconds=state.stats.wall_seconds, outcome="ok")
             log(f"step {step_id}: done in {state.stats.wall_seconds:.3f} s")
             self._event(
                 {
@@ -453,6 +577,7 @@ class _Run:
         if state.attempt <= self.engine.max_retries(state):
             pause = min(RETRY_BACKOFF_SECONDS * 2 ** (state.attempt - 1), BACKOFF_CAP_SECONDS)
             if pause < time_left:
+                self.handle.note("step_retry", step=step_id)
                 log(f"step {step_id}: {error.message}; retrying in {pause:g} s")
                 state.status, state.not_before = "backoff", now + pause
                 return
@@ -465,4 +590,7 @@ class _Run:
             state.status, state.not_before = "backoff", now
             return
         self.stats[step_id] = state.stats
+        self.handle.note(
+            "step", step=step_id, seconds=now - state.started, outcome=error.error_type
+        )
         raise error

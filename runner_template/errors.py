@@ -78,3 +78,10 @@ class StepTimeoutError(RunnerError):
 
     error_type = "step_timeout"
     exit_code = EXIT_STEP_TIMEOUT
+
+
+class CanceledError(RunnerError):
+    """The run was canceled by its caller (``POST /runs/ID/cancel`` in serve mode)."""
+
+    error_type = "canceled"
+    exit_code = EXIT_INTERNAL  # only a service cancels runs; no command line exit is due

@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from runner_template.bundle_format import BUNDLE_FILE, format_problem
-from runner_template.engine import Engine
+from runner_template.engine import Engine, RunHandle
 from runner_template.errors import EXIT_INTERNAL, EXIT_OK, InputError, RunnerError
 from runner_template.jsonsafe import JSONLimitError
 from runner_template.jsonsafe import loads as bounded_loads
@@ -164,6 +164,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--grace", type=float, default=20.0, help="seconds running requests get on SIGTERM"
     )
+    serve.add_argument(
+        "--read-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a request's headers and body may take to arrive, all together",
+    )
+    serve.add_argument(
+        "--auth-token-env",
+        metavar="NAME",
+        help="require 'Authorization: Bearer' with the token in this variable (not /healthz)",
+    )
     parser.add_argument(
         "--stream", action="store_true", help="print the run's events as NDJSON while it goes"
     )
@@ -235,6 +246,7 @@ def _main(argv: list[str] | None) -> int:
         _signal_handlers()
     started = time.monotonic()
     engine: Engine | None = None
+    handle = RunHandle()
     try:
         bundle = load_bundle(default_bundle_path())
         if args.describe:
@@ -246,7 +258,7 @@ def _main(argv: list[str] | None) -> int:
             return _serve(args, bundle)
         engine = Engine(bundle, endpoint=args.endpoint, provider=args.provider)
         inputs = read_inputs(args)
-        outputs = engine.run(inputs, on_event=_print_event if args.stream else None)
+        outputs = engine.run(inputs, on_event=_print_event if args.stream else None, handle=handle)
     except RunnerError as error:
         if args.stream:
             _print_event({"event": "error", **error.to_json()})
@@ -261,7 +273,7 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_INTERNAL
     finally:
         if args.stats and engine is not None:
-            _write_stats(args.stats, engine, time.monotonic() - started)
+            _write_stats(args.stats, handle, time.monotonic() - started)
     if args.stream:
         _print_event({"event": "result", "outputs": outputs})
         return EXIT_OK
@@ -289,6 +301,14 @@ def _serve(args: argparse.Namespace, bundle: dict[str, Any]) -> int:
         raise InputError(
             "--serve: -j must be 1-1024, --port 0-65535 (0: any free one), --max-body positive"
         )
+    if not 0 < args.read_timeout <= 3600:
+        raise InputError("--serve: --read-timeout must be over 0 and at most 3600 seconds")
+    token = None
+    if args.auth_token_env:
+        # From the environment when the service starts: never in the image or its arguments.
+        token = os.environ.get(args.auth_token_env, "").strip()
+        if not token:
+            raise InputError(f"--auth-token-env {args.auth_token_env}: the variable is empty")
     settings = Settings(
         jobs=jobs,
         max_body=args.max_body,
@@ -297,6 +317,8 @@ def _serve(args: argparse.Namespace, bundle: dict[str, Any]) -> int:
         grace=args.grace,
         endpoint=args.endpoint,
         provider=args.provider,
+        read_timeout=args.read_timeout,
+        auth_token=token,
     )
     try:
         return serve(bundle, args.host, args.port, settings)
@@ -349,7 +371,7 @@ def report_error(error: RunnerError) -> None:
     print(f"error: {error.error_type}{where}: {error.message}", file=sys.stderr, flush=True)
 
 
-def _write_stats(path: str, engine: Engine, total: float) -> None:
-    data = {"total_seconds": total, "steps": {k: v.to_json() for k, v in engine.stats.items()}}
+def _write_stats(path: str, handle: RunHandle, total: float) -> None:
+    data = {"total_seconds": total, "steps": {k: v.to_json() for k, v in handle.stats.items()}}
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2)

@@ -6,6 +6,7 @@ The build side validates references with :func:`parse_reference`; the engine res
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, NamedTuple
 
@@ -38,8 +39,12 @@ class Reference(NamedTuple):
         return ".".join((head, *self.keys))
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_reference(text: str) -> Reference:
-    """Parse ``text`` or raise :class:`ReferenceSyntaxError` with a fix-it message."""
+    """Parse ``text`` or raise :class:`ReferenceSyntaxError` with a fix-it message.
+
+    Cached: a service parses the same few references on every run (a ``Reference`` is a tuple).
+    """
     dollar = DOLLAR_DIALECT_RE.fullmatch(text.strip())
     if dollar:
         raise ReferenceSyntaxError(

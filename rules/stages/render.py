@@ -43,16 +43,24 @@ if __name__ == "__main__":
 '''
 
 
+# Subpackages of the engine that go into every program (``web/`` is the browser page's glue
+# and runs only in Pyodide: it stays out of images).
+ENGINE_SUBPACKAGES = ("serve",)
+
+
 @cache
 def engine_sources() -> dict[str, bytes]:
-    """The engine package's modules, by file name (only ``*.py``: no tests, no templates).
+    """The engine package's modules, by path inside it (only ``*.py``: no tests, no templates),
+    its top level and :data:`ENGINE_SUBPACKAGES`.
 
     Read once per process: every task of every target needs them when doit loads the graph.
     """
     package = resources.files("runner_template")
+    folders = [("", package)] + [(f"{name}/", package / name) for name in ENGINE_SUBPACKAGES]
     return {
-        entry.name: entry.read_bytes()
-        for entry in sorted(package.iterdir(), key=lambda e: e.name)
+        prefix + entry.name: entry.read_bytes()
+        for prefix, folder in folders
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
         if entry.name.endswith(".py")
     }
 

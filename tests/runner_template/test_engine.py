@@ -1,12 +1,13 @@
 import json
+import threading
 import time
 
 import pytest
 from fakes import FakeOllama, ok
 
 from runner_template import engine as engine_module
-from runner_template.engine import Engine
-from runner_template.errors import InputError, LLMError, StepTimeoutError, ToolError
+from runner_template.engine import Engine, RunHandle
+from runner_template.errors import CanceledError, InputError, LLMError, StepTimeoutError, ToolError
 
 SLEEPY = (
     "import sys, json, time; d = json.load(sys.stdin); start = time.monotonic();"
@@ -129,8 +130,38 @@ def test_fallback_tool_is_used_when_a_tool_fails():
     }
     step = {"step_id": "s", "type": "python_tool", "tool": "primary", "input_mapping": {"v": 1}}
     engine = Engine(make_bundle([step], tools))
-    assert engine.run({}) == {"output": {"v": 1}}
-    assert engine.stats["s"].tool == "backup"
+    handle = RunHandle()
+    assert engine.run({}, handle=handle) == {"output": {"v": 1}}
+    assert handle.stats["s"].tool == "backup"
+
+
+def test_statistics_belong_to_each_run_not_to_the_shared_engine():
+    """Two runs of one engine at once: each handle has its own run's figures."""
+    step = {"step_id": "s", "type": "python_tool", "tool": "sleepy", "input_mapping": {"sleep": 0}}
+    engine = Engine(make_bundle([step], {"sleepy": SLEEPY}))
+    assert not hasattr(engine, "stats")
+    first, second = RunHandle(), RunHandle()
+    engine.run({}, handle=first)
+    engine.run({}, handle=second)
+    assert first.stats["s"] is not second.stats["s"]
+    assert first.stats["s"].attempts == second.stats["s"].attempts == 1
+
+
+def test_a_canceled_run_stops_at_once_and_abandons_its_step():
+    step = {
+        "step_id": "s",
+        "type": "python_tool",
+        "tool": "sleepy",
+        "input_mapping": {"sleep": 5},
+        "timeout": 30,
+    }
+    engine = Engine(make_bundle([step], {"sleepy": SLEEPY}))
+    handle = RunHandle()
+    threading.Timer(0.2, handle.cancel).start()
+    started = time.monotonic()
+    with pytest.raises(CanceledError, match="canceled"):
+        engine.run({}, handle=handle)
+    assert time.monotonic() - started < 2
 
 
 def test_failure_without_fallback_names_the_step():

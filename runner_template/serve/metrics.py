@@ -1,0 +1,167 @@
+"""``GET /metrics``: the service's counters in the Prometheus text format (version 0.0.4).
+
+Written here rather than with ``prometheus_client``: the image carries the standard library
+only. Series (all prefixed ``workflow_``):
+
+* ``http_requests_total{route,status}``, ``http_request_duration_seconds{route}`` (histogram),
+  ``http_requests_in_flight``;
+* ``queue_wait_seconds`` (histogram: the wait for a run slot), ``rejected_total{reason}``
+  (``too_many_requests``: the 429s; ``shutting_down``);
+* ``step_duration_seconds{step,outcome}`` (histogram), ``step_retries_total{step}``;
+* ``llm_calls_total{model,outcome}``, ``llm_retries_total{model}`` (connection faults and 5xx
+  answers the client retried), ``llm_errors_total{model,type}``;
+* ``runs_total{outcome}`` (every run: invoke, stream, batch items, webhooks, chat completions).
+
+Routes are the route names (``/runs/{run_id}``), never raw paths: a client cannot grow the
+number of series.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+Labels = tuple[tuple[str, str], ...]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _label_text(labels: Labels, extra: str = "") -> str:
+    parts = [f'{name}="{_escape(value)}"' for name, value in labels]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def _number(value: float) -> str:
+    if value == math.inf:
+        return "+Inf"
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+
+
+class _Histogram:
+    __slots__ = ("buckets", "count", "counts", "total")
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.counts = [0] * len(buckets)
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        for index, bound in enumerate(self.buckets):
+            if value <= bound:
+                self.counts[index] += 1
+                break
+        self.count += 1
+        self.total += value
+
+
+class Metrics:
+    """Counters, gauges and histograms by name and labels; one lock, held for microseconds."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._help: dict[str, tuple[str, str]] = {}
+        self._values: dict[str, dict[Labels, Any]] = {}
+
+    def _series(self, name: str, kind: str, help_text: str) -> dict[Labels, Any]:
+        if name not in self._values:
+            self._help[name] = (kind, help_text)
+            self._values[name] = {}
+        return self._values[name]
+
+    def inc(self, name: str, help_text: str, amount: float = 1, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            series = self._series(name, "counter", help_text)
+            series[key] = series.get(key, 0) + amount
+
+    def add(self, name: str, help_text: str, amount: float, **labels: str) -> None:
+        """A gauge that goes up and down (requests in flight)."""
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            series = self._series(name, "gauge", help_text)
+            series[key] = series.get(key, 0) + amount
+
+    def observe(
+        self,
+        name: str,
+        help_text: str,
+        value: float,
+        buckets: tuple[float, ...] = LATENCY_BUCKETS,
+        **labels: str,
+    ) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            series = self._series(name, "histogram", help_text)
+            histogram = series.get(key)
+            if histogram is None:
+                histogram = series[key] = _Histogram(buckets)
+            histogram.observe(value)
+
+    def render(self) -> bytes:
+        lines: list[str] = []
+        with self._lock:
+            for name in sorted(self._values):
+                kind, help_text = self._help[name]
+                lines.append(f"# HELP {name} {help_text}")
+                lines.append(f"# TYPE {name} {kind}")
+                for labels, value in sorted(self._values[name].items()):
+                    if kind != "histogram":
+                        lines.append(f"{name}{_label_text(labels)} {_number(value)}")
+                        continue
+                    running = 0
+                    for bound, count in zip(value.buckets, value.counts, strict=True):
+                        running += count
+                        le = f'le="{_number(bound)}"'
+                        lines.append(f"{name}_bucket{_label_text(labels, le)} {running}")
+                    inf = 'le="+Inf"'
+                    lines.append(f"{name}_bucket{_label_text(labels, inf)} {value.count}")
+                    lines.append(f"{name}_sum{_label_text(labels)} {_number(value.total)}")
+                    lines.append(f"{name}_count{_label_text(labels)} {value.count}")
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+class RunObserver:
+    """What the engine tells about a run (steps, LLM calls), recorded as metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def __call__(self, kind: str, **facts: Any) -> None:
+        m = self.metrics
+        if kind == "step":
+            m.observe(
+                "workflow_step_duration_seconds",
+                "Time each step took, attempts and retries included",
+                facts["seconds"],
+                step=facts["step"],
+                outcome=facts["outcome"],
+            )
+        elif kind == "step_retry":
+            m.inc("workflow_step_retries_total", "Step attempts retried", step=facts["step"])
+        elif kind == "llm_call":
+            m.inc(
+                "workflow_llm_calls_total",
+                "Calls to an LLM server",
+                model=facts["model"],
+                outcome=facts["outcome"],
+            )
+            if facts["outcome"] != "ok":
+                m.inc(
+                    "workflow_llm_errors_total",
+                    "LLM calls that failed, by error type",
+                    model=facts["model"],
+                    type=facts["outcome"],
+                )
+        elif kind == "llm_retry":
+            m.inc(
+                "workflow_llm_retries_total",
+                "LLM requests retried after a connection fault or a 5xx answer",
+                model=facts["model"],
+            )

@@ -1,0 +1,130 @@
+"""The listening socket: bounded connections, eviction of idle ones, graceful shutdown.
+
+Connections are bounded (:data:`~.settings.MAX_CONNECTIONS`, a thread each). When all are taken,
+a new connection evicts the one that has waited longest for (or inside) its request's bytes:
+a crowd of slow or idle clients cannot keep a health probe out, while requests already being
+answered are never cut. Only when every connection is busy answering does a client get 503.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import sys
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from typing import Any
+
+from runner_template import engine as engine_module
+from runner_template.serve.handler import Handler
+from runner_template.serve.service import Service
+from runner_template.serve.settings import MAX_CONNECTIONS, Settings
+
+_BUSY_BODY = (
+    b'{"error": {"type": "too_many_connections", "message": "every connection is busy",'
+    b' "step": null}}'
+)
+BUSY_REPLY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: "
+    + str(len(_BUSY_BODY)).encode()
+    + b"\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+    + _BUSY_BODY
+)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address, service: Service) -> None:
+        super().__init__(address, Handler)
+        self.service = service
+        self._lock = threading.Lock()
+        self._open = 0
+        self._waiting: dict[Handler, float] = {}  # connections reading: since when
+
+    def idle(self, handler: Handler, waiting: bool) -> None:
+        """Called by each connection: True while it waits for request bytes, False when busy."""
+        with self._lock:
+            if waiting:
+                self._waiting[handler] = time.monotonic()
+            else:
+                self._waiting.pop(handler, None)
+
+    def _make_room(self) -> bool:
+        with self._lock:
+            if self._open < MAX_CONNECTIONS:
+                self._open += 1
+                return True
+            if not self._waiting:
+                return False
+            oldest = min(self._waiting, key=self._waiting.__getitem__)
+            del self._waiting[oldest]
+        with contextlib.suppress(OSError):
+            oldest.connection.shutdown(socket.SHUT_RDWR)  # its thread ends; this one takes over
+        with self._lock:
+            self._open += 1
+        return True
+
+    def process_request(self, request, client_address):
+        if not self._make_room():
+            try:
+                request.sendall(BUSY_REPLY)
+            except OSError:
+                pass
+            finally:
+                self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            with self._lock:
+                self._open -= 1
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._open -= 1
+                for handler in [h for h in self._waiting if h.request is request]:
+                    del self._waiting[handler]
+
+
+def serve(bundle: dict[str, Any], host: str, port: int, settings: Settings) -> int:
+    """Serve until SIGTERM or SIGINT; then finish running requests within the grace period."""
+    engine_module.QUIET = True
+    service = Service(bundle, settings)
+    server = _Server((host, port), service)
+
+    def stop(signum, frame) -> None:
+        service.stopping.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    bound = server.server_address
+    sys.stderr.write(
+        json.dumps(
+            {"listening": f"http://{bound[0]}:{bound[1]}", "workflow": service.workflow.get("id")}
+        )
+        + "\n"
+    )
+    sys.stderr.flush()
+    server.serve_forever(poll_interval=0.2)
+    server.server_close()
+    deadline = time.monotonic() + settings.grace
+    while service.active > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = service.active
+    # Stopping already: a repeated SIGTERM while the interpreter exits must not turn exit 0
+    # into death by signal.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stderr.write(json.dumps({"stopped": True, "unfinished_requests": left}) + "\n")
+    return 0

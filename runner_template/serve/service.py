@@ -1,0 +1,88 @@
+"""What every connection shares: the engine, the run slots, the runs, metrics, readiness."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from runner_template.engine import Engine, RunHandle
+from runner_template.errors import RunnerError
+from runner_template.serve.metrics import Metrics, RunObserver
+from runner_template.serve.readiness import Readiness
+from runner_template.serve.runs import RunStore
+from runner_template.serve.schemas import inputs_schema, openapi, outputs_schema
+from runner_template.serve.settings import Settings
+from runner_template.serve.wire import json_bytes
+
+
+class Service:
+    """One per process; safe to use from every handler thread."""
+
+    def __init__(self, bundle: dict[str, Any], settings: Settings) -> None:
+        self.bundle = bundle
+        self.workflow = bundle["workflow"]
+        self.settings = settings
+        self.engine = Engine(bundle, endpoint=settings.endpoint, provider=settings.provider)
+        self.slots = threading.BoundedSemaphore(settings.jobs)
+        self.runs = RunStore()
+        self.metrics = Metrics()
+        self.observer = RunObserver(self.metrics)
+        self.readiness = Readiness(bundle, self.engine)
+        self.active = 0
+        self.active_lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.openapi = json_bytes(openapi(self.workflow))
+        self.schema = json_bytes(
+            {"inputs": inputs_schema(self.workflow), "outputs": outputs_schema(self.workflow)}
+        )
+
+    def acquire(self, wait: float | None = None) -> bool:
+        """A run slot within ``wait`` seconds (default ``--queue-wait``); the wait is measured."""
+        started = time.monotonic()
+        got = self.slots.acquire(timeout=self.settings.queue_wait if wait is None else wait)
+        self.metrics.observe(
+            "workflow_queue_wait_seconds",
+            "Time a run waited for a slot (-j)",
+            time.monotonic() - started,
+        )
+        return got
+
+    def reject(self, reason: str) -> None:
+        self.metrics.inc(
+            "workflow_rejected_total", "Requests refused for lack of capacity", reason=reason
+        )
+
+    def handle(self) -> RunHandle:
+        return RunHandle(self.observer)
+
+    def run(
+        self,
+        inputs: Any,
+        on_event=None,
+        handle: RunHandle | None = None,
+        deadline: float | None = None,
+    ) -> dict[str, Any]:
+        """One run of the workflow within ``--request-timeout`` (or ``deadline``), counted."""
+        if deadline is None:
+            deadline = time.monotonic() + self.settings.request_timeout
+        try:
+            outputs = self.engine.run(
+                inputs, deadline=deadline, on_event=on_event, handle=handle or self.handle()
+            )
+        except RunnerError as error:
+            self._count(error.error_type)
+            raise
+        except Exception:
+            self._count("internal_error")
+            raise
+        self._count("succeeded")
+        return outputs
+
+    def _count(self, outcome: str) -> None:
+        self.metrics.inc("workflow_runs_total", "Runs of the workflow by outcome", outcome=outcome)
+
+    def track(self, delta: int) -> None:
+        with self.active_lock:
+            self.active += delta
+        self.metrics.add("workflow_http_requests_in_flight", "Requests being answered", delta)
