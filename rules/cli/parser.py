@@ -183,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("-j", "--jobs", type=int, default=4, help="runs at once (default 4)")
     serve.add_argument("--detach", action="store_true", help="leave the container running")
     serve.add_argument("--local", action="store_true", help="serve with this machine's Python")
+    serve.add_argument(
+        "--auth-token-env",
+        metavar="NAME",
+        help="require 'Authorization: Bearer' with the token in this environment variable"
+        " (every route but /healthz; the token is passed at run time, never built in)",
+    )
     _add_llm_options(serve, "LLM server URL (default: the image's)")
     _add_container_options(serve)
     _add_build_options(serve, platforms_help="the platform to run (default: this machine's)")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from rules.cli.build import build_image
 from rules.cli.convert import native_platform, output_dir, read_inputs_arg, run_limits, run_platform
+from rules.deploy.container import parse_env
 from rules.errors import InputProblem
 
 
@@ -91,6 +93,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.jobs <= 1024:
         raise InputProblem("-j/--jobs must be between 1 and 1024")
     limits = run_limits(args)
+    service_args = ["-j", str(args.jobs)]
+    if args.auth_token_env:  # the service reads its token from the variable, at run time
+        name = args.auth_token_env
+        if not os.environ.get(name, "").strip():
+            raise InputProblem(f"--auth-token-env {name}: the variable is not set or is empty")
+        limits.env.update(parse_env([name]))
+        service_args += ["--auth-token-env", name]
     if args.local:
         from rules.deploy.local import serve_local
         from rules.graph.build import prepare
@@ -106,7 +115,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             limits.env,
             port=args.port,
             bind=args.bind,
-            jobs=args.jobs,
+            service_args=service_args,
             announce=_say,
         )
     platform = run_platform(args)
@@ -115,7 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tag,
         port=args.port,
         bind=args.bind,
-        jobs=args.jobs,
+        service_args=service_args,
         endpoint=args.endpoint,
         network=args.network,
         limits=limits,

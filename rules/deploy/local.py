@@ -74,13 +74,14 @@ def serve_local(
     *,
     port: int,
     bind: str,
-    jobs: int,
+    service_args: list[str],
     announce: Callable[[str], None],
 ) -> int:
     """Serve until Ctrl-C (or SIGTERM), which the service gets to finish running requests;
-    ``announce`` gets the URL for the user once the service starts."""
+    ``announce`` gets the URL for the user once the service starts; ``service_args`` are the
+    runner's serve options (``-j N``, ``--auth-token-env NAME``)."""
     with local_runner(prepared, platform, endpoint, env) as (command, environment):
-        command += ["--serve", "--host", bind, "--port", str(port), "-j", str(jobs)]
+        command += ["--serve", "--host", bind, "--port", str(port), *service_args]
         process = subprocess.Popen(command, env=environment)
         announce(f"http://{bind}:{port}")
         previous = signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))

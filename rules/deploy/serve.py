@@ -31,7 +31,7 @@ def serve_container(
     *,
     port: int,
     bind: str,
-    jobs: int,
+    service_args: list[str],
     endpoint: str | None,
     network: str | None,
     limits: RunLimits,
@@ -39,12 +39,13 @@ def serve_container(
     announce: Callable[[str], None],
 ) -> int:
     """Start the service container; follow it unless ``detach``. ``announce`` gets the URL
-    (and, detached, the container's id) for the user."""
+    (and, detached, the container's id) for the user; ``service_args`` are the runner's serve
+    options (``-j N``, ``--auth-token-env NAME``: its variable is in ``limits.env``)."""
     from docker.errors import APIError, DockerException
 
     client = docker_client()
     host_network = network == "host"
-    command = ["--serve", "-j", str(jobs)]
+    command = ["--serve", *service_args]
     if host_network:  # no port mapping: the service listens on the host's own port
         command += ["--host", bind, "--port", str(port)]
     try:

@@ -76,3 +76,62 @@ def test_serve_local_puts_the_locked_packages_on_the_path(packaged):
     finally:
         service.terminate()
         service.wait(timeout=30)
+
+
+def test_serve_local_auth_token_env_guards_every_route_but_healthz(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "WF_SERVICE_TOKEN": "s3cret-token-value"}
+    service = subprocess.Popen(
+        [
+            *CLI,
+            "serve",
+            "--local",
+            str(ROOT / "workflows" / "calculator.json"),
+            *("-p", str(port), "--auth-token-env", "WF_SERVICE_TOKEN"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        assert service.stdout.readline().strip() == f"http://127.0.0.1:{port}"
+        for line in service.stderr:
+            if "listening" in line:
+                break
+        url = f"http://127.0.0.1:{port}"
+        body = {"a": 6, "b": 7, "operation": "multiply"}
+        assert requests.get(f"{url}/healthz", timeout=10).status_code == 200
+        refused = requests.post(f"{url}/invoke", json=body, timeout=10)
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "s3cret" not in refused.text
+        wrong = {"Authorization": "Bearer nope"}
+        assert (
+            requests.post(f"{url}/invoke", json=body, headers=wrong, timeout=10).status_code == 401
+        )
+        good = {"Authorization": "Bearer s3cret-token-value"}
+        reply = requests.post(f"{url}/invoke", json=body, headers=good, timeout=30)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["outputs"]["result"] == 42
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+
+
+def test_serve_auth_token_env_must_name_a_set_variable():
+    proc = run_cli(
+        "serve",
+        "--local",
+        str(ROOT / "workflows" / "calculator.json"),
+        "--auth-token-env",
+        "WF_TOKEN_THAT_IS_NOT_SET",
+    )
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith("--auth-token-env WF_TOKEN_THAT_IS_NOT_SET: the variable is not set or is empty")
+    )
+    assert "Traceback" not in proc.stderr
