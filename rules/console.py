@@ -26,10 +26,14 @@ def err_console() -> Console:
 
 
 def print_message(label: str, style: str, line: str) -> None:
-    """``label: line`` on stderr, the label styled, the line printed as it is."""
+    """``label: line`` on stderr, the label styled, the line printed as it is but redacted
+    (``runner_template.redaction``, the one redaction): a Docker error that quotes a
+    container's environment or an endpoint's ``user:password@`` shows ``***`` in their place."""
     from rich.text import Text
 
-    err_console().print(Text.assemble((f"{label}: ", style), line), soft_wrap=True)
+    from runner_template.redaction import redact
+
+    err_console().print(Text.assemble((f"{label}: ", style), redact(line)), soft_wrap=True)
 
 
 def status(text: str):
