@@ -109,3 +109,22 @@ def test_export_embeds_registry_tools(tmp_path):
 def test_usage_errors_exit_non_zero():
     assert run_cli().returncode == 2
     assert run_cli("frobnicate").returncode == 2
+
+
+def test_inputs_with_a_huge_integer_are_one_line_naming_where_they_came_from(tmp_path):
+    """``-f FILE``, the argument and stdin are parsed by the host with the bounds of every
+    JSON reader: one line naming the origin and the JSON path, exit 2, before anything runs."""
+    big = "9" * 4400
+    path = tmp_path / "in.json"
+    path.write_text(f'{{"a": {big}, "b": 1}}')
+    workflow = str(WORKFLOWS / "calculator.json")
+    for args, stdin, origin in [
+        (["-f", str(path)], None, str(path)),
+        ([f'{{"a": {big}, "b": 1}}'], None, "the inputs argument"),
+        ([], f'{{"a": 1, "b": [{big}]}}', "stdin"),
+    ]:
+        proc = run_cli("run", "--local", workflow, *args, input_text=stdin)
+        assert proc.returncode == 2, proc.stderr
+        expected = f"error: {origin}: $: an integer of 4400 digits (at most 4300)"
+        assert proc.stderr.strip() == expected
+        assert proc.stdout == ""
