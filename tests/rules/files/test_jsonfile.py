@@ -74,3 +74,27 @@ def test_tool_yaml_refuses_aliases_and_duplicate_keys(tmp_path):
     path.write_text("a: 1\na: 2\n")
     with pytest.raises(InvalidInput):
         load_yaml(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("tags: !!set {a, b}\n", r"line 1 column 7: a YAML set \(tag:yaml.org,2002:set\)"),
+        ("version: 2024-01-01\n", r"line 1 column 10: a YAML timestamp"),
+        ("when: !!timestamp 2001-12-14t21:59:43.10-05:00\n", "a YAML timestamp"),
+        ("blob: !!binary aGVsbG8=\n", "a YAML binary"),
+        ("list: !!omap [a: 1]\n", "a YAML omap"),
+        ("p: !!pairs [a: 1]\n", "a YAML pairs"),
+        ("1: one\n", r"line 1 column 1: a key must be a string \(JSON has no integer keys\)"),
+        ("yes: 1\n", "JSON has no boolean keys"),
+        ("? [a, b]\n: 1\n", "a key must be a string"),
+        ("a: !!python/object:os.system x\n", "could not determine a constructor"),
+    ],
+)
+def test_tool_yaml_is_read_as_json_data_only(tmp_path, text, problem):
+    """Every non-JSON YAML type is refused when the file is loaded, in one line."""
+    path = tmp_path / "tool.yaml"
+    path.write_text(text)
+    with pytest.raises(InvalidInput, match=problem) as caught:
+        load_yaml(path)
+    assert _message(caught).startswith(f"{path}: $: invalid YAML at line ")
