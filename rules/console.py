@@ -25,6 +25,19 @@ def err_console() -> Console:
     return Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
+def out_console() -> Console:
+    """A console on stdout for reports (``analyze``'s table). rich answers a closed pipe by
+    exiting 1 without a word; this one raises ``BrokenPipeError`` instead, so the CLI reports
+    it in one line like every other failed write (``rules.cli.main``)."""
+    from rich.console import Console
+
+    class _OutConsole(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    return _OutConsole(highlight=False, markup=False)
+
+
 def print_message(label: str, style: str, line: str) -> None:
     """``label: line`` on stderr, the label styled, the line printed as it is but redacted
     (``runner_template.redaction``, the one redaction): a Docker error that quotes a

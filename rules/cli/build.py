@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from rules.cli.convert import build_options
-from rules.console import err_console
+from rules.console import err_console, out_console
 from rules.errors import InputProblem
 from rules.platforms import parse_platforms
 
@@ -67,13 +67,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(analysis.to_json(), indent=2))
         return 0
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     from runner_template.http_client import redact
 
-    console = Console(highlight=False, markup=False)
+    console = out_console()
     console.print(
         Text.assemble(("Workflow ", "bold"), f"{analysis.workflow_id} {analysis.version or ''}")
     )

@@ -45,6 +45,8 @@ def _workflow_id(path: Path) -> str:
 
 
 def cmd_llm_server(args: argparse.Namespace) -> int:
+    if not 0 <= args.port < 65536:
+        raise InputProblem("--port must be between 0 and 65535 (0 picks a free one)")
     try:
         from devllm.model import ModelUnavailable
         from devllm.server import serve

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from helpers import ROOT, WORKFLOWS, minimal_workflow, run_cli, write_json
 
 
@@ -128,3 +129,38 @@ def test_inputs_with_a_huge_integer_are_one_line_naming_where_they_came_from(tmp
         expected = f"error: {origin}: $: an integer of 4400 digits (at most 4300)"
         assert proc.stderr.strip() == expected
         assert proc.stdout == ""
+
+
+def _cli_with_stdout(stdout, *args):
+    import subprocess
+
+    from helpers import CLI, ROOT
+
+    return subprocess.run(
+        [*CLI, *args], stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120
+    )
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_output_to_a_full_disk_or_a_closed_pipe_is_one_line(json_flag):
+    import os
+
+    workflow = str(WORKFLOWS / "calculator.json")
+    with open("/dev/full", "w") as full:
+        proc = _cli_with_stdout(full, "analyze", *json_flag, workflow)
+    assert proc.returncode == 1
+    assert proc.stderr == "error: writing the output failed: No space left on device\n"
+    read, write = os.pipe()
+    os.close(read)  # nobody reads: every write is EPIPE
+    try:
+        proc = _cli_with_stdout(write, "analyze", *json_flag, workflow)
+    finally:
+        os.close(write)
+    assert proc.returncode == 1
+    assert proc.stderr == "error: writing the output failed: Broken pipe\n"
+
+
+def test_llm_server_with_a_port_out_of_range_is_one_line():
+    proc = run_cli("llm-server", "--port", "99999")
+    assert proc.returncode == 2
+    assert proc.stderr == "error: --port must be between 0 and 65535 (0 picks a free one)\n"
