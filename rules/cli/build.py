@@ -91,6 +91,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     table.add_row("Python modules", listing(analysis.python_modules))
     table.add_row("pip packages", listing(analysis.pip_packages))
     table.add_row("Endpoints", listing([redact(e) for e in analysis.endpoints]))
+    table.add_row("Environment", listing(analysis.environment))
     table.add_row("TLS (https)", "yes" if analysis.https else "no")
     table.add_row("Tools", f"{analysis.tools_available} available -> {analysis.tools_used} kept")
     console.print(table)
