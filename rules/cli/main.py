@@ -13,7 +13,7 @@ import sys
 
 from rules.cli.parser import build_parser
 from rules.console import err_console, print_message
-from rules.errors import EXIT_FAILED, UserError
+from rules.errors import EXIT_FAILED, Interrupted, UserError
 
 # Failures of the machine, not of the program: where the output or a file could not be written.
 _OUTPUT_ERRNOS = {errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console().print("interrupted")
         return 130
+    except Interrupted as stop:
+        err_console().print("interrupted")
+        return stop.exit_code
     except OSError as error:
         if error.errno not in _OUTPUT_ERRNOS:
             raise
