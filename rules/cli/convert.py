@@ -8,10 +8,11 @@ import platform as platform_module
 import sys
 from pathlib import Path
 
-from rules.errors import InputProblem
-from rules.files.jsonfile import parse_json
+from rules.errors import InputProblem, InvalidInput
 from rules.graph.options import BuildOptions
 from rules.platforms import parse_platforms
+from runner_template.jsonsafe import JSONLimitError
+from runner_template.jsonsafe import loads as bounded_loads
 
 MAX_INPUT_BYTES = 256 * 1024 * 1024
 
@@ -29,12 +30,19 @@ def read_inputs_arg(inputs: str | None, input_file: str | None) -> str:
     """The inputs as JSON text: the argument, ``-f FILE``, ``-f -``, or piped stdin; else ``{}``.
 
     A BOM is dropped; text that is not UTF-8 (bytes on stdin, or an argument the shell passed
-    undecodable) is an input error. The text is parsed here with the bounds of every JSON
-    reader (``rules.files.jsonfile.parse_json``), so an integer of 4,300+ digits or a nesting
-    too deep is one line naming where the inputs came from and the JSON path.
+    undecodable) is an input error. The text is checked here against the bounds the engine
+    reads it with (``runner_template.jsonsafe``), so an integer of 4,300+ digits or a nesting
+    too deep is one line naming where the inputs came from (the engine would say "stdin") and
+    the JSON path. Everything else (syntax, types) is the engine's to report, as it does in
+    an image: a JSON error object on stdout and exit 2.
     """
     text, origin = _inputs_text(inputs, input_file)
-    parse_json(text, origin)
+    try:
+        bounded_loads(text)
+    except JSONLimitError as error:
+        raise InvalidInput.single(origin, error.where, error.message) from None
+    except ValueError:  # not JSON (or empty, which means {}): the engine says so
+        pass
     return text
 
 
