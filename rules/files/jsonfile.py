@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rules.errors import InvalidInput
-from runner_template.jsonsafe import MAX_DEPTH, JSONLimitError, check_tree
+from runner_template.jsonsafe import MAX_DEPTH, MAX_INT_DIGITS, JSONLimitError, check_tree
 from runner_template.jsonsafe import loads as bounded_loads
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -147,6 +147,21 @@ def _tool_file_loader():
                     )
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
+
+    def bounded_int(loader, node):
+        # int() of over 4,300 decimal digits raises a bare ValueError inside PyYAML.
+        text = loader.construct_scalar(node)
+        digits = sum(character.isdigit() for character in text)
+        if digits > MAX_INT_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"an integer of {digits} digits (at most {MAX_INT_DIGITS})",
+                node.start_mark,
+            )
+        return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+
+    ToolFileLoader.add_constructor("tag:yaml.org,2002:int", bounded_int)
 
     def refuse_non_json(loader, node):
         kind = node.tag.rsplit(":", 1)[-1]

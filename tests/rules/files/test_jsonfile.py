@@ -98,3 +98,22 @@ def test_tool_yaml_is_read_as_json_data_only(tmp_path, text, problem):
     with pytest.raises(InvalidInput, match=problem) as caught:
         load_yaml(path)
     assert _message(caught).startswith(f"{path}: $: invalid YAML at line ")
+
+
+def test_an_integer_of_too_many_digits_is_one_line_in_json_and_yaml(tmp_path):
+    big = "9" * 5000
+    path = tmp_path / "tool.yaml"
+    path.write_text(f"type: llm\nllm:\n  num_ctx: {big}\n")
+    with pytest.raises(InvalidInput) as caught:
+        load_yaml(path)
+    assert _message(caught) == (
+        f"{path}: $: invalid YAML at line 3 column 12: an integer of 5000 digits (at most 4300)"
+    )
+    path.write_text(f"type: llm\nllm:\n  num_ctx: 0x{big}\n")  # hexadecimal: refused alike
+    with pytest.raises(InvalidInput, match=r"an integer of 5001 digits \(at most 4300\)"):
+        load_yaml(path)
+    path.write_text(f"a: {big}.5\n")  # a float that large is infinity
+    with pytest.raises(InvalidInput, match=r"\$\.a: not a finite number"):
+        load_yaml(path)
+    with pytest.raises(InvalidInput, match=r"\$: an integer of 5000 digits"):
+        parse_json(f'{{"a": [{big}]}}', "w.json")
