@@ -19,6 +19,7 @@ from rules.errors import InputProblem
 from runner_template.redaction import register_secret
 
 FORWARDED_ENV = ("OLLAMA_API_KEY", "LLM_PROVIDER")  # passed on when set here
+NOT_SECRET = ("OLLAMA_ENDPOINT", "LLM_PROVIDER")  # settings, not credentials
 TMP_BYTES = 64 * 1024 * 1024
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -46,15 +47,15 @@ class RunLimits:
     def environment(self, endpoint: str | None) -> dict[str, str]:
         """The container's environment: forwarded keys, the endpoint, then ``-e`` settings.
 
-        Every value but the endpoint (whose credential the redaction finds by its ``@``) is
-        registered as a secret: a Docker error or a log line that quotes the container's or
-        the Swarm service's spec prints ``***`` in its place."""
+        Every value but the endpoint's (whose credential the redaction finds by its ``@``) and
+        the provider's is registered as a secret: a Docker error or a log line that quotes the
+        container's or the Swarm service's spec prints ``***`` in its place."""
         env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
         if endpoint:
             env["OLLAMA_ENDPOINT"] = endpoint
         env.update(self.env)
         for name, value in env.items():
-            if name != "OLLAMA_ENDPOINT":
+            if name not in NOT_SECRET:
                 register_secret(value)
         return env
 
