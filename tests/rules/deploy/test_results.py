@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rules.deploy.batch.inputs import InputsFile, split
 from rules.deploy.batch.results import ResultsFile
@@ -155,3 +157,34 @@ def test_a_results_line_that_is_not_a_result_is_refused_in_one_line(tmp_path, li
     path.write_text(json.dumps(ok(0)) + "\n")
     with ResultsFile(path, "d") as again:
         assert again.done() == {0}
+
+
+_LINE_PARTS = st.sampled_from(
+    [b'{"a": 1}', b"\xef\xbb\xbf", b"\n", b"\r\n", b"  ", b"[", b"]", b'"\xff"', b"9" * 4400,
+     b'{"index": 1}', b'{"index": true}', b"null", b"\x00", b"{"]
+)  # fmt: skip
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(parts=st.lists(_LINE_PARTS | st.binary(max_size=12), max_size=30))
+def test_any_bytes_as_inputs_or_results_index_cleanly_or_fail_in_one_line(tmp_path, parts):
+    """Inputs: never an exception, one index per non-blank line, in order, each line's bytes
+    read back. Results: a resumable file or one InputProblem line, never a crash."""
+    data = b"".join(parts)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(data)
+    found = InputsFile.scan(path)
+    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    lines = [line for line in body.split(b"\n") if line.strip()]  # JSON Lines ends lines at LF
+    assert [line.index for line in found.lines] == list(range(len(lines)))
+    assert [found.read(line) for line in found.lines] == [line.strip() for line in lines]
+    results = tmp_path / "r.jsonl"
+    results.write_bytes(data)
+    (tmp_path / "r.jsonl.state.json").write_text(json.dumps({"inputs": "d"}))
+    try:
+        with ResultsFile(results, "d") as opened:
+            assert all(isinstance(i, int) and i >= 0 for i in opened.done())
+    except InputProblem as error:
+        assert "\n" not in str(error) and str(error).startswith(f"{results}: line ")
