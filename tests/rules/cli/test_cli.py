@@ -164,3 +164,25 @@ def test_llm_server_with_a_port_out_of_range_is_one_line():
     proc = run_cli("llm-server", "--port", "99999")
     assert proc.returncode == 2
     assert proc.stderr == "error: --port must be between 0 and 65535 (0 picks a free one)\n"
+
+
+@pytest.mark.parametrize("kind", ["loop", "long"])
+def test_a_workflow_path_that_cannot_resolve_is_one_line_in_every_command(tmp_path, kind):
+    """The workflow argument itself a link loop or a 300-byte name: one line, exit 2, in the
+    commands that go through the graph (which resolves it in every step) and in the rest."""
+    if kind == "loop":
+        (tmp_path / "a.json").symlink_to("b.json")
+        (tmp_path / "b.json").symlink_to("a.json")
+        path = tmp_path / "a.json"
+    else:
+        path = tmp_path / ("w" * 300 + ".json")
+    for command in (
+        ["run", "--local", str(path), "{}", "-o", str(tmp_path / "cache")],
+        ["build", str(path), "-o", str(tmp_path / "cache")],
+        ["analyze", str(path)],
+        ["export", str(path), "-o", str(tmp_path / "out.json")],
+    ):
+        proc = run_cli(*command)
+        assert proc.returncode == 2, (command, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+        assert proc.stderr.startswith(f"error: {path}: $: ")
