@@ -51,10 +51,27 @@ def _console(quiet: bool) -> Console:
     return Console(stderr=True, highlight=False, markup=False, soft_wrap=True, quiet=quiet)
 
 
+def out_console() -> Console:
+    """A console on stdout for reports (``analyze``'s table). rich answers a closed pipe by
+    exiting 1 without a word; this one raises ``BrokenPipeError`` instead, so the CLI reports
+    it in one line like every other failed write (``rules.cli.main``)."""
+    from rich.console import Console
+
+    class _OutConsole(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    return _OutConsole(highlight=False, markup=False)
+
+
 def print_message(label: str, style: str, line: str) -> None:
-    """``label: line`` on stderr, the label styled, the line printed as it is; under ``-q``
-    only errors."""
+    """``label: line`` on stderr, the label styled, the line printed as it is but redacted
+    (``runner_template.redaction``, the one redaction): a Docker error that quotes a
+    container's environment or an endpoint's ``user:password@`` shows ``***`` in their place;
+    under ``-q`` only errors."""
     from rich.text import Text
 
+    from runner_template.redaction import redact
+
     console = error_console() if label == "error" else err_console()
-    console.print(Text.assemble((f"{label}: ", style), line), soft_wrap=True)
+    console.print(Text.assemble((f"{label}: ", style), redact(line)), soft_wrap=True)

@@ -68,3 +68,16 @@ class InvalidInput(UserError):
     @classmethod
     def single(cls, file: str, path: str, message: str) -> InvalidInput:
         return cls([Problem(file, path, message)])
+
+
+class Interrupted(Exception):
+    """A signal (SIGTERM, SIGHUP) ended the command: the CLI prints ``interrupted`` and exits
+    128 + the signal's number, as it does for Ctrl-C (130)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

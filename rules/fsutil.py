@@ -81,3 +81,30 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+NAME_MAX = 255  # the longest file name (one path component) Linux file systems take
+
+
+class BadPath(ValueError):
+    """A path from a user's file that cannot name a file here (the message says why)."""
+
+
+def resolve_name(folder: Path, name: str) -> Path:
+    """``folder / name`` resolved (links followed), or :class:`BadPath` saying why not.
+
+    Names come from workflow and tool files (``workflow_path``, ``script:``), and the system
+    calls behind ``Path.resolve`` fail on a NUL byte (``ValueError``), a component longer than
+    ``NAME_MAX`` (``OSError``) or a link loop (``RuntimeError``): each becomes one message.
+    """
+    if "\0" in name:
+        raise BadPath("contains a NUL byte")
+    longest = max(len(part.encode("utf-8", "surrogateescape")) for part in name.split("/"))
+    if longest > NAME_MAX:
+        raise BadPath(f"has a name of {longest} bytes (at most {NAME_MAX})")
+    try:
+        return (folder / name).resolve()
+    except RuntimeError:  # Python 3.11's report of a symbolic link loop
+        raise BadPath("is a symbolic link loop") from None
+    except OSError as error:
+        raise BadPath(f"cannot be resolved: {os.strerror(error.errno or 0)}") from None

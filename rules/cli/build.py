@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from rules.cli.convert import build_options
-from rules.console import err_console
+from rules.console import err_console, out_console
 from rules.errors import InputProblem
 from rules.platforms import parse_platforms
 
@@ -67,13 +67,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(analysis.to_json(), indent=2))
         return 0
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     from runner_template.http_client import redact
 
-    console = Console(highlight=False, markup=False)
+    console = out_console()
     console.print(
         Text.assemble(("Workflow ", "bold"), f"{analysis.workflow_id} {analysis.version or ''}")
     )
@@ -92,6 +91,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     table.add_row("Python modules", listing(analysis.python_modules))
     table.add_row("pip packages", listing(analysis.pip_packages))
     table.add_row("Endpoints", listing([redact(e) for e in analysis.endpoints]))
+    table.add_row("Environment", listing(analysis.environment))
     table.add_row("TLS (https)", "yes" if analysis.https else "no")
     table.add_row("Tools", f"{analysis.tools_available} available -> {analysis.tools_used} kept")
     console.print(table)

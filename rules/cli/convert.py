@@ -8,9 +8,11 @@ import platform as platform_module
 import sys
 from pathlib import Path
 
-from rules.errors import InputProblem
+from rules.errors import InputProblem, InvalidInput
 from rules.graph.options import BuildOptions
 from rules.platforms import parse_platforms
+from runner_template.jsonsafe import JSONLimitError
+from runner_template.jsonsafe import loads as bounded_loads
 
 MAX_INPUT_BYTES = 256 * 1024 * 1024
 
@@ -28,8 +30,23 @@ def read_inputs_arg(inputs: str | None, input_file: str | None) -> str:
     """The inputs as JSON text: the argument, ``-f FILE``, ``-f -``, or piped stdin; else ``{}``.
 
     A BOM is dropped; text that is not UTF-8 (bytes on stdin, or an argument the shell passed
-    undecodable) is an input error.
+    undecodable) is an input error. The text is checked here against the bounds the engine
+    reads it with (``runner_template.jsonsafe``), so an integer of 4,300+ digits or a nesting
+    too deep is one line naming where the inputs came from (the engine would say "stdin") and
+    the JSON path. Everything else (syntax, types) is the engine's to report, as it does in
+    an image: a JSON error object on stdout and exit 2.
     """
+    text, origin = _inputs_text(inputs, input_file)
+    try:
+        bounded_loads(text)
+    except JSONLimitError as error:
+        raise InvalidInput.single(origin, error.where, error.message) from None
+    except ValueError:  # not JSON (or empty, which means {}): the engine says so
+        pass
+    return text
+
+
+def _inputs_text(inputs: str | None, input_file: str | None) -> tuple[str, str]:
     if inputs is not None and input_file is not None:
         raise InputProblem("give inputs either as an argument or with --input-file, not both")
     if inputs is not None:
@@ -37,16 +54,17 @@ def read_inputs_arg(inputs: str | None, input_file: str | None) -> str:
             inputs.encode("utf-8")
         except UnicodeEncodeError:
             raise InputProblem("the inputs argument is not UTF-8 text") from None
-        return inputs
+        return inputs, "the inputs argument"
     if input_file == "-" or (input_file is None and not sys.stdin.isatty()):
-        return _decode_inputs(sys.stdin.buffer.read(MAX_INPUT_BYTES + 1), "stdin")
+        return _decode_inputs(sys.stdin.buffer.read(MAX_INPUT_BYTES + 1), "stdin"), "stdin"
     if input_file is not None:
         try:
             with open(input_file, "rb") as handle:
-                return _decode_inputs(handle.read(MAX_INPUT_BYTES + 1), input_file)
+                data = handle.read(MAX_INPUT_BYTES + 1)
         except OSError as error:
             raise InputProblem(f"{input_file}: cannot read input file: {error.strerror}") from None
-    return "{}"
+        return _decode_inputs(data, input_file), input_file
+    return "{}", "inputs"
 
 
 def parse_labels(items: list[str] | None) -> dict[str, str]:

@@ -51,6 +51,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_llm_server(args: argparse.Namespace) -> int:
+    if not 0 <= args.port < 65536:
+        raise InputProblem("--port must be between 0 and 65535 (0 picks a free one)")
     try:
         from devllm.model import ModelUnavailable
         from devllm.server import serve

@@ -16,8 +16,10 @@ import re
 from dataclasses import dataclass, field
 
 from rules.errors import InputProblem
+from runner_template.redaction import register_secret
 
 FORWARDED_ENV = ("OLLAMA_API_KEY", "LLM_PROVIDER")  # passed on when set here
+NOT_SECRET = ("OLLAMA_ENDPOINT", "LLM_PROVIDER")  # settings, not credentials
 TMP_BYTES = 64 * 1024 * 1024
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -43,11 +45,18 @@ class RunLimits:
     env: dict[str, str] = field(default_factory=dict)
 
     def environment(self, endpoint: str | None) -> dict[str, str]:
-        """The container's environment: forwarded keys, the endpoint, then ``-e`` settings."""
+        """The container's environment: forwarded keys, the endpoint, then ``-e`` settings.
+
+        Every value but the endpoint's (whose credential the redaction finds by its ``@``) and
+        the provider's is registered as a secret: a Docker error or a log line that quotes the
+        container's or the Swarm service's spec prints ``***`` in its place."""
         env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
         if endpoint:
             env["OLLAMA_ENDPOINT"] = endpoint
         env.update(self.env)
+        for name, value in env.items():
+            if name not in NOT_SECRET:
+                register_secret(value)
         return env
 
     def docker_run_args(self) -> dict:
@@ -99,7 +108,7 @@ def parse_env(items: list[str] | None) -> dict[str, str]:
     for item in items or []:
         name, sep, value = item.partition("=")
         if not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
-            raise InputProblem(f"-e/--env {item!r}: write NAME=VALUE or NAME")
+            raise InputProblem(f"-e/--env {name!r}: write NAME=VALUE or NAME (a valid NAME)")
         if sep:
             env[name] = value
         elif name in os.environ:

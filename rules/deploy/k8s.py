@@ -11,13 +11,17 @@
 
 Every pod runs non-root (the image's user 65532), with a read-only root file system, no
 capabilities, no privilege escalation, the runtime's seccomp profile, no service account token,
-a small in-memory ``/tmp``, resource requests and limits, and ``OLLAMA_ENDPOINT`` from
-``--endpoint``. The manifests are checked against the schemas of a pinned Kubernetes version in
-the tests (``kubernetes-validate``, strict).
+a small in-memory ``/tmp``, resource requests and limits (``--memory`` and ``--cpu`` must be
+positive Kubernetes quantities), and ``OLLAMA_ENDPOINT`` from ``--endpoint``. An endpoint that
+carries a credential (``user:password@`` or a query string) is written to a Secret
+(``secret-endpoint.yaml``) that the Job and the Deployment read with ``secretKeyRef``: no
+manifest holds the credential in plain text. The manifests are checked against the schemas of
+a pinned Kubernetes version in the tests (``kubernetes-validate``, strict).
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +33,7 @@ from rules.deploy.batch.inputs import InputsFile, split
 from rules.deploy.container import RunLimits
 from rules.errors import InputProblem
 from rules.fsutil import atomic_write
+from runner_template.redaction import redact
 
 CONFIGMAP_LIMIT = 1024 * 1024 - 4096  # 1 MiB, less room for the object's own fields
 PORT = 8080
@@ -47,6 +52,61 @@ class K8sOptions:
     memory: str = "512Mi"
     cpu: str = "1"
     backoff_per_index: int = 2
+
+    def __post_init__(self) -> None:
+        check_quantity("--memory", self.memory)
+        check_quantity("--cpu", self.cpu)
+
+
+# A Kubernetes resource quantity: a decimal number and a binary (Ki..Ei), decimal (n..E) or
+# exponent suffix (k8s.io/apimachinery's resource.Quantity). Signs are left out: a limit is > 0.
+_QUANTITY = re.compile(
+    r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?"
+)
+
+
+def check_quantity(option: str, value: str) -> None:
+    """Refuse what Kubernetes would refuse at ``kubectl apply`` time (or quietly read as 0)."""
+    number = re.match(r"[0-9.]*", value).group(0)
+    if not _QUANTITY.fullmatch(value) or not re.search(r"[1-9]", number):
+        raise InputProblem(
+            f"{option}: {value!r} is not a positive Kubernetes quantity (like 512Mi, 1Gi, 500m, 2)"
+        )
+
+
+ENDPOINT_KEY = "OLLAMA_ENDPOINT"
+
+
+def endpoint_is_secret(endpoint: str) -> bool:
+    """Whether ``endpoint`` carries a credential: user information (what the one redaction
+    hides) or a query string (``?key=...``)."""
+    return redact(endpoint) != endpoint or "?" in endpoint
+
+
+def _endpoint_env(options: K8sOptions) -> dict[str, Any]:
+    if endpoint_is_secret(options.endpoint or ""):
+        secret = {"name": dns_name(options.workflow_id, "-endpoint"), "key": ENDPOINT_KEY}
+        return {"name": ENDPOINT_KEY, "valueFrom": {"secretKeyRef": secret}}
+    return {"name": ENDPOINT_KEY, "value": options.endpoint}
+
+
+def _endpoint_secret(options: K8sOptions) -> dict[str, dict[str, Any]]:
+    """``secret-endpoint.yaml`` when the endpoint carries a credential, else nothing."""
+    if not options.endpoint or not endpoint_is_secret(options.endpoint):
+        return {}
+    encoded = base64.b64encode(options.endpoint.encode("utf-8")).decode("ascii")
+    return {
+        "secret-endpoint.yaml": {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": dns_name(options.workflow_id, "-endpoint"),
+                "labels": _labels(options, "endpoint"),
+            },
+            "type": "Opaque",
+            "data": {ENDPOINT_KEY: encoded},
+        }
+    }
 
 
 def dns_name(text: str, suffix: str = "") -> str:
@@ -86,7 +146,7 @@ def _container(options: K8sOptions, args: list[str], mounts: list[dict]) -> dict
         "volumeMounts": [*mounts, {"name": "tmp", "mountPath": "/tmp"}],
     }
     if options.endpoint:
-        container["env"] = [{"name": "OLLAMA_ENDPOINT", "value": options.endpoint}]
+        container["env"] = [_endpoint_env(options)]
     return container
 
 
@@ -102,7 +162,7 @@ def batch_manifests(options: K8sOptions, inputs: InputsFile) -> dict[str, dict[s
         raise InputProblem(f"{inputs.path}: no inputs")
     shards = split([line.index for line in inputs.lines], options.parallelism)
     job_name = dns_name(options.workflow_id, "-batch")
-    manifests: dict[str, dict[str, Any]] = {}
+    manifests: dict[str, dict[str, Any]] = _endpoint_secret(options)
     sources = []
     for number, indices in enumerate(shards):
         text = b"".join(inputs.indexed(indices)).decode("utf-8")
@@ -174,6 +234,7 @@ def serve_manifests(options: K8sOptions) -> dict[str, dict[str, Any]]:
         "failureThreshold": 3,
     }
     return {
+        **_endpoint_secret(options),
         "deployment.yaml": {
             "apiVersion": "apps/v1",
             "kind": "Deployment",

@@ -9,6 +9,7 @@ local Ollama), then the user's ``-e`` and ``--provider`` settings.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rules.errors import Interrupted
 from rules.stages.prepared import Prepared, read_lock
 from runner_template.bundle_format import BUNDLE_FILE
 
@@ -57,13 +59,54 @@ def run_local(
     inputs_text: str,
     stream: bool = False,
 ) -> int:
-    """Run once with ``inputs_text`` on stdin; the result goes to our stdout. The exit code."""
+    """Run once with ``inputs_text`` on stdin; the result goes to our stdout. The exit code.
+
+    The runner runs in a process group of its own, so the terminal's Ctrl-C reaches this
+    process only (the runner prints nothing of its own); Ctrl-C, SIGTERM or SIGHUP here end
+    the whole group (the runner and every tool process it started) at once, the private
+    bundle copy is removed as the block unwinds, and the CLI prints ``interrupted`` and exits
+    128 + the signal's number (``rules.errors.Interrupted``).
+    """
     with local_runner(prepared, platform, endpoint, env) as (command, environment):
         command += ["--input-file", "-", *(["--stream"] if stream else [])]
-        completed = subprocess.run(
-            command, input=inputs_text.encode("utf-8"), env=environment, check=False
-        )
-    return completed.returncode
+        with _signals_raise():
+            process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, env=environment, process_group=0
+            )
+            try:
+                process.communicate(inputs_text.encode("utf-8"))
+            except BaseException:
+                _end_group(process)
+                raise
+    return process.returncode
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Interrupted` in the block (Ctrl-C raises
+    ``KeyboardInterrupt`` already), so that it unwinds and cleans up as Ctrl-C does."""
+    previous = {number: signal.signal(number, _raise_interrupted) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _end_group(process: subprocess.Popen) -> None:
+    """Kill the runner's process group (the runner holds nothing to save: its result is not
+    wanted any more) and reap the runner."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        process.wait()
 
 
 def serve_local(

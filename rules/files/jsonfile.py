@@ -5,7 +5,9 @@ line and column, and a key written twice in one object is an error (parsers sile
 last one, which hides copy-paste mistakes). Hostile files get the same one-line treatment
 within bounded time and memory: files over :data:`MAX_FILE_BYTES`, documents nested deeper than
 ``MAX_DEPTH``, ``NaN``/``Infinity``, lone surrogates, and YAML aliases (a 600-byte "billion
-laughs" file expands to gigabytes) are refused before anything else looks at the data.
+laughs" file expands to gigabytes) are refused before anything else looks at the data. YAML is
+read as JSON's data model: dates, ``!!binary``, ``!!set``, ordered pairs and keys that are not
+strings are refused at load time, so ``analyze``, ``run --local`` and ``export`` agree.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rules.errors import InvalidInput
-from runner_template.jsonsafe import MAX_DEPTH, JSONLimitError, check_tree
+from runner_template.jsonsafe import MAX_DEPTH, MAX_INT_DIGITS, JSONLimitError, check_tree
 from runner_template.jsonsafe import loads as bounded_loads
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -131,10 +133,14 @@ def _tool_file_loader():
             seen = set()
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=True)
-                try:
-                    duplicate = key in seen
-                except TypeError:  # an unhashable key: the base class reports it
-                    break
+                if not isinstance(key, str):
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"a key must be a string (JSON has no {_yaml_type(key)} keys): quote it",
+                        key_node.start_mark,
+                    )
+                duplicate = key in seen
                 if duplicate:
                     raise yaml.constructor.ConstructorError(
                         None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
@@ -142,7 +148,44 @@ def _tool_file_loader():
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
+    def bounded_int(loader, node):
+        # int() of over 4,300 decimal digits raises a bare ValueError inside PyYAML.
+        text = loader.construct_scalar(node)
+        digits = sum(character.isdigit() for character in text)
+        if digits > MAX_INT_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"an integer of {digits} digits (at most {MAX_INT_DIGITS})",
+                node.start_mark,
+            )
+        return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+
+    ToolFileLoader.add_constructor("tag:yaml.org,2002:int", bounded_int)
+
+    def refuse_non_json(loader, node):
+        kind = node.tag.rsplit(":", 1)[-1]
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"a YAML {kind} ({node.tag}) is not a JSON type: quote it as a string",
+            node.start_mark,
+        )
+
+    # SafeLoader also builds dates, bytes, sets and ordered pairs, which JSON cannot hold:
+    # a tool file that passed ``analyze`` would crash ``run --local`` and ``export`` later.
+    for tag in NON_JSON_YAML_TAGS:
+        ToolFileLoader.add_constructor(f"tag:yaml.org,2002:{tag}", refuse_non_json)
     return ToolFileLoader
+
+
+NON_JSON_YAML_TAGS = ("timestamp", "binary", "set", "omap", "pairs")
+
+
+def _yaml_type(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def load_yaml(path: Path) -> Any:

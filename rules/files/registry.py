@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from rules.errors import InvalidInput, Problem, json_path
 from rules.files.jsonfile import load_yaml, read_text
 from rules.files.schemas import schema_problems
+from rules.fsutil import BadPath, resolve_name
 from runner_template.bundle_format import LLM_KEYS
 
 if TYPE_CHECKING:
@@ -210,7 +211,10 @@ def read_script(script: str, root: Path, folder: Path, file: str, where: str) ->
             f"script {script!r} must be a relative path inside the tool's registry folder"
             " (no absolute paths, no '..')",
         )
-    path = (folder / pure).resolve()
+    try:
+        path = resolve_name(folder, name)
+    except BadPath as error:
+        raise InvalidInput.single(file, where, f"script {script!r} {error}") from None
     if not path.is_relative_to(root.resolve()):
         raise InvalidInput.single(
             file, where, f"script {script!r} leads outside the registry folder {root}"

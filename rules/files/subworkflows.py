@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from rules.errors import InvalidInput, Problem, json_path
 from rules.files.jsonfile import load_json
 from rules.files.registry import Registry
+from rules.fsutil import BadPath, resolve_name
 
 if TYPE_CHECKING:
     from rules.files.spec import Workflow
@@ -123,7 +124,10 @@ def _child_path(text: str, parent: Workflow, root_dir: Path, file: str, here: tu
         raise InvalidInput.single(
             file, where, f"{text!r} must be a path relative to {parent.path.name}"
         )
-    resolved = (parent.path.resolve().parent / pure).resolve()
+    try:
+        resolved = resolve_name(parent.path.resolve().parent, text)
+    except BadPath as error:
+        raise InvalidInput.single(file, where, f"sub-workflow {text!r} {error}") from None
     if not resolved.is_relative_to(root_dir):
         raise InvalidInput.single(
             file,
@@ -144,7 +148,10 @@ def scan_files(path: Path) -> list[Path]:
     todo = [Path(path)]
     while todo and len(found) < 100:
         current = todo.pop()
-        resolved = current.resolve()
+        try:
+            resolved = resolve_name(Path.cwd(), str(current))
+        except BadPath:
+            continue
         if resolved in found:
             continue
         found.append(resolved)
@@ -153,7 +160,10 @@ def scan_files(path: Path) -> list[Path]:
         except InvalidInput:
             continue
         for relative in _workflow_paths(data):
-            child = resolved.parent / relative
+            try:
+                child = resolve_name(resolved.parent, relative)
+            except BadPath:
+                continue
             if child.is_file():
                 todo.append(child)
     return found

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rules.errors import InvalidInput
+from rules.fsutil import BadPath, resolve_name
 from rules.graph.options import BuildOptions, image_request
 from rules.graph.run import build_targets
 from rules.graph.targets import Target, safe_target_name
@@ -25,7 +27,15 @@ class BuildResult:
 
 
 def target_for(path: Path, options: BuildOptions, name: str | None = None) -> Target:
-    """The graph target of a workflow file given on the command line (named after the file)."""
+    """The graph target of a workflow file given on the command line (named after the file).
+
+    A path that cannot be resolved (a link loop, a NUL, an over-long name) is refused here in
+    one line: every step of the graph resolves it, inside doit, which would print tracebacks.
+    """
+    try:
+        resolve_name(Path.cwd(), str(path))
+    except BadPath as error:
+        raise InvalidInput.single(str(path), "$", f"the workflow file {error}") from None
     return Target(name or safe_target_name(Path(path).stem), Path(path), options)
 
 

@@ -19,12 +19,20 @@ from rules.platforms import arch_of
 
 
 def run_doit(graph: BuildGraph, args: list[str], config: dict[str, Any] | None = None) -> int:
-    """Run doit over the tasks of ``graph``; doit's exit code."""
+    """Run doit over the tasks of ``graph``; doit's exit code.
+
+    The database is doit's sqlite3 file through :mod:`rules.graph.cache_db`, which keeps a
+    failure to save it (a full disk) for :func:`build_targets` instead of a doit traceback.
+    """
     from doit.cmd_base import ModuleTaskLoader
     from doit.doit_cmd import DoitMain
 
-    namespace = {**graph.task_creators(), "DOIT_CONFIG": {**doit_config(), **(config or {})}}
-    return DoitMain(ModuleTaskLoader(namespace)).run(args)
+    from rules.graph import cache_db
+
+    settings = {**doit_config(), "backend": cache_db.BACKEND, **(config or {})}
+    namespace = {**graph.task_creators(), "DOIT_CONFIG": settings}
+    plugins = {"BACKEND": {cache_db.BACKEND: cache_db.PLUGIN}}
+    return DoitMain(ModuleTaskLoader(namespace), extra_config=plugins).run(args)
 
 
 def _reporter(quiet: bool):
@@ -67,9 +75,14 @@ def build_targets(targets: list[Target], step: str = "image", quiet: bool = Fals
     names = [f"{step}:{t.name}" for t in targets]
     if step == "compile":  # one task per platform
         names = [f"compile:{t.name}-{arch_of(p)}" for t in targets for p in t.options.platforms]
+    from rules.graph import cache_db
+
+    cache_db.failures.clear()
     code = run_doit(graph, names, config)
     if graph.failures:
         raise graph.failures[0]
+    if cache_db.failures:
+        raise cache_db.cache_full(cache_db.failures[0])
     if code != 0:
         names = ", ".join(t.name for t in targets)
         raise UserError(f"the build of {names} failed (doit exit {code})")

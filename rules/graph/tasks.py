@@ -35,6 +35,7 @@ from rules.errors import UserError
 from rules.files.registry import Registry
 from rules.files.subworkflows import scan_files
 from rules.fsutil import atomic_write
+from rules.graph import cache_db
 from rules.graph.fingerprint import code_fingerprint
 from rules.graph.options import compile_request, image_request
 from rules.graph.targets import Target, apply_command_line
@@ -116,7 +117,12 @@ def guarded(step: Callable[..., Any], failures: list[UserError]) -> Callable[...
         except UserError as error:
             failures.append(error)
             return TaskFailed("\n".join(error.lines()))
-        except Exception as error:  # a bug: one line, the traceback on request
+        except Exception as error:
+            if isinstance(error, OSError) and error.errno in cache_db.FULL_ERRNOS:
+                full = cache_db.cache_full(os.strerror(error.errno))  # not a bug: the disk
+                failures.append(full)
+                return TaskFailed(str(full))
+            # a bug: one line, the traceback on request
             if os.environ.get("DOCKER_WORKFLOW_DEBUG") == "1":
                 raise
             bug = UserError(

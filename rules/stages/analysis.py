@@ -35,6 +35,9 @@ class Analysis:
     sub_workflows: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     cjk_codecs: bool = False
+    # Every environment variable the workflow's tools read at run time (``${VAR}`` in an API
+    # tool's URL or headers, an LLM tool's key variable): what a deployment must provide.
+    environment: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -183,6 +183,28 @@ def analyze_tree(
     return _report(tree, found, needs), tools_by_node
 
 
+def environment_variables(tools: dict[str, ResolvedTool]) -> list[str]:
+    """The environment variables ``tools`` read at run time, as the engine reads them: every
+    ``${VAR}`` in an API tool's URL or header values (``runner_template.http_client.expand_env``;
+    bodies are not expanded), and each LLM tool's key variable (``api_key_env``, by default
+    ``OLLAMA_API_KEY``). Python code may read more (``os.environ``), which no scan can know."""
+    # The engine's own pattern (private there, imported so there is one definition of it).
+    from runner_template.http_client import _ENV_REF as ENV_REFERENCE
+    from runner_template.llm import DEFAULT_KEY_ENV
+
+    names: set[str] = set()
+    for tool in tools.values():
+        if tool.kind == "llm":
+            names.add(tool.definition.get("api_key_env") or DEFAULT_KEY_ENV)
+        elif tool.kind == "api":
+            spec = tool.definition["api_spec"]
+            texts = [str(spec.get("url", ""))]
+            texts += [str(value) for value in (spec.get("headers") or {}).values()]
+            for text in texts:
+                names.update(ENV_REFERENCE.findall(text))
+    return sorted(names)
+
+
 def _report(tree: WorkflowNode, found: _Found, needs: PackageNeeds) -> Analysis:
     tools = found.tools
     endpoints = {t.definition["endpoint"] for t in tools.values() if t.definition.get("endpoint")}
@@ -211,4 +233,5 @@ def _report(tree: WorkflowNode, found: _Found, needs: PackageNeeds) -> Analysis:
         sub_workflows=found.sub_workflows,
         files=[str(p) for p in tree.files()],
         cjk_codecs=found.cjk_codecs or bool(found.required - stdlib),
+        environment=environment_variables(tools),
     )

@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rules.errors import InputProblem
+from runner_template.batch import BOM, MAX_LINE_BYTES
 from runner_template.jsonsafe import JSONLimitError
 from runner_template.jsonsafe import loads as bounded_loads
-
-MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -34,6 +33,10 @@ class InputsFile:
 
     @classmethod
     def scan(cls, path: Path) -> InputsFile:
+        """Index the non-blank lines the way the engine's batch reader counts them
+        (``runner_template.batch.read_lines``): a BOM at the start of the file is not part of
+        line 1, and a line over ``MAX_LINE_BYTES`` is one (bad) line however long it is, so
+        the indices after it do not shift."""
         found = cls(path)
         digest = hashlib.sha256()
         try:
@@ -47,13 +50,20 @@ class InputsFile:
                 if not raw:
                     break
                 digest.update(raw)
-                if raw.strip():
+                start, length = offset, len(raw)
+                if offset == 0 and raw.startswith(BOM):
+                    start, length, raw = len(BOM), length - len(BOM), raw[len(BOM) :]
+                if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                    length += _skip_rest_of_line(handle, digest)
+                    found.bad[len(found.lines)] = f"line longer than {MAX_LINE_BYTES} bytes"
+                    found.lines.append(InputLine(len(found.lines), start, length))
+                elif raw.strip():
                     index = len(found.lines)
-                    found.lines.append(InputLine(index, offset, len(raw)))
+                    found.lines.append(InputLine(index, start, length))
                     problem = _line_problem(raw)
                     if problem:
                         found.bad[index] = problem
-                offset += len(raw)
+                offset = start + length
         found.digest = digest.hexdigest()
         return found
 
@@ -72,11 +82,20 @@ class InputsFile:
                 yield b'{"index": %d, "inputs": ' % index + raw + b"}\n"
 
 
+def _skip_rest_of_line(handle, digest) -> int:
+    """Read past the rest of an oversized line (into ``digest``); the bytes skipped."""
+    skipped = 0
+    while True:
+        chunk = handle.readline(MAX_LINE_BYTES + 1)
+        digest.update(chunk)
+        skipped += len(chunk)
+        if not chunk or chunk.endswith(b"\n"):
+            return skipped
+
+
 def _line_problem(raw: bytes) -> str | None:
-    if len(raw) > MAX_LINE_BYTES:
-        return f"line longer than {MAX_LINE_BYTES} bytes"
     try:
-        value = bounded_loads(raw.decode("utf-8-sig"))
+        value = bounded_loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         return "line is not UTF-8 text"
     except (json.JSONDecodeError, JSONLimitError) as error:

@@ -12,6 +12,7 @@ from rules.deploy.batch.settings import BatchSettings
 from rules.deploy.container import RunLimits
 from rules.errors import UserError
 from runner_template.errors import EXIT_SOME_FAILED
+from runner_template.redaction import redact
 
 
 def run_local(
@@ -56,5 +57,5 @@ def run_local(
     )
     if result.exit_code not in (0, EXIT_SOME_FAILED):
         tail = b"".join(stderr_tail).decode("utf-8", "replace").strip().splitlines()[-5:]
-        sys.stderr.write("\n".join(tail) + "\n")
+        sys.stderr.write("\n".join(redact(line) for line in tail) + "\n")  # the spec's env
         raise UserError(f"the batch container stopped with exit code {result.exit_code}")

@@ -22,6 +22,8 @@ from typing import Any
 
 from rules.errors import InputProblem, UserError
 from rules.fsutil import atomic_write
+from runner_template.jsonsafe import JSONLimitError
+from runner_template.jsonsafe import loads as bounded_loads
 
 
 class ResultsFile:
@@ -54,8 +56,12 @@ class ResultsFile:
             raise UserError(
                 f"{self.path}: another batch is writing this results file right now"
             ) from None
-        self._check_state()
-        self._read_existing()
+        try:
+            self._check_state()
+            self._read_existing()
+        except BaseException:
+            self.close()  # releases the lock
+            raise
         if self.retry_failed:
             self.records = {i: r for i, r in self.records.items() if "error" not in r}
         self._rewrite()  # drops torn lines and, with retry_failed, the failed ones
@@ -80,15 +86,33 @@ class ResultsFile:
         if not self.path.exists():
             return
         with self.path.open("rb") as handle:
-            for raw in handle:
+            for number, raw in enumerate(handle, start=1):
                 if not raw.endswith(b"\n"):
                     break  # a line cut short by a crash: that input runs again
-                try:
-                    record = json.loads(raw)
-                except ValueError:
+                if not raw.strip():
                     continue
-                if isinstance(record, dict) and isinstance(record.get("index"), int):
-                    self.records[record["index"]] = record
+                record = self._record(raw, number)
+                self.records[record["index"]] = record
+
+    def _record(self, raw: bytes, number: int) -> dict[str, Any]:
+        """One complete line of an existing results file, parsed with the bounds of every JSON
+        reader; a line that is not a result (``{"index": N, ...}`` with N a non-negative
+        integer) is refused: keeping it would resume from a file this program did not write."""
+        where = f"{self.path}: line {number}"
+        try:
+            record = bounded_loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise InputProblem(f"{where}: not UTF-8 text") from None
+        except json.JSONDecodeError as error:
+            raise InputProblem(f"{where}: not valid JSON ({error.msg})") from None
+        except JSONLimitError as error:
+            raise InputProblem(f"{where}: {error.where}: {error.message}") from None
+        if not isinstance(record, dict):
+            raise InputProblem(f"{where}: $: a result must be a JSON object")
+        index = record.get("index")
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise InputProblem(f"{where}: $.index: must be a non-negative integer")
+        return record
 
     # -- writing ---------------------------------------------------------------------------
 

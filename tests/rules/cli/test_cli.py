@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from helpers import ROOT, WORKFLOWS, minimal_workflow, run_cli, write_json
 
 
@@ -109,3 +110,79 @@ def test_export_embeds_registry_tools(tmp_path):
 def test_usage_errors_exit_non_zero():
     assert run_cli().returncode == 2
     assert run_cli("frobnicate").returncode == 2
+
+
+def test_inputs_with_a_huge_integer_are_one_line_naming_where_they_came_from(tmp_path):
+    """``-f FILE``, the argument and stdin are parsed by the host with the bounds of every
+    JSON reader: one line naming the origin and the JSON path, exit 2, before anything runs."""
+    big = "9" * 4400
+    path = tmp_path / "in.json"
+    path.write_text(f'{{"a": {big}, "b": 1}}')
+    workflow = str(WORKFLOWS / "calculator.json")
+    for args, stdin, origin in [
+        (["-f", str(path)], None, str(path)),
+        ([f'{{"a": {big}, "b": 1}}'], None, "the inputs argument"),
+        ([], f'{{"a": 1, "b": [{big}]}}', "stdin"),
+    ]:
+        proc = run_cli("run", "--local", workflow, *args, input_text=stdin)
+        assert proc.returncode == 2, proc.stderr
+        expected = f"error: {origin}: $: an integer of 4400 digits (at most 4300)"
+        assert proc.stderr.strip() == expected
+        assert proc.stdout == ""
+
+
+def _cli_with_stdout(stdout, *args):
+    import subprocess
+
+    from helpers import CLI, ROOT
+
+    return subprocess.run(
+        [*CLI, *args], stdout=stdout, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120
+    )
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_output_to_a_full_disk_or_a_closed_pipe_is_one_line(json_flag):
+    import os
+
+    workflow = str(WORKFLOWS / "calculator.json")
+    with open("/dev/full", "w") as full:
+        proc = _cli_with_stdout(full, "analyze", *json_flag, workflow)
+    assert proc.returncode == 1
+    assert proc.stderr == "error: writing the output failed: No space left on device\n"
+    read, write = os.pipe()
+    os.close(read)  # nobody reads: every write is EPIPE
+    try:
+        proc = _cli_with_stdout(write, "analyze", *json_flag, workflow)
+    finally:
+        os.close(write)
+    assert proc.returncode == 1
+    assert proc.stderr == "error: writing the output failed: Broken pipe\n"
+
+
+def test_llm_server_with_a_port_out_of_range_is_one_line():
+    proc = run_cli("llm-server", "--port", "99999")
+    assert proc.returncode == 2
+    assert proc.stderr == "error: --port must be between 0 and 65535 (0 picks a free one)\n"
+
+
+@pytest.mark.parametrize("kind", ["loop", "long"])
+def test_a_workflow_path_that_cannot_resolve_is_one_line_in_every_command(tmp_path, kind):
+    """The workflow argument itself a link loop or a 300-byte name: one line, exit 2, in the
+    commands that go through the graph (which resolves it in every step) and in the rest."""
+    if kind == "loop":
+        (tmp_path / "a.json").symlink_to("b.json")
+        (tmp_path / "b.json").symlink_to("a.json")
+        path = tmp_path / "a.json"
+    else:
+        path = tmp_path / ("w" * 300 + ".json")
+    for command in (
+        ["run", "--local", str(path), "{}", "-o", str(tmp_path / "cache")],
+        ["build", str(path), "-o", str(tmp_path / "cache")],
+        ["analyze", str(path)],
+        ["export", str(path), "-o", str(tmp_path / "out.json")],
+    ):
+        proc = run_cli(*command)
+        assert proc.returncode == 2, (command, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+        assert proc.stderr.startswith(f"error: {path}: $: ")

@@ -8,7 +8,7 @@ import pytest
 
 from rules.cli.convert import run_limits
 from rules.cli.parser import build_parser
-from rules.deploy.container import RunLimits, memory_bytes
+from rules.deploy.container import RunLimits, memory_bytes, parse_env
 from rules.deploy.k8s import K8sOptions, serve_manifests
 from rules.errors import InputProblem
 
@@ -60,3 +60,28 @@ def test_memory_sizes_read_as_docker_reads_them(text, size):
 def test_a_bad_memory_size_is_an_input_error(text):
     with pytest.raises(InputProblem, match="--memory"):
         memory_bytes(text)
+
+
+def test_a_docker_error_quoting_the_environment_prints_no_credential(monkeypatch, capsys):
+    """A Swarm service spec or a container's environment in a Docker error (the daemon quotes
+    what it refused) goes through the one redaction when printed."""
+    from rules.console import print_message
+    from rules.docker.engine import docker_error
+
+    monkeypatch.setenv("OLLAMA_API_KEY", "sk-forwarded-key-1")
+    limits = RunLimits(env={"API_TOKEN": "tok-from-dash-e"})
+    spec = limits.swarm_args("http://user:pa#ss/w@llm.example:11434")
+    daemon_says = RuntimeError(f"Error response from daemon: invalid spec: env {spec['env']}")
+    for line in str(docker_error("running the batch on the swarm", daemon_says)).splitlines():
+        print_message("error", "red", line)
+    printed = capsys.readouterr().err
+    assert "running the batch on the swarm failed" in printed and "***" in printed
+    for secret in ("sk-forwarded-key-1", "tok-from-dash-e", "pa#ss"):
+        assert secret not in printed
+    assert "llm.example:11434" in printed
+
+
+def test_a_bad_env_option_does_not_echo_its_value():
+    with pytest.raises(InputProblem) as caught:
+        RunLimits(env=parse_env(["1BAD=hunter2-value"]))
+    assert "hunter2" not in str(caught.value) and "'1BAD'" in str(caught.value)

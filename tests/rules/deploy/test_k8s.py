@@ -1,5 +1,6 @@
 """Kubernetes manifests: checked offline against a pinned Kubernetes version's schemas (strict)."""
 
+import base64
 import json
 
 import kubernetes_validate
@@ -145,3 +146,70 @@ def test_inputs_too_big_for_a_configmap_say_what_to_do(tmp_path):
 def test_nothing_to_deploy_is_an_input_error(tmp_path):
     proc = run_cli("k8s", str(WORKFLOWS / "calculator.json"), "-o", str(tmp_path))
     assert proc.returncode == 2 and "--inputs" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://user:p%23ss#/?w@ollama.llm:11434", "https://llm.example/?key=s3cret-key"]
+)
+def test_an_endpoint_with_a_credential_is_a_secret_referenced_by_the_pods(
+    tmp_path, inputs, endpoint
+):
+    out = tmp_path / "k8s"
+    proc = run_cli(
+        "k8s", str(WORKFLOWS / "calculator.json"), "-o", str(out), "--inputs", str(inputs),
+        "--serve", "--endpoint", endpoint,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    found = validate_folder(out)
+    for path in out.iterdir():
+        text = path.read_text()
+        assert "p%23ss" not in text and "s3cret" not in text, path.name
+    secret = found["secret-endpoint.yaml"]
+    assert secret["kind"] == "Secret"
+    assert base64.b64decode(secret["data"]["OLLAMA_ENDPOINT"]).decode() == endpoint
+    reference = {
+        "name": "OLLAMA_ENDPOINT",
+        "valueFrom": {
+            "secretKeyRef": {"name": secret["metadata"]["name"], "key": "OLLAMA_ENDPOINT"}
+        },
+    }
+    job = found["job.yaml"]["spec"]["template"]["spec"]["containers"][0]
+    deployment = found["deployment.yaml"]["spec"]["template"]["spec"]["containers"][0]
+    assert job["env"] == [reference] and deployment["env"] == [reference]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--memory", "banana"), ("--cpu", "-5"), ("--cpu", "0"), ("--memory", "1Xi"), ("--cpu", "")],
+)
+def test_limits_that_are_not_kubernetes_quantities_are_refused(tmp_path, option, value):
+    proc = run_cli(
+        "k8s", str(WORKFLOWS / "calculator.json"), "-o", str(tmp_path / "o"), "--serve",
+        f"{option}={value}",
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert f"{option}: {value!r} is not a positive Kubernetes quantity" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
+
+
+def test_good_quantities_pass(tmp_path):
+    out = tmp_path / "o"
+    proc = run_cli(
+        "k8s", str(WORKFLOWS / "calculator.json"), "-o", str(out), "--serve",
+        "--memory", "1.5Gi", "--cpu", "500m",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    limits = validate_folder(out)["deployment.yaml"]["spec"]["template"]["spec"]["containers"][0]
+    assert limits["resources"]["limits"] == {"cpu": "500m", "memory": "1.5Gi"}
+
+
+def test_k8s_inputs_with_a_huge_integer_name_the_input_in_one_line(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"a": 1, "b": 2}\n{"a": ' + "9" * 5000 + ', "b": 2}\n')
+    proc = run_cli(
+        "k8s", str(WORKFLOWS / "calculator.json"), "-o", str(tmp_path / "o"),
+        "--inputs", str(path),
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{path}: input 1: " in proc.stderr and "5000 digits" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

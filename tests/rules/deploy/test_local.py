@@ -135,3 +135,75 @@ def test_serve_auth_token_env_must_name_a_set_variable():
         .endswith("--auth-token-env WF_TOKEN_THAT_IS_NOT_SET: the variable is not set or is empty")
     )
     assert "Traceback" not in proc.stderr
+
+
+SLEEPER = """
+import os, subprocess, time
+helper = subprocess.Popen(["sleep", "90"])
+with open(mark, "w") as handle:
+    handle.write(f"{os.getpid()} {helper.pid} {os.environ['WORKFLOW_BUNDLE']}")
+time.sleep(90)
+result = 1
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize(("signum", "code"), [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
+def test_a_signal_ends_the_runner_its_tools_and_the_bundle_copy(tmp_path, signum, code):
+    """Ctrl-C (SIGINT to the CLI's process group, as a terminal sends it), SIGTERM or SIGHUP
+    to ``run --local`` while a step sleeps: the runner and the process its tool started are
+    gone, the private bundle copy is removed, and the one line is ``interrupted``."""
+    import signal
+    import time
+
+    from helpers import wait_until
+
+    mark = tmp_path / "mark"
+    steps = [
+        {
+            "step_id": "nap",
+            "type": "python_tool",
+            "code": SLEEPER,
+            "input_mapping": {"mark": "inputs.text"},
+            "output_name": "stats",
+        }
+    ]
+    workflow = write_json(
+        tmp_path / "wf.json",
+        minimal_workflow(steps=steps, outputs={"stats": {"source_reference": "steps.nap.stats"}}),
+    )
+    cli = subprocess.Popen(
+        [*CLI, "run", "--local", str(workflow), json.dumps({"text": str(mark)}),
+         "-o", str(tmp_path / "cache")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        start_new_session=True, text=True,
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: mark.exists() and mark.read_text().count(" ") == 2, 120)
+        runner, helper, bundle = mark.read_text().split(" ")
+        runner, helper = int(runner), int(helper)
+        assert os.path.exists(bundle) and _alive(runner) and _alive(helper)
+        number = getattr(signal, signum)
+        if signum == "SIGINT":
+            os.killpg(cli.pid, number)  # the terminal's Ctrl-C: the foreground group
+        else:
+            os.kill(cli.pid, number)
+        started = time.monotonic()
+        out, err = cli.communicate(timeout=30)
+        assert time.monotonic() - started < 10
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == code, err
+    assert err.splitlines()[-1] == "interrupted"
+    assert "Traceback" not in err and "workflow: interrupted" not in err
+    assert out == ""
+    assert wait_until(lambda: not _alive(runner) and not _alive(helper), 5)
+    assert not os.path.exists(os.path.dirname(bundle))

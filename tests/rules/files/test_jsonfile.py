@@ -74,3 +74,46 @@ def test_tool_yaml_refuses_aliases_and_duplicate_keys(tmp_path):
     path.write_text("a: 1\na: 2\n")
     with pytest.raises(InvalidInput):
         load_yaml(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("tags: !!set {a, b}\n", r"line 1 column 7: a YAML set \(tag:yaml.org,2002:set\)"),
+        ("version: 2024-01-01\n", r"line 1 column 10: a YAML timestamp"),
+        ("when: !!timestamp 2001-12-14t21:59:43.10-05:00\n", "a YAML timestamp"),
+        ("blob: !!binary aGVsbG8=\n", "a YAML binary"),
+        ("list: !!omap [a: 1]\n", "a YAML omap"),
+        ("p: !!pairs [a: 1]\n", "a YAML pairs"),
+        ("1: one\n", r"line 1 column 1: a key must be a string \(JSON has no integer keys\)"),
+        ("yes: 1\n", "JSON has no boolean keys"),
+        ("? [a, b]\n: 1\n", "a key must be a string"),
+        ("a: !!python/object:os.system x\n", "could not determine a constructor"),
+    ],
+)
+def test_tool_yaml_is_read_as_json_data_only(tmp_path, text, problem):
+    """Every non-JSON YAML type is refused when the file is loaded, in one line."""
+    path = tmp_path / "tool.yaml"
+    path.write_text(text)
+    with pytest.raises(InvalidInput, match=problem) as caught:
+        load_yaml(path)
+    assert _message(caught).startswith(f"{path}: $: invalid YAML at line ")
+
+
+def test_an_integer_of_too_many_digits_is_one_line_in_json_and_yaml(tmp_path):
+    big = "9" * 5000
+    path = tmp_path / "tool.yaml"
+    path.write_text(f"type: llm\nllm:\n  num_ctx: {big}\n")
+    with pytest.raises(InvalidInput) as caught:
+        load_yaml(path)
+    assert _message(caught) == (
+        f"{path}: $: invalid YAML at line 3 column 12: an integer of 5000 digits (at most 4300)"
+    )
+    path.write_text(f"type: llm\nllm:\n  num_ctx: 0x{big}\n")  # hexadecimal: refused alike
+    with pytest.raises(InvalidInput, match=r"an integer of 5001 digits \(at most 4300\)"):
+        load_yaml(path)
+    path.write_text(f"a: {big}.5\n")  # a float that large is infinity
+    with pytest.raises(InvalidInput, match=r"\$\.a: not a finite number"):
+        load_yaml(path)
+    with pytest.raises(InvalidInput, match=r"\$: an integer of 5000 digits"):
+        parse_json(f'{{"a": [{big}]}}', "w.json")

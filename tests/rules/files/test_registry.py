@@ -231,3 +231,27 @@ def test_every_sampling_option_the_engine_honours_reaches_the_bundle():
     tool = normalize_tool("t", raw, "t.yaml", (), None)
     assert {key: tool.definition[key] for key in values} == values
     assert set(values) <= set(LLM_OPTION_KEYS)
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("loop.py", "is a symbolic link loop"),
+        ("a\0b.py", "contains a NUL byte"),
+        ("s" * 300 + ".py", r"has a name of 303 bytes \(at most 255\)"),
+    ],
+)
+def test_hostile_script_names_are_one_line(tmp_path, script, message):
+    import json
+
+    folder = tmp_path / "reg" / "tools"
+    folder.mkdir(parents=True)
+    (folder / "loop.py").symlink_to("loop2.py")
+    (folder / "loop2.py").symlink_to("loop.py")
+    quoted = json.dumps(script)  # a YAML double-quoted string: the NUL as \u0000
+    (folder / "bad.yaml").write_text(f"type: executable\nexecutable:\n  script: {quoted}\n")
+    wf = lightweight(tmp_path, [{"step_id": "a", "type": "python_tool", "tool": "bad"}])
+    with pytest.raises(InvalidInput, match=message) as caught:
+        resolve_tools(wf, Registry([folder]))
+    assert caught.value.problems[0].path == "$.executable"
+    assert len(caught.value.lines()) == 1

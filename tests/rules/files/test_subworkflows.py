@@ -142,3 +142,32 @@ def test_cli_errors_for_children_are_one_line_each_exit_2(project):
     proc = run_cli("analyze", str(path))
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("relative", "message"),
+    [
+        ("loop1", "sub-workflow 'loop1' is a symbolic link loop"),
+        ("a\0b.json", r"sub-workflow 'a\\x00b.json' contains a NUL byte"),
+        ("x" * 300 + ".json", r"has a name of 305 bytes \(at most 255\)"),
+        ("y" * 300 + "/a.json", r"has a name of 300 bytes \(at most 255\)"),
+    ],
+)
+def test_hostile_child_names_are_one_line_everywhere(project, relative, message):
+    """A link loop, a NUL or an over-long name in ``workflow_path``: one line for the loader,
+    and for ``analyze``, ``run --local`` and ``export`` (exit 2, no traceback)."""
+    (project / "loop1").symlink_to("loop2")
+    (project / "loop2").symlink_to("loop1")
+    path = write_json(project / "parent.json", parent(workflow_path=relative))
+    with pytest.raises(InvalidInput, match=message) as caught:
+        analyze_file(path)
+    assert caught.value.problems[0].path == "$.steps[0].workflow_path"
+    for command in (
+        ["analyze", str(path)],
+        ["run", "--local", str(path), "{}", "-o", str(project / "cache")],
+        ["export", str(path), "-o", str(project / "out.json")],
+    ):
+        proc = run_cli(*command)
+        assert proc.returncode == 2, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+        assert "$.steps[0].workflow_path: sub-workflow" in proc.stderr

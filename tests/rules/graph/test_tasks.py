@@ -142,3 +142,32 @@ def test_the_output_folder_is_the_commands_own_not_the_environments(tmp_path, mo
     with cache_root(options.cache):
         assert cache_dir() == options.cache
     assert cache_dir() == default
+
+
+@pytest.mark.parametrize("size", ["64k", "200k"])
+def test_a_full_cache_folder_is_one_line_not_a_doit_traceback(tmp_path, size):
+    """Disk full while the graph writes (a step's file, or doit's sqlite database when the run
+    ends): one line naming the cache folder, exit 1."""
+    from helpers import WORKFLOWS, run_cli
+
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(small)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        cache = small / "cache"
+        proc = run_cli(
+            "run", "--local", str(WORKFLOWS / "calculator.json"), '{"a": 1, "b": 2}',
+            "-o", str(cache),
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr == (
+            f"error: the cache folder {cache} is full (No space left on device): free space"
+            " there or choose another with -o\n"
+        ) or proc.stderr.startswith(f"error: the cache folder {cache} is full (database or disk")
+        assert "Traceback" not in proc.stderr
+    finally:
+        subprocess.run(["umount", str(small)], check=False)

@@ -204,3 +204,39 @@ def test_rendering_twice_leaves_no_staging_folders():
     for folder in (first.out_dir, first.out_dir.parent):
         leftovers = [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
         assert leftovers == []
+
+
+def test_analyze_lists_every_environment_variable_the_workflow_reads(tmp_path):
+    """An API-only workflow reads ``${VAR}`` in its URL and headers, an LLM tool its key
+    variable: ``analyze`` lists them all, in the table and in ``--json``."""
+    from helpers import run_cli
+
+    tools = {
+        "lookup": {
+            "type": "api",
+            "api_spec": {
+                "method": "GET",
+                "url": "https://api.example/v1/{q}?apikey=${API_TOKEN}&region=${REGION}",
+                "headers": {"X-Tenant": "${TENANT_ID}", "Accept": "application/json"},
+                "body": {"note": "${NOT_EXPANDED_IN_BODIES}"},
+            },
+        },
+        "ask": {"type": "llm", "llm": {"model": "m", "api_key_env": "MY_LLM_KEY"}},
+        "ask_default": {"type": "llm", "llm": {"model": "m"}},
+    }
+    steps = [
+        {"step_id": "a", "type": "existing_tool", "tool": "lookup", "input_mapping": {"q": 1}},
+        {"step_id": "b", "type": "existing_tool", "tool": "ask", "input_mapping": {"q": 1}},
+        {"step_id": "c", "type": "existing_tool", "tool": "ask_default", "input_mapping": {"q": 1}},
+    ]
+    path = write_json(tmp_path / "w.json", minimal_workflow(steps=steps, outputs={}, tools=tools))
+    expected = ["API_TOKEN", "MY_LLM_KEY", "OLLAMA_API_KEY", "REGION", "TENANT_ID"]
+    _, analysis, _ = analyze_file(path)
+    assert analysis.environment == expected
+    proc = run_cli("analyze", "--json", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["environment"] == expected
+    proc = run_cli("analyze", str(path), env={"COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("Environment"))
+    assert row.split(None, 1)[1].strip() == f"5  ({', '.join(expected)})"
