@@ -235,12 +235,17 @@ class Handler(BaseHTTPRequestHandler):
                 return "_run_state", "/runs/{run_id}", [rest]
             if method == "POST" and rest.endswith("/cancel") and rest.count("/") == 1:
                 return "_cancel", "/runs/{run_id}/cancel", [rest[: -len("/cancel")]]
-        if method == "GET" and self.service.playground is not None:
+        if method == "GET" and self._playground_path(path):
             if path == "/playground":
                 return "_playground_redirect", "/playground", []
-            if path.startswith("/playground/"):
-                return "_playground", "/playground", [path[len("/playground/") :]]
+            return "_playground", "/playground", [path[len("/playground/") :]]
         return None, "other", []
+
+    def _playground_path(self, path: str) -> bool:
+        """A path of the playground, when the service has one (``--playground``)."""
+        return self.service.playground is not None and (
+            path == "/playground" or path.startswith("/playground/")
+        )
 
     def _authorized(self) -> bool:
         token = self.service.settings.auth_token
@@ -286,6 +291,8 @@ class Handler(BaseHTTPRequestHandler):
                 getattr(self, name)(*params)
                 return
             allowed = sorted(m for (m, p) in ROUTES if p == path)
+            if self._playground_path(path):
+                allowed = ["GET"]
             if allowed:
                 self._error(
                     405,

@@ -57,6 +57,8 @@ def test_the_playground_serves_the_page_and_its_site_json(service):
     head = requests.head(service.url + "/playground/app.js", timeout=10)
     assert head.status_code == 200 and head.content == b""
     assert int(head.headers["Content-Length"]) == len(page_files()["app.js"])
+    posted = requests.post(service.url + "/playground/", json={}, timeout=10)
+    assert posted.status_code == 405 and posted.headers["Allow"] == "GET"
 
 
 def test_the_pages_stream_url_reaches_the_services_stream(service):
