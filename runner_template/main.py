@@ -175,6 +175,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="require 'Authorization: Bearer' with the token in this variable (not /healthz)",
     )
+    serve.add_argument(
+        "--playground",
+        action="store_true",
+        help="serve the workflow's page at /playground/ (it runs through /stream)",
+    )
     parser.add_argument(
         "--stream", action="store_true", help="print the run's events as NDJSON while it goes"
     )
@@ -319,6 +324,7 @@ def _serve(args: argparse.Namespace, bundle: dict[str, Any]) -> int:
         provider=args.provider,
         read_timeout=args.read_timeout,
         auth_token=token,
+        playground=args.playground,
     )
     try:
         return serve(bundle, args.host, args.port, settings)

@@ -189,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="require 'Authorization: Bearer' with the token in this environment variable"
         " (every route but /healthz; the token is passed at run time, never built in)",
     )
+    serve.add_argument(
+        "--playground",
+        action="store_true",
+        help="serve the workflow's page at /playground/, running it through the service's /stream"
+        " (behind --auth-token-env when given)",
+    )
     _add_llm_options(serve, "LLM server URL (default: the image's)")
     _add_container_options(serve)
     _add_build_options(serve, platforms_help="the platform to run (default: this machine's)")

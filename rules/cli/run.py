@@ -100,6 +100,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise InputProblem(f"--auth-token-env {name}: the variable is not set or is empty")
         limits.env.update(parse_env([name]))
         service_args += ["--auth-token-env", name]
+    if args.playground:
+        service_args.append("--playground")
     if args.local:
         from rules.deploy.local import serve_local
         from rules.graph.build import prepare

@@ -8,7 +8,8 @@ Routes (docs/RUNNER.md, "Serve mode", has the table):
   run id, idempotently), ``GET /runs/ID``, ``POST /runs/ID/cancel``;
 * ``GET /v1/models``, ``POST /v1/chat/completions``: the workflow as an OpenAI model;
 * ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (Prometheus), ``GET /schema``,
-  ``GET /openapi.json``.
+  ``GET /openapi.json``;
+* ``GET /playground/<name>`` with ``--playground``: the workflow's page (``runner_template.web``).
 
 Modules, one job each: :mod:`.settings` (limits, statuses), :mod:`.schemas` (JSON Schema,
 OpenAPI), :mod:`.runs` (webhook runs), :mod:`.callbacks` (their delivery), :mod:`.readiness`,

@@ -28,6 +28,7 @@ from runner_template.serve.runs import run_id_problem
 from runner_template.serve.service import Service
 from runner_template.serve.settings import IDLE_SECONDS, STATUS_OF, WRITE_SECONDS
 from runner_template.serve.wire import DeadlineReader, FramingError, body_length, json_bytes
+from runner_template.web import content_type
 
 ROUTES = {
     ("POST", "/invoke"): "_invoke",
@@ -234,7 +235,17 @@ class Handler(BaseHTTPRequestHandler):
                 return "_run_state", "/runs/{run_id}", [rest]
             if method == "POST" and rest.endswith("/cancel") and rest.count("/") == 1:
                 return "_cancel", "/runs/{run_id}/cancel", [rest[: -len("/cancel")]]
+        if method == "GET" and self._playground_path(path):
+            if path == "/playground":
+                return "_playground_redirect", "/playground", []
+            return "_playground", "/playground", [path[len("/playground/") :]]
         return None, "other", []
+
+    def _playground_path(self, path: str) -> bool:
+        """A path of the playground, when the service has one (``--playground``)."""
+        return self.service.playground is not None and (
+            path == "/playground" or path.startswith("/playground/")
+        )
 
     def _authorized(self) -> bool:
         token = self.service.settings.auth_token
@@ -280,6 +291,8 @@ class Handler(BaseHTTPRequestHandler):
                 getattr(self, name)(*params)
                 return
             allowed = sorted(m for (m, p) in ROUTES if p == path)
+            if self._playground_path(path):
+                allowed = ["GET"]
             if allowed:
                 self._error(
                     405,
@@ -528,6 +541,22 @@ class Handler(BaseHTTPRequestHandler):
 
     def _openapi(self) -> None:
         self._send(200, self.service.openapi)
+
+    # -- the playground (--playground) ---------------------------------------------------------
+
+    def _playground_redirect(self) -> None:
+        """To the folder: the page's URLs (its files, ``../stream``) are relative to it. The
+        Location is relative too, so a proxy that mounts the service under a prefix keeps it."""
+        self._send(301, b"", "text/plain; charset=utf-8", {"Location": "playground/"})
+
+    def _playground(self, name: str) -> None:
+        body = self.service.playground.get(name or "index.html")  # type: ignore[union-attr]
+        if body is None:
+            shown = name[:100].encode("ascii", "backslashreplace").decode()
+            self._error(404, "not_found", f"no such playground file: {shown}")
+            return
+        headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+        self._send(200, body, content_type(name or "index.html"), headers)
 
     # -- the OpenAI face -----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from runner_template.serve.runs import RunStore
 from runner_template.serve.schemas import inputs_schema, openapi, outputs_schema
 from runner_template.serve.settings import Settings
 from runner_template.serve.wire import json_bytes
+from runner_template.web import playground_files
 
 
 class Service:
@@ -36,6 +37,9 @@ class Service:
         self.schema = json_bytes(
             {"inputs": inputs_schema(self.workflow), "outputs": outputs_schema(self.workflow)}
         )
+        self.playground: dict[str, bytes] | None = None  # name -> bytes under /playground/
+        if settings.playground:
+            self.playground = playground_files(bundle, stream_url="../stream")
 
     def acquire(self, wait: float | None = None) -> bool:
         """A run slot within ``wait`` seconds (default ``--queue-wait``); the wait is measured."""

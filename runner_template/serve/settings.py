@@ -38,6 +38,7 @@ class Settings:
         read_timeout: float = 30.0,
         auth_token: str | None = None,
         max_batch: int = MAX_BATCH,
+        playground: bool = False,
     ) -> None:
         self.jobs = jobs
         self.max_body = max_body
@@ -52,3 +53,5 @@ class Settings:
         # The bearer token every route but /healthz needs (None: no authentication).
         self.auth_token = auth_token
         self.max_batch = max_batch
+        # GET /playground/: the workflow's page, running it through /stream (off by default).
+        self.playground = playground

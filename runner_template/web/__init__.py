@@ -3,8 +3,11 @@
 The page (``index.html``, ``app.js``, ``style.css``) builds its form from ``site.json``; in
 ``pyodide`` mode it runs the workflow in a Web Worker (``worker.js`` and ``host.py`` on Pyodide),
 in ``service`` mode it posts the inputs to the service's ``/stream`` and shows the same events.
-``rules/web`` writes the static site; serve mode can mount :func:`playground_files`.
-Standard library only, like the rest of the runner.
+``rules/stages/web`` writes the static site; serve mode (``--playground``) serves
+:func:`playground_files` at ``GET /playground/<name>``. Standard library only, like the rest of
+the runner. In an image the page's files are the bytes of a generated module,
+``runner_template/web/page_data.py`` (``rules/stages/render.py``): a compiled program has no
+package folder to read them from.
 """
 
 from __future__ import annotations
@@ -65,8 +68,13 @@ def site_config(bundle: dict[str, Any], mode: str, **extra: Any) -> dict[str, An
 
 
 def page_files() -> dict[str, bytes]:
-    """The page's own files (the same bytes in the static site and in the playground)."""
-    return {name: (HERE / name).read_bytes() for name in PAGE_FILES}
+    """The page's own files (the same bytes in the static site and in the playground): from
+    the generated module in an image, else from this folder."""
+    try:
+        from runner_template.web.page_data import FILES  # only in images (see above)
+    except ImportError:
+        return {name: (HERE / name).read_bytes() for name in PAGE_FILES}
+    return dict(FILES)
 
 
 def playground_files(bundle: dict[str, Any], stream_url: str = "../stream") -> dict[str, bytes]:

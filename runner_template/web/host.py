@@ -93,6 +93,15 @@ class FetchResponse:
         del self._buffer[:count]
         return data
 
+    def read1(self, size: int = -1) -> bytes:
+        """What has arrived (at most ``size`` bytes), waiting for one chunk when none has."""
+        if not self._buffer:
+            self._fill()
+        count = len(self._buffer) if size < 0 else min(size, len(self._buffer))
+        data = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return data
+
     def readline(self, limit: int = -1) -> bytes:
         while b"\n" not in self._buffer and (limit < 0 or len(self._buffer) < limit):
             if not self._fill():
@@ -112,15 +121,22 @@ class FetchResponse:
             self._done = True
 
 
-class _Connection:
-    """What ``open_request`` returns beside the response: something to ``close()``."""
+class FetchExchange(http_client.Exchange):
+    """``http_client.Exchange`` over a ``fetch`` reply (the engine reads replies through it).
 
-    def __init__(self, response: FetchResponse | None = None) -> None:
+    Pyodide has no threads for the exchange's watchdog: the JavaScript timer that aborts the
+    fetch at the deadline stands in for it, and a read it cuts short is the deadline's.
+    """
+
+    def __init__(self, response: FetchResponse, url: str, deadline: float) -> None:
+        self.conn = None  # no socket: remaining() has none to bound
+        self.url = url
+        self.deadline = deadline
         self.response = response
+        self.expired = False
 
     def close(self) -> None:
-        if self.response is not None:
-            self.response.close()
+        self.response.close()
 
 
 def _split_credentials(url: str) -> tuple[str, str | None]:
@@ -136,8 +152,13 @@ def _split_credentials(url: str) -> tuple[str, str | None]:
     return plain, "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
 
-def open_request(method: str, url: str, *, body: bytes | None, headers: dict, timeout: float):
+def open_request(
+    method: str, url: str, *, body: bytes | None, headers: dict, deadline: float
+) -> FetchExchange:
     """``http_client.open_request`` over ``fetch``: the same classified failures."""
+    timeout = deadline - time.monotonic()
+    if timeout <= 0:
+        raise http_client.TimedOut(f"no time left to call {http_client.redact(url)}")
     try:
         parts = urlsplit(url)
     except ValueError as error:
@@ -163,8 +184,7 @@ def open_request(method: str, url: str, *, body: bytes | None, headers: dict, ti
     except JsException as error:
         js.clearTimeout(timer)
         raise http_client.Unreachable(f"{error}; {CORS_HINT}") from None
-    response = FetchResponse(reply, controller, timer, url)
-    return _Connection(response), response
+    return FetchExchange(FetchResponse(reply, controller, timer, url), url, deadline)
 
 
 def _key_variables(bundle: dict[str, Any]) -> set[str]:
