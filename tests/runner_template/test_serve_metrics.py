@@ -8,32 +8,18 @@ requests, lets Prometheus scrape both, and asks Prometheus's query API for the v
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 import requests
+from prometheus import query, start_prometheus, wait_for_values
 from serving import CALC, ServeProcess, llm_bundle, post
 
 pytestmark = pytest.mark.skipif(
     shutil.which("prometheus") is None,
     reason="needs Debian's prometheus (scripts/setup_serve_tools.sh)",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def query(base: str, expression: str) -> float | None:
-    reply = requests.get(base + "/api/v1/query", params={"query": expression}, timeout=5).json()
-    result = reply["data"]["result"]
-    return float(result[0]["value"][1]) if result else None
 
 
 def llm_tokens_bundle() -> dict:
@@ -44,45 +30,6 @@ def llm_tokens_bundle() -> dict:
     )
     bundle["tools"]["llm"]["options"]["num_predict"] = 5
     return bundle
-
-
-def start_prometheus(folder: Path, targets: list[str]) -> tuple[subprocess.Popen, str]:
-    """Debian's Prometheus scraping ``targets`` (host:port) every second, on loopback."""
-    listed = ", ".join(f"'{target}'" for target in targets)
-    (folder / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\n"
-        "scrape_configs:\n"
-        "  - job_name: workflow\n"
-        f"    static_configs:\n      - targets: [{listed}]\n"
-    )
-    port = free_port()
-    prometheus = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={folder / 'prometheus.yml'}",
-            f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return prometheus, f"http://127.0.0.1:{port}"
-
-
-def wait_for_values(base: str, expected: dict[str, float], timeout: float = 60) -> dict:
-    """What Prometheus's query API answers for each expression, once it is ``expected`` (or
-    at the timeout)."""
-    deadline = time.monotonic() + timeout
-    seen: dict[str, float | None] = {}
-    while time.monotonic() < deadline:
-        try:
-            seen = {name: query(base, name) for name in expected}
-        except (requests.ConnectionError, KeyError):
-            seen = {}
-        if seen == expected:
-            break
-        time.sleep(1)
-    return seen
 
 
 def test_prometheus_scrapes_the_series_with_the_values_caused(llm_server):
