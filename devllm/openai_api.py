@@ -49,6 +49,20 @@ def _format(body: dict[str, Any]) -> Any:
     return None
 
 
+def _include_usage(body: dict[str, Any]) -> bool:
+    """``stream_options: {"include_usage": true}``: the client asks for a last usage chunk."""
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _usage(generation: Generation) -> dict[str, int]:
+    return {
+        "prompt_tokens": generation.prompt_eval_count,
+        "completion_tokens": generation.eval_count,
+        "total_tokens": generation.prompt_eval_count + generation.eval_count,
+    }
+
+
 def chat_completions(handler, body: dict[str, Any], canonical_name) -> None:
     name = body.get("model")
     if not isinstance(name, str) or not name:
@@ -89,11 +103,7 @@ def chat_completions(handler, body: dict[str, Any], canonical_name) -> None:
                             else "stop",
                         }
                     ],
-                    "usage": {
-                        "prompt_tokens": generation.prompt_eval_count,
-                        "completion_tokens": generation.eval_count,
-                        "total_tokens": generation.prompt_eval_count + generation.eval_count,
-                    },
+                    "usage": _usage(generation),
                 },
             )
             return
@@ -114,6 +124,10 @@ def chat_completions(handler, body: dict[str, Any], canonical_name) -> None:
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             }
             handler._chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            if isinstance(item, Generation) and _include_usage(body):
+                # As OpenAI sends it: one more chunk, with no choices, after the finish_reason.
+                chunk = {**chunk, "choices": [], "usage": _usage(item)}
+                handler._chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n")
         handler._chunk(b"data: [DONE]\n\n")
         handler._chunk(b"")
     except ValueError as problem:  # llama.cpp: prompt longer than the context, bad grammar

@@ -186,7 +186,8 @@ class RunHandle:
 
     def __init__(self, observer: Callable[..., None] | None = None) -> None:
         self.stats: dict[str, StepStats] = {}
-        # Told what the run does (``step``, ``step_retry``, ``llm_call``, ``llm_retry``, with
+        # Told what the run does (``step``, ``step_retry``, ``llm_call``, ``llm_retry``,
+        # ``llm_tokens`` (``into``/``out``: the prompt's and the reply's, None if unknown), with
         # facts as keywords): serve's metrics. Called from the scheduler and step threads.
         self.observer = observer
         self._canceled = threading.Event()
@@ -388,6 +389,8 @@ class Engine:
             handle.note("llm_call", model=model, outcome=error.error_type)
             raise
         handle.note("llm_call", model=model, outcome="ok")
+        if reply.tokens_in is not None or reply.tokens_out is not None:
+            handle.note("llm_tokens", model=model, into=reply.tokens_in, out=reply.tokens_out)
         stats.llm_server_seconds += reply.server_seconds
         if tool.get("format") is None:
             return reply.text.strip()

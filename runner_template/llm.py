@@ -66,13 +66,45 @@ class LLMRequest:
 
 
 class LLMReply:
-    """The text and what the server says it spent (seconds; 0 when it does not say)."""
+    """The text and what the server says it spent: seconds (0 when it does not say) and tokens
+    in (the prompt) and out (the reply), None when it does not say."""
 
-    __slots__ = ("server_seconds", "text")
+    __slots__ = ("server_seconds", "text", "tokens_in", "tokens_out")
 
-    def __init__(self, text: str, server_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        text: str,
+        server_seconds: float = 0.0,
+        tokens_in: int | None = None,
+        tokens_out: int | None = None,
+    ) -> None:
         self.text = text
         self.server_seconds = server_seconds
+        self.tokens_in = tokens_in
+        self.tokens_out = tokens_out
+
+
+# OpenAI-compatible endpoints that refused ``stream_options`` (some servers reject fields they
+# do not know): streamed calls to them leave it out, and count the streamed pieces instead.
+_NO_STREAM_USAGE: set[str] = set()
+
+
+def _count(value: Any) -> int | None:
+    """A token count the server reported, or None for anything but a non-negative integer."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def _usage(reply: Any) -> tuple[int | None, int | None]:
+    """Tokens in and out from a reply: Ollama's ``prompt_eval_count``/``eval_count``, or
+    OpenAI's ``usage.prompt_tokens``/``usage.completion_tokens``."""
+    if not isinstance(reply, dict):
+        return None, None
+    usage = reply.get("usage")
+    if isinstance(usage, dict):
+        return _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+    return _count(reply.get("prompt_eval_count")), _count(reply.get("eval_count"))
 
 
 def _seconds(nanoseconds: Any) -> float:
@@ -142,6 +174,8 @@ class LLMClient:
         if ask.system:
             messages.insert(0, {"role": "system", "content": ask.system})
         payload = {"model": ask.model, "messages": messages, "stream": stream}
+        if stream and self.endpoint not in _NO_STREAM_USAGE:
+            payload["stream_options"] = {"include_usage": True}
         for key, value in ask.options.items():
             if key in OPENAI_OPTIONS:
                 payload[OPENAI_OPTIONS[key]] = value
@@ -259,12 +293,13 @@ class LLMClient:
             reply = None
         if self.provider == "ollama":
             if isinstance(reply, dict) and isinstance(reply.get("response"), str):
-                return LLMReply(reply["response"], _seconds(reply.get("total_duration")))
+                seconds = _seconds(reply.get("total_duration"))
+                return LLMReply(reply["response"], seconds, *_usage(reply))
             kind = "an Ollama generate object"
         else:
             content = _chat_content(reply, "message")
             if content is not None:
-                return LLMReply(content)
+                return LLMReply(content, 0.0, *_usage(reply))
             kind = "an OpenAI chat completion"
         raise LLMError(
             f"the LLM server at {self.shown} sent a reply that is not {kind}: {text[:120]!r}", step
@@ -273,13 +308,16 @@ class LLMClient:
     def _stream(self, ask, deadline, step, on_token) -> LLMReply:
         """Stream the reply; connection faults and 5xx are retried (with the backoff of
         :func:`http_client.request`) until the first line arrives, then a fault is the reply's."""
-        body = json.dumps(self._payload(ask, stream=True)).encode("utf-8")
+        payload = self._payload(ask, stream=True)
+        body = json.dumps(payload).encode("utf-8")
         headers = self._headers(step)
         url = self._url()
         log = self._retry_log(step)
         last: http_client.HTTPFailure | None = None
         attempts = http_client.ATTEMPTS
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        while attempt < attempts:
+            attempt += 1
             if deadline - time.monotonic() <= 0:
                 break
             try:
@@ -297,6 +335,11 @@ class LLMClient:
                                 step,
                             ) from None
                     raw = exchange.read(64 * 1024, truncate=True)
+                if self._refused_stream_options(status, raw, payload):
+                    payload.pop("stream_options")
+                    body = json.dumps(payload).encode("utf-8")
+                    attempt -= 1  # not a fault of the server's: ask again at once, without it
+                    continue
                 if status < 500 or attempt == attempts:
                     self._check_status(status, raw, ask.model, step)
                 last = http_client.Unreachable(f"HTTP {status}: {self._error_text(raw)}")
@@ -316,12 +359,31 @@ class LLMClient:
             http_client.Unreachable(f"{last.message} (after {attempts} attempts)"), step
         )
 
+    def _refused_stream_options(self, status: int, raw: bytes, payload: dict) -> bool:
+        """Whether an OpenAI-compatible server refused the request for its ``stream_options``
+        (a 4xx naming it); the endpoint is then remembered as one that does not take it."""
+        if "stream_options" not in payload or not 400 <= status < 500 or status in (401, 403):
+            return False
+        if "stream_options" not in self._error_text(raw):
+            return False
+        _NO_STREAM_USAGE.add(self.endpoint)
+        return True
+
     def _read_stream(self, exchange, model, step, on_token) -> LLMReply:
         """The streamed pieces until the provider's end mark (Ollama's ``done: true``,
-        OpenAI's ``[DONE]`` or a ``finish_reason``); a stream that stops before it is cut."""
+        OpenAI's ``[DONE]`` or a ``finish_reason``); a stream that stops before it is cut.
+
+        Tokens: Ollama's last line carries the counts. An OpenAI stream asked for its usage
+        sends it in a last chunk after the ``finish_reason`` one, so the reader goes on to
+        ``[DONE]`` (a stream that ends after the ``finish_reason`` is still complete); when no
+        usage arrives, the tokens out are the pieces that did (one token a chunk, as vLLM,
+        llama.cpp and OpenAI stream) and the tokens in are unknown."""
         pieces: list[str] = []
         seconds = 0.0
+        tokens: tuple[int | None, int | None] = (None, None)
+        chunks = 0
         finished = False
+        usage_asked = self.provider == "openai" and self.endpoint not in _NO_STREAM_USAGE
         for raw in http_client.iter_lines(exchange, http_client.max_reply_bytes()):
             line = self._text(raw, step).strip()
             if not line:
@@ -333,14 +395,12 @@ class LLMClient:
                 if line == "[DONE]":
                     finished = True
                     break
-            try:
-                event = bounded_loads(line)
-            except ValueError:  # not JSON, too deep, a number too long
-                raise LLMError(
-                    f"the LLM server at {self.shown} streamed something that is not JSON"
-                    f" this runner accepts: {line[:120]!r}",
-                    step,
-                ) from None
+                if finished:  # after the finish_reason: only the usage chunk is still to come
+                    event = self._event(line, step)
+                    if isinstance(event, dict) and isinstance(event.get("usage"), dict):
+                        tokens = _usage(event)
+                    continue
+            event = self._event(line, step)
             if isinstance(event, dict) and event.get("error"):
                 raise LLMError(
                     f"the LLM server at {self.shown} failed while streaming:"
@@ -352,14 +412,19 @@ class LLMClient:
                 done = isinstance(event, dict) and event.get("done") is True
                 if done:
                     seconds = _seconds(event.get("total_duration"))
+                    tokens = _usage(event)
             else:
                 piece, done = _chat_content(event, "delta"), _finished(event)
+                if isinstance(event, dict) and isinstance(event.get("usage"), dict):
+                    tokens = _usage(event)
             if isinstance(piece, str) and piece:
                 pieces.append(piece)
+                chunks += 1
                 on_token(piece)
             if done:
                 finished = True
-                break
+                if not (usage_asked and tokens == (None, None)):
+                    break
         if not finished:
             mark = "done: true" if self.provider == "ollama" else "[DONE]"
             raise LLMError(
@@ -367,7 +432,20 @@ class LLMClient:
                 f" (no {mark})",
                 step,
             )
-        return LLMReply("".join(pieces), seconds)
+        if self.provider == "openai" and tokens == (None, None):
+            tokens = (None, chunks)
+        return LLMReply("".join(pieces), seconds, *tokens)
+
+    def _event(self, line: str, step: str | None) -> Any:
+        """One streamed line as JSON, or the error that names what arrived."""
+        try:
+            return bounded_loads(line)
+        except ValueError:  # not JSON, too deep, a number too long
+            raise LLMError(
+                f"the LLM server at {self.shown} streamed something that is not JSON"
+                f" this runner accepts: {line[:120]!r}",
+                step,
+            ) from None
 
 
 def _finished(event: Any) -> bool:

@@ -1,19 +1,25 @@
 """``docker-workflow serve`` through the real engine: the image as an HTTP service on a
 published port, real clients (requests, curl), the real model streaming tokens, a webhook to a
-receiver on loopback, and a graceful ``docker stop`` during a run."""
+receiver on loopback, a graceful ``docker stop`` during a run, and the production face: the
+official ``openai`` client, a real Prometheus scraping /metrics, and ``--auth-token-env``."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import docker
+import openai
 import pytest
 import requests
 from helpers import WORKFLOWS, wait_until, write_json
+from prometheus import query, start_prometheus, wait_for_values
 
 SLEEPER = {
     "workflow_id": "serve-sleeper",
@@ -31,16 +37,43 @@ SLEEPER = {
 }
 
 
+# One required string input: the OpenAI face takes a chat message's text as it.
+SHOUTER = {
+    "workflow_id": "serve-shouter",
+    "version": "1.0.0",
+    "inputs": {"word": {"type": "string", "required": True}},
+    "outputs": {"loud": {"source_reference": "steps.s.output"}},
+    "steps": [
+        {
+            "step_id": "s",
+            "type": "python_tool",
+            "input_mapping": {"word": "inputs.word"},
+            "code": "result = word.upper() + '!'",
+        }
+    ],
+}
+TOKEN_ENV = "DW_TEST_SERVE_TOKEN"
+TOKEN = "s3rve-t0ken-for-the-test"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def start(dw, workflow, *args):
+def start(dw, workflow, *args, env=None):
     port = free_port()
     proc = dw(
-        "serve", str(workflow), "-p", str(port), "--detach", "--platform", "linux/amd64", *args
+        "serve",
+        str(workflow),
+        "-p",
+        str(port),
+        "--detach",
+        "--platform",
+        "linux/amd64",
+        *args,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     url, container_id = proc.stdout.strip().splitlines()[-2:]
@@ -66,6 +99,86 @@ def sleeper(dw, tmp_path_factory):
     url, container = start(dw, workflow, "-j", "2")
     yield url, container
     container.remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def shouter(dw, tmp_path_factory):
+    """The one-string-input workflow served with ``--auth-token-env``: the token is in the
+    CLI's environment only and reaches the container at run time (``-e NAME``)."""
+    workflow = write_json(tmp_path_factory.mktemp("serve") / "shouter.json", SHOUTER)
+    url, container = start(dw, workflow, "--auth-token-env", TOKEN_ENV, env={TOKEN_ENV: TOKEN})
+    yield url, container
+    container.remove(force=True)
+
+
+def test_the_token_guards_every_route_but_healthz(shouter):
+    url, container = shouter
+    assert requests.get(url + "/healthz", timeout=10).status_code == 200
+    bare = requests.post(url + "/invoke", json={"word": "hi"}, timeout=30)
+    assert bare.status_code == 401 and bare.headers["WWW-Authenticate"].startswith("Bearer")
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert requests.get(url + "/metrics", headers=wrong, timeout=10).status_code == 401
+    right = {"Authorization": f"Bearer {TOKEN}"}
+    reply = requests.post(url + "/invoke", json={"word": "hi"}, headers=right, timeout=30)
+    assert reply.status_code == 200 and reply.json() == {"outputs": {"loud": "HI!"}}
+    image = docker.from_env().images.get(container.attrs["Image"])
+    assert TOKEN not in json.dumps(image.attrs)  # run time only, never in the image
+
+
+def test_the_official_openai_client_plain_and_streaming(shouter):
+    url, _ = shouter
+    client = openai.OpenAI(base_url=url + "/v1", api_key=TOKEN, max_retries=0, timeout=60)
+    assert [m.id for m in client.models.list().data] == ["serve-shouter"]
+    messages = [{"role": "user", "content": "quiet"}]
+    completion = client.chat.completions.create(model="serve-shouter", messages=messages)
+    assert completion.object == "chat.completion"
+    assert completion.choices[0].message.content == "QUIET!"
+    assert completion.choices[0].finish_reason == "stop"
+    chunks = list(
+        client.chat.completions.create(model="serve-shouter", messages=messages, stream=True)
+    )
+    assert chunks and all(c.object == "chat.completion.chunk" for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "QUIET!"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=url + "/v1", api_key="wrong", max_retries=0).models.list()
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs Debian's prometheus")
+def test_prometheus_scrapes_the_image_with_the_values_caused(shouter):
+    """Runs the last of the shouter's tests: it counts what the tests before it caused too."""
+    url, _ = shouter
+    right = {"Authorization": f"Bearer {TOKEN}"}
+    for word in ("a", "b", "c"):
+        reply = requests.post(url + "/invoke", json={"word": word}, headers=right, timeout=30)
+        assert reply.status_code == 200
+    bad = requests.post(url + "/invoke", json={"nope": 1}, headers=right, timeout=30)
+    assert bad.status_code == 400
+    folder = Path(tempfile.mkdtemp(prefix="dw-prometheus-"))
+    prometheus, base = start_prometheus(folder, [url.removeprefix("http://")], token=TOKEN)
+    try:
+        before = {  # what the earlier tests on this container caused, read from /metrics
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in requests.get(url + "/metrics", headers=right, timeout=10).text.splitlines()
+            if line and not line.startswith("#")
+        }
+        invoked = before['workflow_http_requests_total{route="/invoke",status="200"}']
+        assert invoked >= 3
+        expected = {
+            'workflow_http_requests_total{route="/invoke",status="200"}': invoked,
+            'workflow_http_requests_total{route="/invoke",status="400"}': 1,
+            'workflow_runs_total{outcome="bad_input"}': 1,
+            'workflow_step_duration_seconds_count{step="s",outcome="ok"}': before[
+                'workflow_step_duration_seconds_count{outcome="ok",step="s"}'
+            ],
+        }
+        assert wait_for_values(base, expected) == expected
+        assert query(base, 'up{job="workflow"}') == 1
+        assert query(base, 'workflow_http_requests_total{route="/v1/chat/completions"}') >= 1
+    finally:
+        prometheus.terminate()
+        prometheus.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_the_container_serves_on_a_published_port(sleeper):

@@ -253,3 +253,70 @@ def test_streamed_error_object_is_an_llm_error():
             LLMClient(fake.url).generate(ask(), deadline(), on_token=lambda t: None)
     finally:
         fake.close()
+
+
+def test_tokens_in_and_out_from_the_real_model_plain_and_streamed(llm_server):
+    """Ollama's counts and OpenAI's ``usage`` (plain, and streamed with ``include_usage``):
+    the same prompt counts the same tokens in every way, the reply at most ``num_predict``, and
+    the plain Ollama call says what the server says to a direct request."""
+    options = {"temperature": 0, "top_k": 1, "seed": 7, "num_predict": 6}
+    question = LLMRequest("llama3", "Name a color.", options=options)
+    seen = {}
+    for provider in ("ollama", "openai"):
+        client = LLMClient(llm_server.url, provider=provider)
+        plain = client.generate(question, deadline(120))
+        tokens: list[str] = []
+        streamed = client.generate(question, deadline(120), on_token=tokens.append)
+        assert tokens and "".join(tokens) == streamed.text
+        for reply in (plain, streamed):
+            assert reply.tokens_out is not None and 0 < reply.tokens_out <= 6
+        seen[provider] = (plain.tokens_in, streamed.tokens_in)
+    prompt_tokens = seen["ollama"][0]
+    assert prompt_tokens > 0
+    assert seen == {"ollama": (prompt_tokens,) * 2, "openai": (prompt_tokens,) * 2}
+    reply_tokens = LLMClient(llm_server.url).generate(question, deadline(120)).tokens_out
+    direct = json.loads(
+        http_client.request(
+            "POST",
+            llm_server.url + "/api/generate",
+            deadline=deadline(120),
+            body=json.dumps(
+                {
+                    "model": "llama3",
+                    "prompt": "Name a color.",
+                    "stream": False,
+                    "options": options,
+                }
+            ).encode(),
+            headers=http_client.json_headers(),
+        ).body
+    )
+    assert (direct["prompt_eval_count"], direct["eval_count"]) == (prompt_tokens, reply_tokens)
+
+
+def test_a_server_that_refuses_stream_options_is_asked_again_without_them(monkeypatch):
+    """Some OpenAI-compatible servers reject fields they do not know: the client asks again at
+    once without ``stream_options`` (and remembers it), and counts the pieces that arrive."""
+    from runner_template import llm
+
+    monkeypatch.setattr(llm, "_NO_STREAM_USAGE", set())
+    refusal = json.dumps({"error": {"message": "Unrecognized field: stream_options"}}).encode()
+    chunks = [{"choices": [{"delta": {"content": c}}]} for c in ("a", "b", "c")]
+    chunks.append({"choices": [{"delta": {}, "finish_reason": "stop"}]})
+    sse = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
+
+    def script(n, body):
+        return (
+            (400, refusal, 0) if "stream_options" in body else (200, sse + b"data: [DONE]\n\n", 0)
+        )
+
+    fake = FakeOllama(script)
+    try:
+        client = LLMClient(fake.url, provider="openai")
+        first = client.generate(ask(), deadline(), on_token=lambda t: None)
+        second = client.generate(ask(), deadline(), on_token=lambda t: None)
+    finally:
+        fake.close()
+    assert first.text == second.text == "abc"
+    assert (first.tokens_in, first.tokens_out) == (None, 3)
+    assert ["stream_options" in body for body in fake.requests] == [True, False, False]
