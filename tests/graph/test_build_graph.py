@@ -139,6 +139,11 @@ def layers(image: dict) -> list[str]:
     return image["RootFS"]["Layers"]
 
 
+# The runtime image's layers, last first (rules/docker/build/Dockerfile.image): the SBOM, the
+# bundle, the compiled program, /tmp.
+PROGRAM, BUNDLE = -3, -2
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, builder_image) -> Project:
     """A project with workflow 'alpha', built once (first build: everything runs)."""
@@ -195,8 +200,8 @@ def test_prompt_edit_rebuilds_only_the_data_layer(built):
     # The package lock depends on the requirements only: a prompt edit keeps it.
     assert ran == {"analyze:alpha", "shake:alpha", "render:alpha", "image:alpha"}
     after = built.image("graph-alpha")
-    assert layers(after)[-2] == layers(before)[-2]  # the compiled program: same layer
-    assert layers(after)[-1] != layers(before)[-1]  # the bundle
+    assert layers(after)[PROGRAM] == layers(before)[PROGRAM]  # the compiled program: same layer
+    assert layers(after)[BUNDLE] != layers(before)[BUNDLE]
 
 
 def test_model_edit_changes_labels_not_the_program(built):
@@ -228,7 +233,7 @@ def test_new_workflow_shares_the_compile_and_the_layer(built):
     alpha = json.loads((built.target_dir("alpha") / "compile-amd64.json").read_text())
     beta = json.loads((built.target_dir("beta") / "compile-amd64.json").read_text())
     assert alpha["compiled"] == beta["compiled"]
-    assert layers(built.image("graph-alpha"))[-2] == layers(built.image("graph-beta"))[-2]
+    assert layers(built.image("graph-alpha"))[PROGRAM] == layers(built.image("graph-beta"))[PROGRAM]
 
 
 def test_option_change_reruns_what_it_affects(built):
