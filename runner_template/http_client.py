@@ -213,6 +213,10 @@ class Exchange:
 
     def close(self) -> None:
         self._timer.cancel()
+        if self._timer is not threading.current_thread():
+            # Wait for the watchdog to end: a daemon thread still waking up while the program
+            # exits would end through pthread_exit, which needs libgcc_s at that moment.
+            self._timer.join()
         self.conn.close()
 
     def __enter__(self) -> Exchange:

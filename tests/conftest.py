@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from helpers import LLMServer
@@ -21,6 +22,14 @@ def llm_server() -> Iterator[LLMServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """The build cache that tests building images share (``DOCKER_WORKFLOW_TEST_CACHE`` or a
+    session temp folder), so compiled engines are made once per test run."""
+    configured = os.environ.get("DOCKER_WORKFLOW_TEST_CACHE")
+    return Path(configured) if configured else tmp_path_factory.mktemp("docker-cache")
 
 
 @pytest.fixture(autouse=True)

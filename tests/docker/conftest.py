@@ -7,17 +7,8 @@ builder image comes from ``DOCKER_WORKFLOW_BUILDER_IMAGE`` (set by scripts/test.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from helpers import run_cli
-
-
-@pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory) -> Path:
-    configured = os.environ.get("DOCKER_WORKFLOW_TEST_CACHE")
-    return Path(configured) if configured else tmp_path_factory.mktemp("docker-cache")
 
 
 @pytest.fixture(scope="session")

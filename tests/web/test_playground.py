@@ -92,9 +92,9 @@ def test_the_services_input_errors_show_at_their_field(page, playground):
 
 
 @pytest.fixture(scope="module")
-def container_playground(builder_image):
+def container_playground(builder_image, shared_cache):
     """The calculator's image (built by the CLI) served by a container with ``--playground``."""
-    cache = os.environ.get("DOCKER_WORKFLOW_TEST_CACHE") or os.environ["DOCKER_WORKFLOW_CACHE"]
+    cache = str(shared_cache)
     port = _free_port()
     proc = run_cli(
         *("serve", str(CALCULATOR), "-p", str(port), "--detach", "--playground"),

@@ -51,7 +51,24 @@ def main(root, more):
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.copy2(os.path.realpath(library), target)
             copied += 1
+    copied += _copy_unwinder(root)
     print(f"elf_closure: {len(elves)} ELF files, {copied} libraries copied", file=sys.stderr)
+
+
+def _copy_unwinder(root):
+    """glibc loads libgcc_s.so.1 with dlopen (so ldd never names it) when a thread ends through
+    pthread_exit or is cancelled, and aborts the program when it is missing: ship it beside
+    the libc the program links against. Returns how many files were copied (0 or 1)."""
+    for folder, _, files in os.walk(root):
+        if "libc.so.6" not in files:
+            continue
+        system_dir = folder[len(root) :] or "/"
+        source = os.path.join(system_dir, "libgcc_s.so.1")
+        target = os.path.join(folder, "libgcc_s.so.1")
+        if os.path.exists(source) and not os.path.exists(target):
+            shutil.copy2(os.path.realpath(source), target)
+            return 1
+    return 0
 
 
 if __name__ == "__main__":
