@@ -378,6 +378,13 @@ def test_a_webhook_reaches_a_receiver_on_loopback(dw, tmp_path):
         assert received == [
             {"run_id": run_id, "status": "succeeded", "outputs": {"echo": "HOOKED"}}
         ]
+
+        # The receiver has the callback before the service has read its answer: wait for that.
+        def delivered() -> dict | None:
+            state = requests.get(url + f"/runs/{run_id}", timeout=10).json()
+            return state if state["callback"]["delivered"] else None
+
+        assert wait_until(delivered, timeout=30)
         state = requests.get(url + f"/runs/{run_id}", timeout=10).json()
         assert state["callback"]["delivered"] is True and state["callback"]["attempts"] == 2
     finally:
