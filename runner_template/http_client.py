@@ -38,7 +38,7 @@ DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 ATTEMPTS = 3
 RETRY_BACKOFF_SECONDS = 0.5
 MAX_LINE_BYTES = 1024 * 1024
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _BAD_HEADER_BYTES = re.compile(r"[\r\n\x00]")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -101,7 +101,7 @@ def expand_env(text: str, what: str) -> str:
         register_secret(found)
         return found
 
-    return _ENV_REF.sub(value, text)
+    return ENV_REFERENCE.sub(value, text)
 
 
 def header_problem(name: str, value: str) -> str | None:

@@ -189,7 +189,7 @@ def environment_variables(tools: dict[str, ResolvedTool]) -> list[str]:
     bodies are not expanded), and each LLM tool's key variable (``api_key_env``, by default
     ``OLLAMA_API_KEY``). Python code may read more (``os.environ``), which no scan can know."""
     # The engine's own pattern (private there, imported so there is one definition of it).
-    from runner_template.http_client import _ENV_REF as ENV_REFERENCE
+    from runner_template.http_client import ENV_REFERENCE
     from runner_template.llm import DEFAULT_KEY_ENV
 
     names: set[str] = set()

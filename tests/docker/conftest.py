@@ -28,3 +28,18 @@ def dw(shared_cache, builder_image):
         )
 
     return call
+
+
+@pytest.fixture(scope="module")
+def swarm():
+    """A single-node swarm on loopback, for the module that asks; left again afterwards when
+    this fixture made it."""
+    import docker
+
+    client = docker.from_env()
+    made = client.info()["Swarm"]["LocalNodeState"] != "active"
+    if made:
+        client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+    yield client
+    if made:
+        client.swarm.leave(force=True)

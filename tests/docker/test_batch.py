@@ -161,18 +161,6 @@ def test_a_batch_with_the_real_model_and_four_at_a_time(dw, llm_server, tmp_path
 # -- Docker Swarm -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def swarm():
-    """A single-node swarm on loopback; left again afterwards when this fixture made it."""
-    client = docker.from_env()
-    made = client.info()["Swarm"]["LocalNodeState"] != "active"
-    if made:
-        client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
-    yield client
-    if made:
-        client.swarm.leave(force=True)
-
-
 def leftovers(client):
     label = {"label": "docker-workflow.batch"}
     return (

@@ -288,20 +288,6 @@ def test_sbom_of_a_broken_workflow_is_the_usual_one_line_error(dw, tmp_path):
 # -- Swarm -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def swarm():
-    """A single-node swarm on loopback; left again afterwards when this fixture made it."""
-    import docker as docker_sdk
-
-    client = docker_sdk.from_env()
-    made = client.info()["Swarm"]["LocalNodeState"] != "active"
-    if made:
-        client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
-    yield client
-    if made:
-        client.swarm.leave(force=True)
-
-
 def test_swarm_tasks_pull_the_pushed_digest(dw, pushed, swarm, tmp_path):
     """The batch's local image is the same build as the pushed one, so its tasks name
     NAME@sha256 (pulled from the registry, as a node that never saw the image would)."""
