@@ -35,10 +35,22 @@ def _reject_constant(name: str) -> Any:
     raise JSONLimitError(f"{name} is not a JSON number (use a finite number or null)")
 
 
-def _parse_int(text: str) -> int:
+class _HugeInt:
+    """Stands in for an integer too long to convert, until :func:`check_tree` finds it.
+
+    The parser calls ``parse_int`` without saying where the number is; raising there could only
+    name ``$``. Keeping a marker lets the walk that follows name the number's own JSON path."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def _parse_int(text: str) -> int | _HugeInt:
     digits = len(text) - text.startswith("-")
     if digits > MAX_INT_DIGITS:
-        raise JSONLimitError(f"an integer of {digits} digits (at most {MAX_INT_DIGITS})")
+        return _HugeInt(digits)
     return int(text)
 
 
@@ -79,6 +91,9 @@ def check_tree(value: Any, *, max_depth: int = MAX_DEPTH, text_checks: bool = Fa
                 stack.append((child, depth + 1, [*where, index]))
         elif isinstance(item, float) and not math.isfinite(item):
             raise JSONLimitError("not a finite number", _path(where))
+        elif isinstance(item, _HugeInt):
+            message = f"an integer of {item.digits} digits (at most {MAX_INT_DIGITS})"
+            raise JSONLimitError(message, _path(where))
         elif isinstance(item, int) and _too_long(item):
             raise JSONLimitError(f"an integer of more than {MAX_INT_DIGITS} digits", _path(where))
         elif text_checks and isinstance(item, str):

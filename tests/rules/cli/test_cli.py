@@ -119,14 +119,14 @@ def test_inputs_with_a_huge_integer_are_one_line_naming_where_they_came_from(tmp
     path = tmp_path / "in.json"
     path.write_text(f'{{"a": {big}, "b": 1}}')
     workflow = str(WORKFLOWS / "calculator.json")
-    for args, stdin, origin in [
-        (["-f", str(path)], None, str(path)),
-        ([f'{{"a": {big}, "b": 1}}'], None, "the inputs argument"),
-        ([], f'{{"a": 1, "b": [{big}]}}', "stdin"),
+    for args, stdin, origin, where in [
+        (["-f", str(path)], None, str(path), "$.a"),
+        ([f'{{"a": {big}, "b": 1}}'], None, "the inputs argument", "$.a"),
+        ([], f'{{"a": 1, "b": [{big}]}}', "stdin", "$.b[0]"),
     ]:
         proc = run_cli("run", "--local", workflow, *args, input_text=stdin)
         assert proc.returncode == 2, proc.stderr
-        expected = f"error: {origin}: $: an integer of 4400 digits (at most 4300)"
+        expected = f"error: {origin}: {where}: an integer of 4400 digits (at most 4300)"
         assert proc.stderr.strip() == expected
         assert proc.stdout == ""
 
