@@ -83,7 +83,7 @@ def test_a_killed_node_loses_nothing_and_every_input_has_one_result(
     rerun_on: set[str] = set()  # the nodes of the tasks of a later round
     while proc.poll() is None:
         for service in client.services.list(filters={"label": "docker-workflow.batch"}):
-            if not service.name.endswith("-r0"):
+            if service.attrs["Spec"]["Labels"].get("docker-workflow.batch.attempt") != "1":
                 rerun_on.update(t.get("NodeID", "") for t in service.tasks())
         time.sleep(0.2)
     _, stderr = proc.communicate(timeout=600)

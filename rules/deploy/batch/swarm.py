@@ -1,28 +1,30 @@
-"""``batch --engine swarm``: the inputs as shards of a replicated job on Docker Swarm, with no
-file system shared between the nodes.
+"""``batch --engine swarm``: the inputs as shards, each a one-task ``replicated-job`` service on
+Docker Swarm, with no file system shared between the nodes.
 
-Each round creates one ``replicated-job`` service with K tasks; task ``s`` (``{{.Task.Slot}}``,
-given to the program as ``WORKFLOW_SHARD``; swarmkit renders slot 0 of a job as the node's ID,
-which the program reads as shard 0) runs shard ``s``. What travels, and how:
+The pending inputs are split into ``--replicas`` K shards; up to ``--max-concurrent`` shard
+jobs run at once (default all). One job per shard, not one job of K tasks: swarmkit's slot
+numbers of a job's tasks are not always 0..K-1 (seen: two tasks with slot 0), so a task could
+not be trusted to find its shard by ``{{.Task.Slot}}``; and each node then holds only the
+inputs of the shards it runs. What travels, and how:
 
 * **Inputs**: Swarm configs. A config holds at most 500 KB, so a shard's ``--indexed`` lines are
   cut into chunks of :data:`CHUNK_BYTES` (one input of megabytes spans several), each a config
-  mounted at ``/in/<shard>/<chunk>``; the program reads the folder ``/in/<shard>`` as one stream
-  in name order. The manager hands each task's configs to its node; every task mounts every
-  shard's configs (one service spec), so a batch's inputs live in the swarm's Raft store while it
-  runs: megabytes, not gigabytes.
+  mounted at ``/in/<chunk>``; the program reads the folder ``/in`` as one stream in name order.
+  While a batch runs, its inputs live in the swarm's Raft store: megabytes, not gigabytes.
 * **Results**: the tasks' logs. The program writes its result lines to stdout; they are read
-  while the tasks run and once more per task at the end of the round (``swarm_logs``).
+  while the tasks run and once more per task when it ends (``swarm_logs``).
 * **The image**: the digest ``build --push`` recorded for the same build
   (``rules/docker/registry_push.py``), which every node pulls from the registry. Without one,
   or when that registry is on loopback (reachable from this machine only), or with
   ``--network host`` (this machine's network), the tasks are placed on this node.
 
-A node that goes down mid-run loses nothing: what its tasks delivered is kept, its tasks count
-as finished (Swarm would report them only much later), and the indices without a result (of a
-failed, killed, rejected or lost task) form the next round, up to ``shard_retries`` times;
-whatever is still missing is reported per index, never dropped. Every index is taken once,
-however often its line is read. The service, the configs and the network are removed
+A node that goes down mid-run loses nothing: what its tasks delivered is kept, and its tasks
+count as ended as soon as the node is ``down`` (Swarm would report them only much later). When
+a task ends (failed, killed, rejected, lost, or done without a line for every input), the
+indices of its shard without a result run again at once, as a job of their own, on the nodes
+that are up, while the other shards go on; a shard gets ``1 + shard_retries`` attempts, and
+whatever is still missing then is reported per index, never dropped. Every index is taken
+once, however often its line is read. The services, the configs and the network are removed
 afterwards, also on failure or Ctrl-C.
 
 ``--network none``: swarm has no such network, and a task without one lands on the default
@@ -52,8 +54,9 @@ from rules.errors import UserError
 INPUTS = "/in"
 CHUNK_BYTES = 480 * 1024  # under swarmkit's 500 KiB per config
 TERMINAL = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.5
 LABEL = "docker-workflow.batch"
+ATTEMPT_LABEL = "docker-workflow.batch.attempt"  # 1, then 2... for a shard run again
 
 
 def _require_manager(client) -> None:
@@ -66,12 +69,19 @@ def _require_manager(client) -> None:
 
 
 class _Round:
-    """One job: its shards and the configs that carry them."""
+    """One shard's job: its indices, the configs that carry them, its attempt (a shard's first
+    run is 1; what its task leaves without results runs again as a new job, attempt + 1), the
+    tasks whose end was handled and the errors that made the shard run again."""
 
-    def __init__(self, number: int, shards: list[list[int]]) -> None:
+    def __init__(self, number: int, shard: list[int], attempt: int, errors: set[str]) -> None:
         self.number = number
-        self.shards = shards
+        self.shard = shard
+        self.attempt = attempt
         self.configs: list = []
+        self.service = None
+        self.follower: LogFollower | None = None
+        self.handled: set[str] = set()
+        self.errors = set(errors)
 
 
 def _chunks(data: bytes) -> list[bytes]:
@@ -116,9 +126,9 @@ class SwarmBatch:
         self.labels = {LABEL: self.run_id, "docker-workflow.managed": "true"}
         self.done: set[int] = set()
         self.configs: list = []
-        self.service = None
+        self.services: list = []
+        self.next_number = 0
         self.network = None
-        self.task_errors: dict[int, str] = {}
 
     def this_node_only(self) -> bool:
         return (
@@ -129,28 +139,27 @@ class SwarmBatch:
 
     # -- inputs in, results out ---------------------------------------------------------------
 
-    def _write_shards(self, round_: _Round) -> None:
+    def _write_shard(self, round_: _Round) -> None:
         from docker.types import ConfigReference
 
-        for shard, indices in enumerate(round_.shards):
-            data = b"".join(self.inputs.indexed(indices))
-            for chunk, part in enumerate(_chunks(data)):
-                config = self.client.configs.create(
-                    name=f"dw-batch-{self.run_id}-r{round_.number}-s{shard}-c{chunk}",
-                    data=part,
-                    labels=self.labels,
+        data = b"".join(self.inputs.indexed(round_.shard))
+        for chunk, part in enumerate(_chunks(data)):
+            config = self.client.configs.create(
+                name=f"dw-batch-{self.run_id}-r{round_.number}-c{chunk}",
+                data=part,
+                labels=self.labels,
+            )
+            self.configs.append(config)
+            round_.configs.append(
+                ConfigReference(
+                    config.id,
+                    config.name,
+                    filename=f"{INPUTS}/{chunk:05d}",
+                    uid="0",
+                    gid="0",
+                    mode=0o444,
                 )
-                self.configs.append(config)
-                round_.configs.append(
-                    ConfigReference(
-                        config.id,
-                        config.name,
-                        filename=f"{INPUTS}/{shard}/{chunk:05d}",
-                        uid="0",
-                        gid="0",
-                        mode=0o444,
-                    )
-                )
+            )
 
     def take(self, line: bytes) -> None:
         """One result line of a task's log: recorded when its index has none yet."""
@@ -169,20 +178,17 @@ class SwarmBatch:
     def _service(self, round_: _Round):
         from docker.types import Mount, RestartPolicy, ServiceMode
 
-        count = len(round_.shards)
         args = [
             "--batch",
             "--indexed",
             "-j",
             str(self.settings.jobs),
             "--input-file",
-            f"{INPUTS}/{{shard}}",
-            "--shard-env",
-            "WORKFLOW_SHARD",
+            INPUTS,
         ]
         confined = self.limits.swarm_args(self.settings.endpoint)
         tmp_bytes = confined.pop("tmp_bytes")
-        env = ["WORKFLOW_SHARD={{.Task.Slot}}", *confined.pop("env")]
+        env = confined.pop("env")
         network = self.settings.network
         hosts = {"host.docker.internal": "127.0.0.1"} if network == "host" else None
         if network == "none":
@@ -192,15 +198,11 @@ class SwarmBatch:
             args=args,
             name=f"dw-batch-{self.run_id}-r{round_.number}",
             env=env,
-            labels=self.labels,
+            labels={**self.labels, ATTEMPT_LABEL: str(round_.attempt)},
             container_labels=self.labels,
             configs=round_.configs,
             mounts=[Mount("/tmp", None, type="tmpfs", tmpfs_size=tmp_bytes)],
-            mode=ServiceMode(
-                "replicated-job",
-                replicas=count,
-                concurrency=min(self.settings.max_concurrent or count, count),
-            ),
+            mode=ServiceMode("replicated-job", replicas=1, concurrency=1),
             restart_policy=RestartPolicy(condition="none"),
             constraints=[f"node.id=={self.node_id}"] if self.this_node_only() else None,
             networks=[network] if network else None,
@@ -229,74 +231,80 @@ class SwarmBatch:
             if node.attrs.get("Status", {}).get("State") == "down"
         }
 
-    def _wait(self, round_: _Round) -> list[dict]:
-        """Until every task has finished or sits on a node that is down; the tasks."""
-        count = len(round_.shards)
-        while True:
-            tasks = self.service.tasks()
-            down = self._down_nodes()
-            finished = [
-                t
-                for t in tasks
-                if t.get("Status", {}).get("State") in TERMINAL or t.get("NodeID") in down
-            ]
-            if len(finished) >= count:
-                for task in tasks:
-                    status = task.get("Status", {})
-                    if task.get("NodeID") in down and status.get("State") not in TERMINAL:
-                        error = "its node went down"
-                    elif status.get("State") != "complete":
-                        error = status.get("Err") or status.get("State", "?")
-                    else:
-                        continue
-                    self.task_errors[task.get("Slot", 0)] = error
-                return tasks
-            time.sleep(POLL_SECONDS)
+    def _start(self, shard: list[int], attempt: int, errors: set[str]) -> _Round:
+        round_ = _Round(self.next_number, shard, attempt, errors)
+        self.next_number += 1
+        self._write_shard(round_)
+        round_.service = self._service(round_)
+        self.services.append(round_.service)
+        round_.follower = LogFollower(self.client, round_.service.id, self.take).start()
+        return round_
 
-    def _read_final_logs(self, tasks: list[dict]) -> None:
-        """Each task's whole log, from the nodes that are up: the lines the follow stream had
-        not delivered when the task ended."""
+    def _task_ended(self, round_: _Round, task: dict, down: set[str]) -> list[int]:
+        """A task that has finished or whose node is down: its whole log read (when its node
+        is up); the indices it left without a result, to run again (reported instead, per
+        index, when the shard has had every attempt)."""
         from docker.errors import DockerException
 
-        down = self._down_nodes()
-        for task in tasks:
-            if task.get("NodeID") and task["NodeID"] not in down:
-                with contextlib.suppress(DockerException, OSError):
-                    read_task_log(self.client, task["ID"], self.take)
+        status = task.get("Status", {})
+        lost = task.get("NodeID") in down and status.get("State") not in TERMINAL
+        if task.get("NodeID") and not lost:
+            with contextlib.suppress(DockerException, OSError):
+                read_task_log(self.client, task["ID"], self.take)
+        missing = [i for i in round_.shard if i not in self.done]
+        if not missing:
+            return []
+        if lost:
+            round_.errors.add("its node went down")
+        elif status.get("State") == "complete":
+            round_.errors.add("its task ended without a result for every input")
+        else:
+            round_.errors.add(status.get("Err") or status.get("State", "?"))
+        if round_.attempt < 1 + max(0, self.settings.shard_retries):
+            return missing
+        reason = "; ".join(sorted(round_.errors))
+        for index in missing:
+            self._record(
+                error_record(
+                    index,
+                    "shard_failed",
+                    f"no result after {round_.attempt} attempt(s) of its shard on the swarm:"
+                    f" {reason}",
+                )
+            )
+        return []
 
     def run(self, pending: list[int]) -> None:
-        remaining = list(pending)
-        rounds = 1 + max(0, self.settings.shard_retries)
-        follower = None
+        """Start shard jobs while fewer than ``max_concurrent`` run; a shard whose task ended
+        with indices left over goes first in the queue again, so it runs again at once."""
+        queue = [(shard, 1, set()) for shard in split(pending, self.settings.replicas)]
+        limit = max(1, self.settings.max_concurrent or len(queue))
+        active: list[_Round] = []
         try:
-            for number in range(rounds):
-                round_ = _Round(number, split(remaining, self.settings.replicas))
-                self._write_shards(round_)
-                self.service = self._service(round_)
-                follower = LogFollower(self.client, self.service.id, self.take).start()
-                tasks = self._wait(round_)
-                self._read_final_logs(tasks)
-                follower.stop()
-                follower = None
-                self.service.remove()
-                self.service = None
-                remaining = [i for i in remaining if i not in self.done]
-                if not remaining:
-                    return
-            reason = "; ".join(sorted(set(self.task_errors.values()))) or "no result written"
-            for index in remaining:
-                self._record(
-                    error_record(
-                        index,
-                        "shard_failed",
-                        f"no result after {rounds} attempt(s) of its shard on the swarm: {reason}",
-                    )
-                )
+            while queue or active:
+                while queue and len(active) < limit:
+                    active.append(self._start(*queue.pop(0)))
+                time.sleep(POLL_SECONDS)
+                down = self._down_nodes()
+                for round_ in list(active):
+                    for task in round_.service.tasks():
+                        state = task.get("Status", {}).get("State")
+                        ended = state in TERMINAL or task.get("NodeID") in down
+                        if ended and task["ID"] not in round_.handled:
+                            round_.handled.add(task["ID"])
+                            missing = self._task_ended(round_, task, down)
+                            if missing:
+                                queue.insert(0, (missing, round_.attempt + 1, round_.errors))
+                    if round_.handled:
+                        round_.follower.stop()
+                        round_.service.remove()
+                        self.services.remove(round_.service)
+                        active.remove(round_)
         except self.DockerException as error:
             raise docker_error("running the batch on the swarm", error) from None
         finally:
-            if follower is not None:
-                follower.stop()
+            for round_ in active:
+                round_.follower.stop()
             self._cleanup()
 
     def _tasks_gone(self) -> None:
@@ -311,7 +319,8 @@ class SwarmBatch:
         network busy, until the removed service's tasks are gone)."""
         from docker.errors import DockerException, NotFound
 
-        removals = [lambda: self.service and self.service.remove(), self._tasks_gone]
+        removals = [lambda service=service: service.remove() for service in self.services]
+        removals.append(self._tasks_gone)
         removals += [lambda config=config: config.remove() for config in self.configs]
         removals.append(lambda: self.network and self.network.remove())
         for remove in removals:
