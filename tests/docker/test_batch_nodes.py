@@ -106,3 +106,33 @@ def test_a_killed_node_loses_nothing_and_every_input_has_one_result(
     assert reference in digests, digests
     label = {"label": "docker-workflow.batch"}
     assert not client.services.list(filters=label) and not client.configs.list(filters=label)
+
+
+def test_an_image_only_this_engine_has_keeps_the_tasks_here(dw, swarm_nodes, tmp_path):
+    """With worker nodes joined, a batch of an image that was never pushed (the single-node
+    swarm tests' kind) still runs: its tasks are placed on this node, the one that has it."""
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"a": i, "b": 2}) + "\n" for i in range(20)))
+    out = tmp_path / "results.jsonl"
+    since = str(int(time.time()) - 1)
+    proc = dw(
+        "batch", str(WORKFLOWS / "calculator.json"), str(source), "-o", str(out),
+        "--engine", "swarm", "--replicas", "4", "--platform", "linux/amd64",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["outputs"]["result"] for r in found] == [i + 2 for i in range(20)]
+    until = str(int(time.time()) + 1)
+
+    def created(kind: str) -> list[str]:
+        events = subprocess.run(
+            ["docker", "events", "--since", since, "--until", until, "--filter", f"type={kind}",
+             "--filter", "event=create", "--format", "{{.Actor.Attributes.name}}"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        return [name for name in events.stdout.split() if name.startswith("dw-batch-")]
+
+    # One job per shard and no second attempt (a task sent to a worker, which lacks the
+    # image, would be rejected and its shard run again), every task created on this engine.
+    assert len(created("service")) == 4
+    assert len(created("container")) == 4
