@@ -16,6 +16,7 @@ summary line goes to stderr.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import queue
@@ -80,6 +81,44 @@ def effective_jobs(requested: int, bundle: dict[str, Any]) -> int:
 
 
 BOM = b"\xef\xbb\xbf"
+
+
+class _Concatenated(io.RawIOBase):
+    """The files of a folder, in name order, read as one stream (see :func:`open_input`)."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self._paths = paths
+        self._current: IO[bytes] | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while True:
+            if self._current is None:
+                if not self._paths:
+                    return 0
+                self._current = open(self._paths.pop(0), "rb")  # noqa: SIM115
+            count = self._current.readinto(buffer)
+            if count:
+                return count
+            self._current.close()
+            self._current = None
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+        super().close()
+
+
+def open_input(path: str) -> IO[bytes]:
+    """``--input-file`` of a batch: a file, or a folder whose files, in name order, are one
+    stream. A Swarm config holds at most 500 KB, so ``docker-workflow batch --engine swarm``
+    cuts a shard into chunks, each a config mounted as one file of the shard's folder."""
+    if os.path.isdir(path):
+        names = sorted(os.listdir(path))
+        return io.BufferedReader(_Concatenated([os.path.join(path, name) for name in names]))
+    return open(path, "rb")
 
 
 def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:

@@ -346,7 +346,7 @@ def _shard_path(path: str | None, args: argparse.Namespace) -> str | None:
 
 
 def _batch(args: argparse.Namespace, bundle: dict[str, Any]) -> int:
-    from runner_template.batch import run_batch
+    from runner_template.batch import open_input, run_batch
 
     jobs = args.jobs or 1
     if jobs < 1 or jobs > 1024:
@@ -354,7 +354,7 @@ def _batch(args: argparse.Namespace, bundle: dict[str, Any]) -> int:
     input_path = _shard_path(args.input_file, args)
     output_path = _shard_path(args.output_file, args)
     try:
-        source = sys.stdin.buffer if input_path in (None, "-") else open(input_path, "rb")  # noqa: SIM115
+        source = sys.stdin.buffer if input_path in (None, "-") else open_input(input_path)
         sink = sys.stdout.buffer if output_path is None else open(output_path, "ab")  # noqa: SIM115
     except OSError as error:
         raise InputError(f"batch: cannot open {error.filename}: {error.strerror}") from None

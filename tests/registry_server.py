@@ -51,13 +51,15 @@ class Registry:
         users: dict[str, str] | None = None,
         storage: Path | None = None,
         read_only: bool = False,
+        address: str = "127.0.0.1",
     ) -> None:
         for program in ("docker-registry", "htpasswd", "openssl"):
             if shutil.which(program) is None:
                 raise RuntimeError(f"{program} is missing: run scripts/setup_registry.sh")
         self.folder = folder
+        self.address = address  # another (the docker bridge's gateway) for nodes in containers
         self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
+        self.host = f"{address}:{self.port}"
         self.ca: Path | None = None
         folder.mkdir(parents=True, exist_ok=True)
         lines = [
@@ -107,10 +109,10 @@ class Registry:
             "-keyout", str(f / "ca.key"), "-out", str(f / "ca.crt"),
         )  # fmt: skip
         _run(
-            "openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+            "openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={self.address}",
             "-keyout", str(f / "server.key"), "-out", str(f / "server.csr"),
         )  # fmt: skip
-        (f / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        (f / "san.ext").write_text(f"subjectAltName=IP:{self.address}\n")
         _run(
             "openssl", "x509", "-req", "-in", str(f / "server.csr"), "-days", "2",
             "-CA", str(f / "ca.crt"), "-CAkey", str(f / "ca.key"), "-CAcreateserial",

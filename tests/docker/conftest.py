@@ -43,3 +43,17 @@ def swarm():
     yield client
     if made:
         client.swarm.leave(force=True)
+
+
+@pytest.fixture(scope="session")
+def swarm_nodes(tmp_path_factory):
+    """Three dockerd worker nodes in privileged containers, joined to this engine's swarm, and
+    a TLS registry on the docker bridge's gateway that they pull from (tests/swarm_nodes.py):
+    set up once per test run for the tests that ask, torn down at its end. A single-node swarm
+    test that runs meanwhile keeps its tasks on this node (an image by ID, or from a registry
+    on loopback, places them here)."""
+    from swarm_nodes import SwarmNodes
+
+    nodes = SwarmNodes(tmp_path_factory.mktemp("swarm-nodes"))
+    yield nodes
+    nodes.close()

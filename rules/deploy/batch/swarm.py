@@ -1,23 +1,31 @@
-"""``batch --engine swarm``: the inputs as shards of a replicated job on Docker Swarm.
+"""``batch --engine swarm``: the inputs as shards, each a one-task ``replicated-job`` service on
+Docker Swarm, with no file system shared between the nodes.
 
-Each round creates one ``replicated-job`` service with K tasks. Task ``s`` (``{{.Task.Slot}}``,
-given to the program as ``WORKFLOW_SHARD``) reads ``shard-s.jsonl`` and appends its results,
-line by line, to ``results-s.jsonl``. Swarmkit renders slot 0 of a job as the node's ID, so the
-program reads a slot that is not a number as shard 0.
+The pending inputs are split into ``--replicas`` K shards; up to ``--max-concurrent`` shard
+jobs run at once (default all). One job per shard, not one job of K tasks: swarmkit's slot
+numbers of a job's tasks are not always 0..K-1 (seen: two tasks with slot 0), so a task could
+not be trusted to find its shard by ``{{.Task.Slot}}``; and each node then holds only the
+inputs of the shards it runs. What travels, and how:
 
-Inputs and results travel through a Docker volume, not Swarm configs: a config holds at most
-500 KB and is read-only, while a batch may hold megabytes of inputs (one input may be 1 MB) and
-its results must come back. The volume is filled and read through a container of the workflow
-image that is created but never started (the image has no shell, and needs none for that). A
-local volume is seen only by tasks on this node, so every task is placed on this node (a
-``node.id`` constraint).
+* **Inputs**: Swarm configs. A config holds at most 500 KB, so a shard's ``--indexed`` lines are
+  cut into chunks of :data:`CHUNK_BYTES` (one input of megabytes spans several), each a config
+  mounted at ``/in/<chunk>``; the program reads the folder ``/in`` as one stream in name order.
+  While a batch runs, its inputs live in the swarm's Raft store: megabytes, not gigabytes.
+* **Results**: the tasks' logs. The program writes its result lines to stdout; they are read
+  while the tasks run and once more per task when it ends (``swarm_logs``).
+* **The image**: the digest ``build --push`` recorded for the same build
+  (``rules/docker/registry_push.py``), which every node pulls from the registry. Without one,
+  or when that registry is on loopback (reachable from this machine only), or with
+  ``--network host`` (this machine's network), the tasks are placed on this node.
 
-The tasks run the image by the digest ``build --push`` recorded for the same build
-(``rules/registry_push.py``), which any node can pull; without one, by its ID, so no node
-tries to pull it from a registry. After a round, the indices without a result (a failed,
-killed or rejected task) form the next round, up to ``shard_retries`` times; whatever is still
-missing is reported per index, never dropped. The service, the carrier container and the
-volume are removed afterwards, also on failure or Ctrl-C.
+A node that goes down mid-run loses nothing: what its tasks delivered is kept, and its tasks
+count as ended as soon as the node is ``down`` (Swarm would report them only much later). When
+a task ends (failed, killed, rejected, lost, or done without a line for every input), the
+indices of its shard without a result run again at once, as a job of their own, on the nodes
+that are up, while the other shards go on; a shard gets ``1 + shard_retries`` attempts, and
+whatever is still missing then is reported per index, never dropped. Every index is taken
+once, however often its line is read. The services, the configs and the network are removed
+afterwards, also on failure or Ctrl-C.
 
 ``--network none``: swarm has no such network, and a task without one lands on the default
 bridge, so the batch gets an internal overlay network of its own (no route anywhere else),
@@ -27,9 +35,8 @@ removed with the rest.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import tarfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -38,15 +45,18 @@ from typing import Any
 from rules.deploy.batch.inputs import InputsFile, split
 from rules.deploy.batch.results import error_record
 from rules.deploy.batch.settings import BatchSettings
+from rules.deploy.batch.swarm_logs import LogFollower, read_task_log
 from rules.deploy.container import RunLimits
 from rules.docker.engine import docker_client, docker_error
 from rules.docker.registry_push import pushed_reference
 from rules.errors import UserError
 
-WORK = "/data/work"
+INPUTS = "/in"
+CHUNK_BYTES = 480 * 1024  # under swarmkit's 500 KiB per config
 TERMINAL = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.5
 LABEL = "docker-workflow.batch"
+ATTEMPT_LABEL = "docker-workflow.batch.attempt"  # 1, then 2... for a shard run again
 
 
 def _require_manager(client) -> None:
@@ -58,32 +68,33 @@ def _require_manager(client) -> None:
         )
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        folder = tarfile.TarInfo("work")
-        folder.type, folder.mode = tarfile.DIRTYPE, 0o777
-        archive.addfile(folder)
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"work/{name}")
-            info.size, info.mode = len(data), 0o666
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 class _Round:
-    """One job: its shards, its service, and the results read back so far."""
+    """One shard's job: its indices, the configs that carry them, its attempt (a shard's first
+    run is 1; what its task leaves without results runs again as a new job, attempt + 1), the
+    tasks whose end was handled and the errors that made the shard run again."""
 
-    def __init__(self, number: int, shards: list[list[int]]) -> None:
+    def __init__(self, number: int, shard: list[int], attempt: int, errors: set[str]) -> None:
         self.number = number
-        self.shards = shards
-        self.offsets = [0] * len(shards)
+        self.shard = shard
+        self.attempt = attempt
+        self.configs: list = []
+        self.service = None
+        self.follower: LogFollower | None = None
+        self.handled: set[str] = set()
+        self.errors = set(errors)
 
-    def shard_file(self, shard: int | str) -> str:
-        return f"r{self.number}-shard-{shard}.jsonl"
 
-    def results_file(self, shard: int | str) -> str:
-        return f"r{self.number}-results-{shard}.jsonl"
+def _chunks(data: bytes) -> list[bytes]:
+    return [data[at : at + CHUNK_BYTES] for at in range(0, len(data), CHUNK_BYTES)] or [b""]
+
+
+def loopback_registry(reference: str) -> bool:
+    """Whether ``reference`` names a registry on loopback, which only this machine reaches."""
+    first, slash, _ = reference.partition("/")
+    if not slash or not ("." in first or ":" in first or first == "localhost"):
+        return False  # Docker Hub
+    host = first.rsplit(":", 1)[0] if not first.startswith("[") else first.split("]")[0] + "]"
+    return host in ("localhost", "[::1]") or host.startswith("127.")
 
 
 class SwarmBatch:
@@ -101,90 +112,83 @@ class SwarmBatch:
         _require_manager(self.client)
         self.DockerException = DockerException
         local = self.client.images.get(image)
-        self.image_id = local.id  # the carrier container's: never pulled
-        # The tasks': the pushed NAME@sha256 of this very build when there is one, so that any
-        # node can pull it; else the ID, which only this node knows.
+        self.image_id = local.id
+        # The pushed NAME@sha256 of this very build when there is one, so that any node can
+        # pull it; else the ID, which only this node knows.
         self.task_image = pushed_reference(image, dict(local.labels or {})) or local.id
         self.node_id = self.client.info()["Swarm"]["NodeID"]
         self.inputs = inputs
         self.settings = settings
         self.limits = limits
-        self.record: Callable[[dict[str, Any]], None] = record
+        self._record: Callable[[dict[str, Any]], None] = record
+        self.lock = threading.Lock()
         self.run_id = uuid.uuid4().hex[:12]
         self.labels = {LABEL: self.run_id, "docker-workflow.managed": "true"}
         self.done: set[int] = set()
-        self.volume = None
-        self.carrier = None
-        self.service = None
+        self.configs: list = []
+        self.services: list = []
+        self.next_number = 0
         self.network = None
-        self.task_errors: dict[int, str] = {}
 
-    # -- the volume and its carrier ----------------------------------------------------------
-
-    def _open_volume(self) -> None:
-        self.volume = self.client.volumes.create(f"dw-batch-{self.run_id}", labels=self.labels)
-        self.carrier = self.client.containers.create(
-            self.image_id,
-            command=["--describe"],
-            volumes={self.volume.name: {"bind": "/data", "mode": "rw"}},
-            labels=self.labels,
+    def this_node_only(self) -> bool:
+        return (
+            self.task_image == self.image_id
+            or loopback_registry(self.task_image)
+            or self.settings.network == "host"
         )
 
-    def _write_shards(self, round_: _Round) -> None:
-        files = {
-            round_.shard_file(number): b"".join(self.inputs.indexed(indices))
-            for number, indices in enumerate(round_.shards)
-        }
-        if not self.carrier.put_archive("/data", _tar(files)):
-            raise UserError("writing the batch inputs into the swarm volume failed")
+    # -- inputs in, results out ---------------------------------------------------------------
 
-    def _read_results(self, round_: _Round) -> None:
-        from docker.errors import NotFound
+    def _write_shard(self, round_: _Round) -> None:
+        from docker.types import ConfigReference
 
-        for number in range(len(round_.shards)):
-            try:
-                stream, _ = self.carrier.get_archive(f"{WORK}/{round_.results_file(number)}")
-            except NotFound:
-                continue
-            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-                member = archive.next()
-                data = archive.extractfile(member).read() if member else b""
-            complete = data[: data.rfind(b"\n") + 1]
-            for line in complete[round_.offsets[number] :].splitlines():
-                self._take(line)
-            round_.offsets[number] = len(complete)
+        data = b"".join(self.inputs.indexed(round_.shard))
+        for chunk, part in enumerate(_chunks(data)):
+            config = self.client.configs.create(
+                name=f"dw-batch-{self.run_id}-r{round_.number}-c{chunk}",
+                data=part,
+                labels=self.labels,
+            )
+            self.configs.append(config)
+            round_.configs.append(
+                ConfigReference(
+                    config.id,
+                    config.name,
+                    filename=f"{INPUTS}/{chunk:05d}",
+                    uid="0",
+                    gid="0",
+                    mode=0o444,
+                )
+            )
 
-    def _take(self, line: bytes) -> None:
+    def take(self, line: bytes) -> None:
+        """One result line of a task's log: recorded when its index has none yet."""
         try:
             item = json.loads(line)
         except ValueError:
             return
         index = item.get("index") if isinstance(item, dict) else None
-        if isinstance(index, int) and index not in self.done:
-            self.done.add(index)
-            self.record(item)
+        with self.lock:
+            if isinstance(index, int) and index not in self.done:
+                self.done.add(index)
+                self._record(item)
 
     # -- the job -------------------------------------------------------------------------------
 
     def _service(self, round_: _Round):
         from docker.types import Mount, RestartPolicy, ServiceMode
 
-        count = len(round_.shards)
         args = [
             "--batch",
             "--indexed",
             "-j",
             str(self.settings.jobs),
             "--input-file",
-            f"{WORK}/{round_.shard_file('{shard}')}",
-            "--output-file",
-            f"{WORK}/{round_.results_file('{shard}')}",
-            "--shard-env",
-            "WORKFLOW_SHARD",
+            INPUTS,
         ]
         confined = self.limits.swarm_args(self.settings.endpoint)
         tmp_bytes = confined.pop("tmp_bytes")
-        env = ["WORKFLOW_SHARD={{.Task.Slot}}", *confined.pop("env")]
+        env = confined.pop("env")
         network = self.settings.network
         hosts = {"host.docker.internal": "127.0.0.1"} if network == "host" else None
         if network == "none":
@@ -194,19 +198,13 @@ class SwarmBatch:
             args=args,
             name=f"dw-batch-{self.run_id}-r{round_.number}",
             env=env,
-            labels=self.labels,
+            labels={**self.labels, ATTEMPT_LABEL: str(round_.attempt)},
             container_labels=self.labels,
-            mounts=[
-                Mount("/data", self.volume.name, type="volume"),
-                Mount("/tmp", None, type="tmpfs", tmpfs_size=tmp_bytes),
-            ],
-            mode=ServiceMode(
-                "replicated-job",
-                replicas=count,
-                concurrency=min(self.settings.max_concurrent or count, count),
-            ),
+            configs=round_.configs,
+            mounts=[Mount("/tmp", None, type="tmpfs", tmpfs_size=tmp_bytes)],
+            mode=ServiceMode("replicated-job", replicas=1, concurrency=1),
             restart_policy=RestartPolicy(condition="none"),
-            constraints=[f"node.id=={self.node_id}"],
+            constraints=[f"node.id=={self.node_id}"] if self.this_node_only() else None,
             networks=[network] if network else None,
             hosts=hosts,
             **confined,
@@ -218,77 +216,122 @@ class SwarmBatch:
         this batch alone gives each task an interface that reaches nothing else."""
         if self.network is None:
             self.network = self.client.networks.create(
-                f"dw-batch-{self.run_id}", driver="overlay", internal=True, labels=self.labels
+                f"dw-batch-{self.run_id}",
+                driver="overlay",
+                internal=True,
+                attachable=False,
+                labels=self.labels,
             )
         return self.network.name
 
-    def _wait(self, round_: _Round) -> None:
-        count = len(round_.shards)
-        while True:
-            tasks = self.service.tasks()
-            states = [t.get("Status", {}).get("State") for t in tasks]
-            self._read_results(round_)
-            finished = [s for s in states if s in TERMINAL]
-            if len(finished) >= count:
-                for task in tasks:
-                    status = task.get("Status", {})
-                    if status.get("State") != "complete":
-                        slot = task.get("Slot", 0)
-                        self.task_errors[slot] = status.get("Err") or status.get("State", "?")
-                return
-            time.sleep(POLL_SECONDS)
+    def _down_nodes(self) -> set[str]:
+        return {
+            node.id
+            for node in self.client.nodes.list()
+            if node.attrs.get("Status", {}).get("State") == "down"
+        }
+
+    def _start(self, shard: list[int], attempt: int, errors: set[str]) -> _Round:
+        round_ = _Round(self.next_number, shard, attempt, errors)
+        self.next_number += 1
+        self._write_shard(round_)
+        round_.service = self._service(round_)
+        self.services.append(round_.service)
+        round_.follower = LogFollower(self.client, round_.service.id, self.take).start()
+        return round_
+
+    def _task_ended(self, round_: _Round, task: dict, down: set[str]) -> list[int]:
+        """A task that has finished or whose node is down: its whole log read (when its node
+        is up); the indices it left without a result, to run again (reported instead, per
+        index, when the shard has had every attempt)."""
+        from docker.errors import DockerException
+
+        status = task.get("Status", {})
+        lost = task.get("NodeID") in down and status.get("State") not in TERMINAL
+        if task.get("NodeID") and not lost:
+            with contextlib.suppress(DockerException, OSError):
+                read_task_log(self.client, task["ID"], self.take)
+        missing = [i for i in round_.shard if i not in self.done]
+        if not missing:
+            return []
+        if lost:
+            round_.errors.add("its node went down")
+        elif status.get("State") == "complete":
+            round_.errors.add("its task ended without a result for every input")
+        else:
+            round_.errors.add(status.get("Err") or status.get("State", "?"))
+        if round_.attempt < 1 + max(0, self.settings.shard_retries):
+            return missing
+        reason = "; ".join(sorted(round_.errors))
+        for index in missing:
+            self._record(
+                error_record(
+                    index,
+                    "shard_failed",
+                    f"no result after {round_.attempt} attempt(s) of its shard on the swarm:"
+                    f" {reason}",
+                )
+            )
+        return []
 
     def run(self, pending: list[int]) -> None:
-        remaining = list(pending)
-        rounds = 1 + max(0, self.settings.shard_retries)
-        round_ = None
+        """Start shard jobs while fewer than ``max_concurrent`` run; a shard whose task ended
+        with indices left over goes first in the queue again, so it runs again at once."""
+        queue = [(shard, 1, set()) for shard in split(pending, self.settings.replicas)]
+        limit = max(1, self.settings.max_concurrent or len(queue))
+        active: list[_Round] = []
         try:
-            self._open_volume()
-            for number in range(rounds):
-                round_ = _Round(number, split(remaining, self.settings.replicas))
-                self._write_shards(round_)
-                self.service = self._service(round_)
-                self._wait(round_)
-                self._read_results(round_)
-                self.service.remove()
-                self.service = None
-                remaining = [i for i in remaining if i not in self.done]
-                if not remaining:
-                    return
-            reason = "; ".join(sorted(set(self.task_errors.values()))) or "no result written"
-            for index in remaining:
-                self.record(
-                    error_record(
-                        index,
-                        "shard_failed",
-                        f"no result after {rounds} attempt(s) of its shard on the swarm: {reason}",
-                    )
-                )
+            while queue or active:
+                while queue and len(active) < limit:
+                    active.append(self._start(*queue.pop(0)))
+                time.sleep(POLL_SECONDS)
+                down = self._down_nodes()
+                for round_ in list(active):
+                    for task in round_.service.tasks():
+                        state = task.get("Status", {}).get("State")
+                        ended = state in TERMINAL or task.get("NodeID") in down
+                        if ended and task["ID"] not in round_.handled:
+                            round_.handled.add(task["ID"])
+                            missing = self._task_ended(round_, task, down)
+                            if missing:
+                                queue.insert(0, (missing, round_.attempt + 1, round_.errors))
+                    if round_.handled:
+                        round_.follower.stop()
+                        round_.service.remove()
+                        self.services.remove(round_.service)
+                        active.remove(round_)
         except self.DockerException as error:
             raise docker_error("running the batch on the swarm", error) from None
         finally:
-            self._cleanup(round_)
+            for round_ in active:
+                round_.follower.stop()
+            self._cleanup()
 
-    def _cleanup(self, round_: _Round | None) -> None:
-        """Keep what finished, then remove the service, the carrier, the volume and the
-        network."""
-        from docker.errors import DockerException
+    def _tasks_gone(self) -> None:
+        """Raises until this node's containers of the batch are gone (the engine removes the
+        tasks of a removed service a moment later)."""
+        label = {"label": f"{LABEL}={self.run_id}"}
+        if self.client.containers.list(all=True, filters=label):
+            raise self.DockerException("the batch's containers are still there")
 
-        if round_ is not None and self.carrier is not None:
-            with contextlib.suppress(DockerException):
-                self._read_results(round_)
-        for remove in (
-            lambda: self.service and self.service.remove(),
-            lambda: self.carrier and self.carrier.remove(force=True),
-            lambda: self.volume and self.volume.remove(force=True),
-            lambda: self.network and self.network.remove(),
-        ):
-            for _ in range(20):  # a volume stays busy until the removed tasks are gone
+    def _cleanup(self) -> None:
+        """Remove the service, the configs and the network (a config stays in use, and a
+        network busy, until the removed service's tasks are gone)."""
+        from docker.errors import DockerException, NotFound
+
+        removals = [lambda service=service: service.remove() for service in self.services]
+        removals.append(self._tasks_gone)
+        removals += [lambda config=config: config.remove() for config in self.configs]
+        removals.append(lambda: self.network and self.network.remove())
+        for remove in removals:
+            for _ in range(40):
                 try:
                     remove()
                     break
+                except NotFound:
+                    break
                 except DockerException:
-                    time.sleep(0.5)
+                    time.sleep(0.25)
 
 
 def run_on_swarm(
