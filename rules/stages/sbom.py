@@ -192,11 +192,20 @@ def _serial(request: ImageRequest, platform: str, facts: BuilderFacts) -> uuid.U
             request.runtime,
             platform,
             str(request.compiled[platform].parent.name),  # the compile key
+            request.layers[platform].parent.name if platform in request.layers else None,
             facts.python_version,
             facts.libc_version,
         ]
     )
     return uuid.uuid5(uuid.NAMESPACE_URL, f"docker-workflow:sbom:{identity}")
+
+
+def layer_manifest(request: ImageRequest, platform: str) -> dict:
+    """What the platform's module layer holds (``.meta/layer.json``; empty without one)."""
+    folder = request.layers.get(platform)
+    if folder is None:
+        return {}
+    return json.loads((folder / ".meta" / "layer.json").read_text())
 
 
 def sbom_json(request: ImageRequest, platform: str) -> bytes:
@@ -278,7 +287,23 @@ def sbom_json(request: ImageRequest, platform: str) -> bytes:
                 properties=props(module_kind=module.kind),
             )
         )
-    for path, hex_digest in facts.libraries:
+    layer = layer_manifest(request, platform)
+    layered = [(name, "LayeredBytecodeModule", d) for name, d in layer.get("modules", {}).items()]
+    layered += [(n, "LayeredExtensionModule", d) for n, d in layer.get("extensions", {}).items()]
+    for name, kind, hex_digest in sorted(layered):
+        components.append(
+            Component(
+                type=ComponentType.LIBRARY,
+                name=name,
+                version=facts.python_version,
+                group="cpython-stdlib",
+                bom_ref=f"module:layer:{name}:{kind}",
+                hashes=[sha256(hex_digest)],
+                properties=props(module_kind=kind),
+            )
+        )
+    libraries = [*facts.libraries, *sorted(layer.get("libraries", {}).items())]
+    for path, hex_digest in libraries:
         components.append(
             Component(
                 type=ComponentType.FILE,

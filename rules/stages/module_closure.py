@@ -1,0 +1,115 @@
+"""Which standard-library modules a workflow needs beyond the shared program's: the closure.
+
+Roots are the top-level modules the tools import (a tool's ``import xml.etree.ElementTree`` is
+recorded as ``xml`` by the analysis, so a root brings its whole package), plus ``ssl`` for an
+https endpoint and the modules locked packages import. From there the closure follows the
+imports of each module's source, module by module (dotted names, relative imports resolved),
+and stops at whatever the program already has (Nuitka's report) or the interpreter has built in.
+What it keeps is tree-shaken: a module nobody reaches stays out.
+
+An import that cannot be met is an error naming who needs it, the import and the platform: a
+root the builder's Python lacks (``tkinter`` without ``_tkinter``), or an extension module whose
+shared library the builder does not have. Imports found only deep inside the standard library
+that do not exist here (``_winapi`` behind ``if sys.platform == "win32"``) are skipped: Python
+itself never reaches them on Linux.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from rules.errors import UserError
+from rules.stages.analyze import dotted_imports
+from rules.stages.builder_python import Stdlib
+
+# Imported by the standard library only on other systems (behind a platform test, not in a
+# try): never an error here.
+OTHER_SYSTEMS = frozenset(
+    {"_winapi", "_overlapped", "msvcrt", "winreg", "_winreg", "nt", "winsound", "_msi", "msilib"}
+    | {"_scproxy", "_wmi", "_aix_support", "_osx_support", "java", "vms_lib", "_emscripten_info"}
+)
+
+
+@dataclass
+class Closure:
+    """What the layer brings: bytecode modules and extension modules."""
+
+    modules: set[str] = field(default_factory=set)
+    extensions: set[str] = field(default_factory=set)
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def module_closure(
+    roots: dict[str, list[str]],
+    optional_roots: set[str],
+    stdlib: Stdlib,
+    program: set[str],
+    platform: str,
+) -> Closure:
+    """The modules and extensions to layer for ``roots`` (dotted module -> who imports it:
+    ``tool NAME``, ``step ID``, ``an https endpoint``), given what ``program`` has."""
+    closure = Closure()
+    have = program | stdlib.builtin | stdlib.preloaded
+    todo: list[tuple[str, str, bool, str]] = []  # (module, who, required, root it serves)
+    for root in sorted(roots, reverse=True):
+        if root.split(".")[0] not in sys.stdlib_module_names and root not in stdlib.sources:
+            continue  # a third-party module: its locked wheel brings it
+        todo += [
+            (name, roots[root][0], root not in optional_roots, root) for name in _parents(root)
+        ]
+    seen: set[str] = set()
+    while todo:
+        name, who, required, root = todo.pop()
+        if name in seen or name in have:
+            continue
+        if name in stdlib.extensions:
+            if not _libraries_present(stdlib, name, who, root, platform, required):
+                continue
+            seen.add(name)
+            closure.extensions.add(name)
+            continue
+        source = stdlib.sources.get(name)
+        if source is None:
+            top = "." not in name and name in sys.stdlib_module_names
+            if required and top and name not in OTHER_SYSTEMS:
+                raise UserError(
+                    f"{who} imports {root}, which needs {name}: the builder's Python for"
+                    f" {platform} does not have it (not built in, not in its standard library),"
+                    " so it cannot be layered"
+                )
+            continue  # a name inside a module (from json import loads), or another system's
+        if stdlib.bytecode(name) is None:
+            if required:
+                raise UserError(
+                    f"{who} imports {root}, whose module {name} has no bytecode in the builder"
+                    f" for {platform}: it cannot be layered"
+                )
+            continue
+        seen.add(name)
+        closure.modules.add(name)
+        found, maybe = dotted_imports(
+            source.read_text(encoding="utf-8", errors="replace"), name, name in stdlib.packages
+        )
+        for imported in sorted(found | maybe, reverse=True):
+            for candidate in _parents(imported):
+                todo.append((candidate, who, required and imported in found, root))
+    return closure
+
+
+def _libraries_present(
+    stdlib: Stdlib, name: str, who: str, root: str, platform: str, required: bool
+) -> bool:
+    """Whether the extension's shared libraries are all in the builder; when not, an error
+    for a required import and a skip for an optional one."""
+    missing = stdlib.extensions[name]["missing"]
+    if missing and required:
+        raise UserError(
+            f"{who} imports {root}, whose extension module {name} needs {', '.join(missing)},"
+            f" which the builder for {platform} does not have: it cannot be layered"
+        )
+    return not missing
