@@ -10,6 +10,7 @@ bytecode, ``lib-dynload/``, the libraries its extension modules load, the CA bun
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -41,6 +42,7 @@ class Stdlib:
     preloaded: frozenset[str]  # frozen modules every interpreter has (importlib's bootstrap)
     dynload: Path
     ca_bundle: str | None
+    system_libraries: dict[str, list[str]]  # soname -> its path and closure, for wheels
 
     def bytecode(self, module: str) -> Path | None:
         """Debian's bytecode of a module (``__pycache__/<name>.cpython-311.pyc``)."""
@@ -66,9 +68,18 @@ def _image_id(reference: str) -> str:
     return found.split(":")[-1][:16]
 
 
+def builder_python_path(builder_image: str, platform: str) -> Path:
+    """``cache/builder-python/<image id>-<script>/<arch>``: a new folder when the builder or the
+    extraction script changes."""
+    script = hashlib.sha256(b"".join(docker_file(name) for name in SCRIPTS)).hexdigest()[:8]
+    return (
+        cache_dir() / "builder-python" / f"{_image_id(builder_image)}-{script}" / arch_of(platform)
+    )
+
+
 def builder_python_dir(builder_image: str, platform: str) -> Path:
-    """``cache/builder-python/<image id>/<arch>`` for this builder and platform (made once)."""
-    target = cache_dir() / "builder-python" / _image_id(builder_image) / arch_of(platform)
+    """The extracted builder Python for this builder and platform (made once)."""
+    target = builder_python_path(builder_image, platform)
     if (target / "facts.json").is_file():
         return target
     with locked(target.parent / f".{arch_of(platform)}.lock"):
@@ -151,4 +162,5 @@ def load_stdlib(folder: Path) -> Stdlib:
         preloaded=frozenset(facts["preloaded"]),
         dynload=stdlib / "lib-dynload",
         ca_bundle=facts.get("ca_bundle"),
+        system_libraries=facts.get("system_libraries", {}),
     )

@@ -29,6 +29,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,9 @@ from rules.fsutil import file_sha256, locked, replace_tree, staging_dir
 from rules.graph.fingerprint import code_fingerprint
 from rules.paths import cache_dir
 from rules.platforms import arch_of
+from rules.stages.analyze import dotted_imports
 from rules.stages.builder_python import Stdlib, builder_python_dir, load_stdlib
+from rules.stages.elf_needed import needed_libraries
 from rules.stages.lock import BUILDER_PYTHON, ensure_wheel, wheel_platform_tags
 from rules.stages.module_closure import Closure, module_closure
 from rules.stages.toolchain import host_arch
@@ -118,9 +121,15 @@ def build_layer(request: LayerRequest) -> Path:
     if (target / LAYER_META).is_file():
         return target
     stdlib = load_stdlib(builder_python_dir(request.builder_image, request.platform))
+    roots = request.roots()
+    optional = set(request.optional)
+    for name, users in wheel_imports(request).items():
+        if name not in roots:
+            roots[name] = users
+            optional.add(name)
     closure = module_closure(
-        request.roots(),
-        set(request.optional),
+        roots,
+        optional,
         stdlib,
         program_modules(request.program),
         request.platform,
@@ -171,7 +180,12 @@ def _assemble(request: LayerRequest, stdlib: Stdlib, closure: Closure, out: Path
     if tls and stdlib.ca_bundle:
         _copy(stdlib.root / stdlib.ca_bundle.lstrip("/"), out / stdlib.ca_bundle.lstrip("/"))
     if request.wheels:
-        _copy_tree(installed_wheels(request), app)
+        installed = installed_wheels(request)
+        _copy_tree(installed, app)
+        for library in _wheel_libraries(installed, stdlib, request.platform):
+            if library not in shipped and library not in libraries:
+                _copy(stdlib.root / library.lstrip("/"), out / library.lstrip("/"), 0o755)
+                libraries[library] = file_sha256(out / library.lstrip("/"))
     manifest = {
         "platform": request.platform,
         "modules": modules,
@@ -183,6 +197,42 @@ def _assemble(request: LayerRequest, stdlib: Stdlib, closure: Closure, out: Path
     (out / ".meta").mkdir()
     (out / LAYER_META).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     _fix_metadata(out)
+
+
+def _wheel_libraries(installed: Path, stdlib: Stdlib, platform: str) -> list[str]:
+    """The system libraries (builder paths) the wheels' extension modules load; what a wheel
+    bundles itself (auditwheel's ``<name>.libs/``) is found beside it."""
+    bundled = {path.name for path in installed.rglob("*.so*")}
+    found: set[str] = set()
+    for module in sorted(installed.rglob("*.so*")):
+        for soname in needed_libraries(module):
+            if soname in bundled:
+                continue
+            closure = stdlib.system_libraries.get(soname)
+            if closure is None:
+                raise UserError(
+                    f"the package file {module.relative_to(installed)} needs {soname}, which"
+                    f" the builder for {platform} does not have: it cannot be layered"
+                )
+            found.update(closure)
+    return sorted(found)
+
+
+def wheel_imports(request: LayerRequest) -> dict[str, list[str]]:
+    """Dotted module -> ``package NAME`` for what the locked wheels' code imports (the layer's
+    optional roots: a package's import is its own concern, never a build error)."""
+    found: dict[str, set[str]] = {}
+    for wheel in request.wheels:
+        with zipfile.ZipFile(ensure_wheel(wheel, request.platform)) as archive:
+            for name in sorted(archive.namelist()):
+                if not name.endswith(".py") or ".dist-info/" in name or ".data/" in name:
+                    continue
+                module = name[:-3].replace("/", ".").removesuffix(".__init__")
+                source = archive.read(name).decode("utf-8", errors="replace")
+                required, optional = dotted_imports(source, module, name.endswith("__init__.py"))
+                for imported in required | optional:
+                    found.setdefault(imported, set()).add(f"package {wheel['name']}")
+    return {name: sorted(users) for name, users in found.items()}
 
 
 def _copy_tree(source: Path, target: Path) -> None:

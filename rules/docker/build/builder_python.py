@@ -6,7 +6,8 @@ Runs inside the builder, once per (builder image, platform), with the output fol
 - ``OUT/root/usr/lib/python3.X/``: the standard library (sources and Debian's bytecode in
   ``__pycache__``, ``lib-dynload/``), without tests, site-packages and the build configuration;
 - ``OUT/root/<path>``: every shared library an extension module of ``lib-dynload`` loads, at the
-  path ``ldd`` names (the same path it will have in the image), and the CA bundle;
+  path ``ldd`` names (the same path it will have in the image), the system libraries a
+  manylinux wheel may load, and the CA bundle;
 - ``OUT/facts.json``: the Python version, ``sys.builtin_module_names`` (Debian's libpython has
   zlib, pyexpat, _sha256, _socket... built in) and, per extension module, its file, the
   libraries it loads and those ``ldd`` cannot find.
@@ -34,6 +35,22 @@ from elf_closure import needed  # noqa: E402  (the compile's ELF closure: the sa
 NOT_FOUND = re.compile(r"^\s*(\S+)\s+=>\s+not found")
 SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__phello__"}
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# The system libraries a manylinux wheel may load (its policy's list; auditwheel bundles the
+# rest into the wheel): copied with their own closure, for the wheels' extension modules.
+WHEEL_SYSTEM_LIBRARIES = (
+    "libc.so.6",
+    "libm.so.6",
+    "libdl.so.2",
+    "librt.so.1",
+    "libpthread.so.0",
+    "libutil.so.1",
+    "libresolv.so.2",
+    "libcrypt.so.1",
+    "libgcc_s.so.1",
+    "libstdc++.so.6",
+    "libz.so.1",
+    "libexpat.so.1",
+)
 
 
 def missing(path):
@@ -79,6 +96,15 @@ def main(out):
             "libraries": libraries,
             "missing": missing(path),
         }
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    system = {}
+    for soname in WHEEL_SYSTEM_LIBRARIES:
+        path = f"/lib/{multiarch}/{soname}"
+        if os.path.exists(path):
+            libraries = sorted({path, *needed(path)})
+            for library in libraries:
+                copy_file(library, root)
+            system[soname] = libraries
     if os.path.exists(CA_BUNDLE):
         copy_file(CA_BUNDLE, root)
     facts = {
@@ -86,6 +112,7 @@ def main(out):
         "stdlib": stdlib,
         "builtin": sorted(sys.builtin_module_names),
         "preloaded": PRELOADED,
+        "system_libraries": system,
         "extensions": extensions,
         "ca_bundle": CA_BUNDLE if os.path.exists(CA_BUNDLE) else None,
     }

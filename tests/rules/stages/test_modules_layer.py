@@ -18,7 +18,8 @@ import pytest
 
 from rules.errors import UserError
 from rules.paths import cache_dir
-from rules.stages.builder_python import load_stdlib
+from rules.stages.builder_python import builder_python_path, load_stdlib
+from rules.stages.elf_needed import needed_libraries
 from rules.stages.module_closure import module_closure
 from rules.stages.modules_layer import LayerRequest, build_layer
 
@@ -41,10 +42,10 @@ EXTENSIONS = {
 }
 
 
-def fake_builder(root: Path) -> Path:
+def fake_builder() -> Path:
     """``cache/builder-python/<image>/amd64``: sources with their bytecode, extension modules
     with their libraries, facts.json."""
-    folder = root / "builder-python" / "fake_builder_1" / "amd64"
+    folder = builder_python_path(BUILDER, "linux/amd64")
     stdlib = folder / "root" / STDLIB
     for name, text in SOURCES.items():
         path = stdlib / name
@@ -99,7 +100,7 @@ def fake_program(root: Path) -> Path:
 
 @pytest.fixture
 def builder() -> Path:
-    return fake_builder(cache_dir())
+    return fake_builder()
 
 
 def closure(builder: Path, roots: dict[str, list[str]], optional: set[str] = frozenset()):
@@ -182,9 +183,17 @@ def test_the_layer_holds_bytecode_extensions_and_only_the_libraries_the_program_
 def test_the_same_inputs_give_the_same_layer_bytes(builder, tmp_path, monkeypatch):
     first = tree(build_layer(request(fake_program(cache_dir()))))
     monkeypatch.setenv("DOCKER_WORKFLOW_CACHE", str(tmp_path / "other"))
-    fake_builder(cache_dir())
+    fake_builder()
     program = fake_program(cache_dir())
     again = build_layer(request(program))
     assert tree(again) == first
     other = build_layer(request(program, imports={"money": ["tool m"]}))
     assert other != again and tree(other) != first
+
+
+def test_needed_libraries_reads_the_dynamic_section_of_a_real_extension_module():
+    import _ssl
+
+    assert "libc.so.6" in needed_libraries(Path(_ssl.__file__))
+    assert any(name.startswith("libssl.so") for name in needed_libraries(Path(_ssl.__file__)))
+    assert needed_libraries(Path(__file__)) == []  # not ELF
