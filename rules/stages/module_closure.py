@@ -77,10 +77,11 @@ def module_closure(
         if source is None:
             top = "." not in name and name in sys.stdlib_module_names
             if required and top and name not in OTHER_SYSTEMS:
+                needs = "" if name == root.split(".")[0] else f", which needs {name}"
                 raise UserError(
-                    f"{who} imports {root}, which needs {name}: the builder's Python for"
-                    f" {platform} does not have it (not built in, not in its standard library),"
-                    " so it cannot be layered"
+                    f"{who} imports {root}{needs}: the builder's Python for {platform} does not"
+                    " have it (not built in, not in its standard library), so it cannot be"
+                    " layered"
                 )
             continue  # a name inside a module (from json import loads), or another system's
         if stdlib.bytecode(name) is None:
