@@ -115,7 +115,7 @@ def test_the_layer_holds_only_what_the_imports_need(imports_image):
 def test_two_workflows_share_the_program_layer(imports_image, dw):
     proc = dw("build", str(WORKFLOWS / "calculator.json"), "-t", "dw-test/layer-other:1")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "-- compile:" in proc.stderr or ". compile:" in proc.stderr
+    assert "compiling the engine" not in proc.stderr  # the compiled program was there: no compile
     for platform in ("linux/amd64", "linux/arm64"):
         assert program_layer("dw-test/layer-other:1", platform) == program_layer(TAG, platform)
     subprocess.run(["docker", "rmi", "-f", "dw-test/layer-other:1"], capture_output=True)
@@ -128,7 +128,8 @@ def test_a_reassembled_layer_gives_the_same_image_digest(
     shutil.rmtree(shared_cache / "layers")  # the layer is assembled again from the builder's files
     proc = dw("build", str(workflow_file), "-t", "dw-test/layer-imports:again")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert ". layer:" in proc.stderr
+    ran = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith(". ")]
+    assert "layer:imports-amd64" in ran and "layer:imports-arm64" in ran
     assert image_id("dw-test/layer-imports:again") == before
     subprocess.run(["docker", "rmi", "-f", "dw-test/layer-imports:again"], capture_output=True)
 
