@@ -16,10 +16,14 @@ itself never reaches them on Linux.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from dataclasses import dataclass, field
 
 from rules.errors import UserError
+from rules.fsutil import atomic_write
+from rules.paths import cache_dir
 from rules.stages.analyze import dotted_imports
 from rules.stages.builder_python import Stdlib
 
@@ -29,6 +33,35 @@ OTHER_SYSTEMS = frozenset(
     {"_winapi", "_overlapped", "msvcrt", "winreg", "_winreg", "nt", "winsound", "_msi", "msilib"}
     | {"_scproxy", "_wmi", "_aix_support", "_osx_support", "java", "vms_lib", "_emscripten_info"}
 )
+
+
+class ImportsMemo:
+    """``dotted_imports`` per source digest, kept in ``cache/.imports.json``: the standard library
+    and the wheels are the same bytes for every layer, so only the first layer parses them (a
+    ``requests`` closure is about 200 modules, seconds of ``ast``)."""
+
+    def __init__(self) -> None:
+        self.path = cache_dir() / ".imports.json"
+        try:
+            self.entries: dict[str, list[list[str]]] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+        self.dirty = False
+
+    def imports(self, source: bytes, module: str, is_package: bool) -> tuple[set[str], set[str]]:
+        key = hashlib.sha256(source + f"\0{module}\0{is_package}".encode()).hexdigest()
+        found = self.entries.get(key)
+        if found is None:
+            text = source.decode("utf-8", errors="replace")
+            required, optional = dotted_imports(text, module, is_package)
+            found = self.entries[key] = [sorted(required), sorted(optional)]
+            self.dirty = True
+        return set(found[0]), set(found[1])
+
+    def save(self) -> None:
+        if self.dirty:
+            atomic_write(self.path, json.dumps(self.entries).encode())
+            self.dirty = False
 
 
 @dataclass
@@ -50,10 +83,12 @@ def module_closure(
     stdlib: Stdlib,
     program: set[str],
     platform: str,
+    memo: ImportsMemo | None = None,
 ) -> Closure:
     """The modules and extensions to layer for ``roots`` (dotted module -> who imports it:
     ``tool NAME``, ``step ID``, ``an https endpoint``), given what ``program`` has."""
     closure = Closure()
+    memo = memo or ImportsMemo()
     have = program | stdlib.builtin | stdlib.preloaded
     todo: list[tuple[str, str, bool, str]] = []  # (module, who, required, root it serves)
     for root in sorted(roots, reverse=True):
@@ -93,12 +128,11 @@ def module_closure(
             continue
         seen.add(name)
         closure.modules.add(name)
-        found, maybe = dotted_imports(
-            source.read_text(encoding="utf-8", errors="replace"), name, name in stdlib.packages
-        )
+        found, maybe = memo.imports(source.read_bytes(), name, name in stdlib.packages)
         for imported in sorted(found | maybe, reverse=True):
             for candidate in _parents(imported):
                 todo.append((candidate, who, required and imported in found, root))
+    memo.save()
     return closure
 
 

@@ -39,11 +39,10 @@ from rules.fsutil import file_sha256, locked, replace_tree, staging_dir
 from rules.graph.fingerprint import code_fingerprint
 from rules.paths import cache_dir
 from rules.platforms import arch_of
-from rules.stages.analyze import dotted_imports
 from rules.stages.builder_python import Stdlib, builder_python_dir, load_stdlib
 from rules.stages.elf_needed import needed_libraries
 from rules.stages.lock import BUILDER_PYTHON, ensure_wheel, wheel_platform_tags
-from rules.stages.module_closure import Closure, module_closure
+from rules.stages.module_closure import Closure, ImportsMemo, module_closure
 from rules.stages.toolchain import host_arch
 
 LAYER_META = ".meta/layer.json"
@@ -123,7 +122,8 @@ def build_layer(request: LayerRequest) -> Path:
     stdlib = load_stdlib(builder_python_dir(request.builder_image, request.platform))
     roots = request.roots()
     optional = set(request.optional)
-    for name, users in wheel_imports(request).items():
+    memo = ImportsMemo()
+    for name, users in wheel_imports(request, memo).items():
         if name not in roots:
             roots[name] = users
             optional.add(name)
@@ -133,6 +133,7 @@ def build_layer(request: LayerRequest) -> Path:
         stdlib,
         program_modules(request.program),
         request.platform,
+        memo,
     )
     if request.cjk_codecs:
         closure.extensions |= {n for n in CJK_CODECS if n in stdlib.extensions}
@@ -218,7 +219,7 @@ def _wheel_libraries(installed: Path, stdlib: Stdlib, platform: str) -> list[str
     return sorted(found)
 
 
-def wheel_imports(request: LayerRequest) -> dict[str, list[str]]:
+def wheel_imports(request: LayerRequest, memo: ImportsMemo) -> dict[str, list[str]]:
     """Dotted module -> ``package NAME`` for what the locked wheels' code imports (the layer's
     optional roots: a package's import is its own concern, never a build error)."""
     found: dict[str, set[str]] = {}
@@ -228,8 +229,9 @@ def wheel_imports(request: LayerRequest) -> dict[str, list[str]]:
                 if not name.endswith(".py") or ".dist-info/" in name or ".data/" in name:
                     continue
                 module = name[:-3].replace("/", ".").removesuffix(".__init__")
-                source = archive.read(name).decode("utf-8", errors="replace")
-                required, optional = dotted_imports(source, module, name.endswith("__init__.py"))
+                required, optional = memo.imports(
+                    archive.read(name), module, name.endswith("__init__.py")
+                )
                 for imported in required | optional:
                     found.setdefault(imported, set()).add(f"package {wheel['name']}")
     return {name: sorted(users) for name, users in found.items()}
