@@ -78,10 +78,11 @@ def compiles(ran: list[str]) -> str:
     """The compile tasks that ran; a new target's compile task runs once and finds the shared
     program (a cache hit) unless a real compile is named."""
     found = [task for task in ran if task.startswith("compile:")]
+    images = len([task for task in ran if task.startswith("image:")])
     if not found:
-        return "compile tasks: none ran"
+        return f"compile tasks: none ran; images built: {images}"
     hit = "" if "(a real compile)" in ran else " (cache hits: no compiler ran)"
-    return f"compile tasks: {', '.join(found)}{hit}"
+    return f"compile tasks: {', '.join(found)}{hit}; images built: {images}"
 
 
 PACKAGE_TOOL = """import json, sys
@@ -191,7 +192,7 @@ def main() -> None:
         [
             "a second new workflow -> its image",
             f"{second:.1f} s",
-            f"compiles run: {compiles(second_ran)}",
+            compiles(second_ran),
         ],
     ]
     print_table(f"edits that used to compile, {args.platform}", ["measure", "time", "graph"], rows)
