@@ -95,9 +95,14 @@ def layer_key(request: LayerRequest) -> str:
 
 def program_modules(program: Path) -> set[str]:
     """The modules the shared program has: compiled in, or extension modules beside it."""
-    from rules.stages.sbom import builder_facts
+    from rules.stages.sbom import REPORT, extension_file, report_facts
 
-    return {module.name for module in builder_facts(program).modules}
+    _, modules = report_facts(program / ".meta" / REPORT)
+    return {
+        module.name
+        for module in modules
+        if module.kind != "PythonExtensionModule" or extension_file(program, module) is not None
+    }
 
 
 def program_libraries(program: Path) -> set[str]:

@@ -78,7 +78,7 @@ def _origin(source_path: str) -> str:
     return "stdlib"
 
 
-def _report_facts(report: Path) -> tuple[dict[str, str], list[Module]]:
+def report_facts(report: Path) -> tuple[dict[str, str], list[Module]]:
     """The ``<python>`` facts and the modules of Nuitka's report (none for other compilers)."""
     if not report.exists():
         return {}, []
@@ -98,7 +98,7 @@ def _report_facts(report: Path) -> tuple[dict[str, str], list[Module]]:
     return facts, modules
 
 
-def _extension_file(compiled: Path, module: Module) -> Path | None:
+def extension_file(compiled: Path, module: Module) -> Path | None:
     """An extension module's file beside the program, if the image has it (the compile step
     drops some after Nuitka, like the CJK codecs); the other modules are compiled in."""
     stem = compiled / "app" / module.name.replace(".", "/")
@@ -109,7 +109,7 @@ def _shipped_modules(compiled: Path, modules: list[Module]) -> list[Module]:
     shipped = {}
     for module in modules:
         if module.kind == "PythonExtensionModule":
-            path = _extension_file(compiled, module)
+            path = extension_file(compiled, module)
             if path is None:
                 continue
             module = Module(module.name, module.kind, module.origin, file_sha256(path))
@@ -150,7 +150,7 @@ def _libc_version(folder: Path) -> tuple[str | None, str | None]:
 def builder_facts(compiled: Path) -> BuilderFacts:
     """The facts of ``compiled/<key>/<arch>`` (its ``.meta`` folder and its ELF closure)."""
     meta = compiled / ".meta"
-    python, modules = _report_facts(meta / REPORT)
+    python, modules = report_facts(meta / REPORT)
     version = python.get("python_version")
     if version is None and (meta / "python").exists():  # compiler none: python3.11
         version = (meta / "python").read_text().strip().removeprefix("python")
