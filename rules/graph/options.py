@@ -99,7 +99,7 @@ def layer_request(
     prepared: Prepared, options: BuildOptions, platform: str, program: Path
 ) -> LayerRequest:
     """The module layer of ``prepared`` for ``platform`` beside the shared ``program``."""
-    from rules.stages.lock import lock_wheels, package_facts
+    from rules.stages.lock import lock_wheels
     from rules.stages.modules_layer import LayerRequest
     from rules.stages.prepared import read_lock
 
@@ -113,6 +113,5 @@ def layer_request(
         optional=frozenset(analysis.optional_imports),
         https=analysis.https,
         cjk_codecs=analysis.cjk_codecs,
-        package_stdlib=tuple(package_facts(lock)[1]),
         wheels=tuple(lock_wheels(lock, platform)),
     )

@@ -84,16 +84,23 @@ def module_closure(
     program: set[str],
     platform: str,
     memo: ImportsMemo | None = None,
+    packages: dict[str, tuple[bytes, bool]] | None = None,
 ) -> Closure:
     """The modules and extensions to layer for ``roots`` (dotted module -> who imports it:
-    ``tool NAME``, ``step ID``, ``an https endpoint``), given what ``program`` has."""
+    ``tool NAME``, ``step ID``, ``an https endpoint``), given what ``program`` has.
+
+    ``packages`` (module -> source, is a package) is the locked wheels' code: the layer ships it
+    whole, and the closure follows the imports of what the roots reach in it. What a package
+    imports is its own concern: never an error here."""
     closure = Closure()
     memo = memo or ImportsMemo()
+    packages = packages or {}
     have = program | stdlib.builtin | stdlib.preloaded
     todo: list[tuple[str, str, bool, str]] = []  # (module, who, required, root it serves)
     for root in sorted(roots, reverse=True):
-        if root.split(".")[0] not in sys.stdlib_module_names and root not in stdlib.sources:
-            continue  # a third-party module: its locked wheel brings it
+        third_party = root.split(".")[0] not in sys.stdlib_module_names
+        if third_party and root not in stdlib.sources and root not in packages:
+            continue  # not a module of the builder or of a locked wheel (the lock says so)
         todo += [
             (name, roots[root][0], root not in optional_roots, root) for name in _parents(root)
         ]
@@ -101,6 +108,13 @@ def module_closure(
     while todo:
         name, who, required, root = todo.pop()
         if name in seen or name in have:
+            continue
+        if name in packages and name not in stdlib.sources:
+            seen.add(name)
+            source, is_package = packages[name]
+            found, maybe = memo.imports(source, name, is_package)
+            for imported in sorted(found | maybe, reverse=True):
+                todo += [(candidate, who, False, root) for candidate in _parents(imported)]
             continue
         if name in stdlib.extensions:
             if not _libraries_present(stdlib, name, who, root, platform, required):

@@ -61,7 +61,6 @@ class LayerRequest:
     optional: frozenset[str] = frozenset()
     https: bool = False
     cjk_codecs: bool = False
-    package_stdlib: tuple[str, ...] = ()  # standard-library modules the locked wheels import
     wheels: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
     @property
@@ -70,8 +69,6 @@ class LayerRequest:
 
     def roots(self) -> dict[str, list[str]]:
         roots = {name: list(users) for name, users in self.imports.items()}
-        for name in self.package_stdlib:
-            roots.setdefault(name, ["a locked package"])
         if self.https:
             roots.setdefault("ssl", ["an https endpoint"])
         return roots
@@ -87,7 +84,6 @@ def layer_key(request: LayerRequest) -> str:
         "optional": sorted(request.optional),
         "https": request.https,
         "cjk": request.cjk_codecs,
-        "package_stdlib": sorted(request.package_stdlib),
         "wheels": sorted(w["sha256"] for w in request.wheels),
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]
@@ -128,10 +124,6 @@ def build_layer(request: LayerRequest) -> Path:
     roots = request.roots()
     optional = set(request.optional)
     memo = ImportsMemo()
-    for name, users in wheel_imports(request, memo).items():
-        if name not in roots:
-            roots[name] = users
-            optional.add(name)
     closure = module_closure(
         roots,
         optional,
@@ -139,6 +131,7 @@ def build_layer(request: LayerRequest) -> Path:
         program_modules(request.program),
         request.platform,
         memo,
+        wheel_sources(request),
     )
     if request.cjk_codecs:
         closure.extensions |= {n for n in CJK_CODECS if n in stdlib.extensions}
@@ -224,22 +217,19 @@ def _wheel_libraries(installed: Path, stdlib: Stdlib, platform: str) -> list[str
     return sorted(found)
 
 
-def wheel_imports(request: LayerRequest, memo: ImportsMemo) -> dict[str, list[str]]:
-    """Dotted module -> ``package NAME`` for what the locked wheels' code imports (the layer's
-    optional roots: a package's import is its own concern, never a build error)."""
-    found: dict[str, set[str]] = {}
+def wheel_sources(request: LayerRequest) -> dict[str, tuple[bytes, bool]]:
+    """Module -> (source, is a package) of the locked wheels' code: the closure follows the
+    imports of the wheel modules a tool reaches (as a compiler would), so what a package
+    imports only in code nobody reaches (a CLI, an optional backend) stays out."""
+    found: dict[str, tuple[bytes, bool]] = {}
     for wheel in request.wheels:
         with zipfile.ZipFile(ensure_wheel(wheel, request.platform)) as archive:
             for name in sorted(archive.namelist()):
                 if not name.endswith(".py") or ".dist-info/" in name or ".data/" in name:
                     continue
                 module = name[:-3].replace("/", ".").removesuffix(".__init__")
-                required, optional = memo.imports(
-                    archive.read(name), module, name.endswith("__init__.py")
-                )
-                for imported in required | optional:
-                    found.setdefault(imported, set()).add(f"package {wheel['name']}")
-    return {name: sorted(users) for name, users in found.items()}
+                found[module] = (archive.read(name), name.endswith("__init__.py"))
+    return found
 
 
 def _copy_tree(source: Path, target: Path) -> None:

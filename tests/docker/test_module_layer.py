@@ -17,6 +17,8 @@ import pytest
 from helpers import WORKFLOWS, write_json
 from image_inspect import docker_run, image_files, image_id, platform_layers
 
+from rules.stages.sbom import validate_sbom
+
 TAG = "dw-test/layer-imports:1"
 
 
@@ -150,3 +152,37 @@ def test_a_module_the_builder_lacks_is_one_line_before_any_image(dw, tmp_path):
         ["docker", "image", "inspect", "dw-test/layer-missing:1"], capture_output=True
     )
     assert inspect.returncode != 0  # no image was made
+
+
+def test_the_sbom_lists_the_layer_and_matches_docker_workflow_sbom(
+    imports_image, dw, workflow_file, tmp_path
+):
+    created = subprocess.run(
+        ["docker", "create", "--platform", "linux/arm64", imports_image],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        subprocess.run(
+            ["docker", "cp", f"{created}:/app/sbom.cdx.json", str(tmp_path / "sbom.json")],
+            capture_output=True,
+            check=True,
+        )
+    finally:
+        subprocess.run(["docker", "rm", created], capture_output=True)
+    shipped = (tmp_path / "sbom.json").read_bytes()
+    validate_sbom(shipped)
+    printed = dw("sbom", str(workflow_file), "--platform", "linux/arm64")
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    assert printed.stdout.encode() == shipped
+    components = json.loads(shipped)["components"]
+    kinds = {
+        c["name"]: p["value"]
+        for c in components
+        for p in c.get("properties", [])
+        if p["name"] == "docker-workflow:module-kind"
+    }
+    assert kinds["sqlite3"] == "LayeredBytecodeModule"
+    assert kinds["_sqlite3"] == "LayeredExtensionModule"
+    assert any(c["name"] == "libsqlite3.so.0" for c in components)
