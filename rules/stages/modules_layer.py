@@ -31,12 +31,12 @@ import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from rules.errors import UserError
 from rules.fsutil import file_sha256, locked, replace_tree, staging_dir
-from rules.graph.fingerprint import code_fingerprint
 from rules.paths import cache_dir
 from rules.platforms import arch_of
 from rules.stages.builder_python import Stdlib, builder_python_dir, load_stdlib
@@ -74,9 +74,20 @@ class LayerRequest:
         return roots
 
 
+@cache
+def _code_digest() -> str:
+    """The bytes of the layer's code: a layer made by other code is another layer."""
+    from rules.stages import builder_python, elf_needed, module_closure
+
+    digest = hashlib.sha256()
+    for module in (sys.modules[__name__], builder_python, elf_needed, module_closure):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def layer_key(request: LayerRequest) -> str:
     facts = {
-        "code": code_fingerprint("rules.stages.modules_layer"),
+        "code": _code_digest(),
         "platform": request.platform,
         "builder": builder_python_dir(request.builder_image, request.platform).parent.name,
         "program": request.program.parent.name,  # the compile key
@@ -327,5 +338,5 @@ def _compile_bytecode(folder: Path, builder_image: str) -> None:
     for path in sorted(folder.rglob("*.py")):
         if path.with_suffix(".pyc").is_file():
             path.unlink()
-    for cache in sorted(folder.rglob("__pycache__"), reverse=True):
-        shutil.rmtree(cache, ignore_errors=True)
+    for pycache in sorted(folder.rglob("__pycache__"), reverse=True):
+        shutil.rmtree(pycache, ignore_errors=True)
