@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import subprocess
+from http.server import ThreadingHTTPServer
 
 import pytest
 from helpers import WORKFLOWS, write_json
 from image_inspect import docker_run, image_files, image_id, platform_layers
+from tls_server import JSONHandler, make_test_ca, serve_in_thread
 
 from rules.stages.sbom import validate_sbom
 
@@ -186,3 +189,47 @@ def test_the_sbom_lists_the_layer_and_matches_docker_workflow_sbom(
     assert kinds["sqlite3"] == "LayeredBytecodeModule"
     assert kinds["_sqlite3"] == "LayeredExtensionModule"
     assert any(c["name"] == "libsqlite3.so.0" for c in components)
+
+
+def test_an_https_api_tool_gets_tls_from_the_layer(dw, tmp_path):
+    ca, cert, key = make_test_ca(tmp_path)
+    secure = ThreadingHTTPServer(("127.0.0.1", 0), JSONHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    secure.socket = context.wrap_socket(secure.socket, server_side=True)
+    serve_in_thread(secure)
+    port = secure.server_address[1]
+    data = {
+        "workflow_id": "layer-https",
+        "version": "1.0.0",
+        "inputs": {"q": {"type": "string", "required": True}},
+        "outputs": {"reply": {"source_reference": "steps.ask.reply"}},
+        "steps": [
+            {
+                "step_id": "ask",
+                "type": "existing_tool",
+                "tool": "lookup",
+                "input_mapping": {"q": "inputs.q"},
+                "output_name": "reply",
+            }
+        ],
+        "tools": {
+            "lookup": {
+                "type": "api",
+                "api_spec": {"method": "GET", "url": f"https://127.0.0.1:{port}/{{q}}"},
+            }
+        },
+    }
+    path = write_json(tmp_path / "https.json", data)
+    try:
+        proc = dw("build", str(path), "--platform", "linux/amd64", "-t", "dw-test/layer-https:1")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        options = ["--network", "host", "-v", f"{ca}:/ca.pem:ro", "-e", "SSL_CERT_FILE=/ca.pem"]
+        run = docker_run("dw-test/layer-https:1", '{"q": "ping"}', options=options)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert json.loads(run.stdout)["reply"] == {"path": "/ping", "secure": True}
+        files = image_files("dw-test/layer-https:1", "linux/amd64")
+        assert "app/ssl.pyc" in files and "etc/ssl/certs/ca-certificates.crt" in files
+    finally:
+        secure.shutdown()
+        subprocess.run(["docker", "rmi", "-f", "dw-test/layer-https:1"], capture_output=True)
