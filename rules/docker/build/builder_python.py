@@ -23,6 +23,7 @@ import sys
 # zipimport, ...): taken before this script imports anything itself.
 PRELOADED = sorted(name for name in sys.modules if _imp.is_frozen(name))
 
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
@@ -61,6 +62,11 @@ def missing(path):
 
 
 def copy_stdlib(stdlib, root):
+    """The standard library with its bytecode: Debian's own ``__pycache__``; where a builder
+    has none (the official python images delete it), compiled here, without timestamps."""
+    import py_compile
+
+    tag = sys.implementation.cache_tag
     for folder, dirs, files in os.walk(stdlib):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("config-"))
         target = root + folder
@@ -69,6 +75,21 @@ def copy_stdlib(stdlib, root):
             source = os.path.join(folder, name)
             if not os.path.islink(source):
                 shutil.copyfile(source, os.path.join(target, name))
+        for name in sorted(files):
+            if not name.endswith(".py") or folder.endswith("__pycache__"):
+                continue
+            pyc = os.path.join(folder, "__pycache__", f"{name[:-3]}.{tag}.pyc")
+            if os.path.exists(pyc):
+                continue
+            # A file that is not Python 3 (a test fixture) is never imported: skipped.
+            with contextlib.suppress(py_compile.PyCompileError, SyntaxError, ValueError):
+                py_compile.compile(
+                    os.path.join(folder, name),
+                    cfile=os.path.join(target, "__pycache__", f"{name[:-3]}.{tag}.pyc"),
+                    dfile=os.path.join(folder, name),
+                    doraise=True,
+                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+                )
 
 
 def copy_file(path, root):
