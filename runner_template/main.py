@@ -24,6 +24,7 @@ from runner_template.engine import Engine, RunHandle
 from runner_template.errors import EXIT_INTERNAL, EXIT_OK, InputError, RunnerError
 from runner_template.jsonsafe import JSONLimitError
 from runner_template.jsonsafe import loads as bounded_loads
+from runner_template.layer_imports import install as install_layer_imports
 
 
 def default_bundle_path() -> str:
@@ -246,6 +247,7 @@ def _quiet_stdout() -> None:
 
 def _main(argv: list[str] | None) -> int:
     _utf8_streams()
+    install_layer_imports()  # the tools' modules beside the shared program
     args = _parser().parse_args(argv)
     if not args.serve:
         _signal_handlers()

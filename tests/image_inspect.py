@@ -32,6 +32,36 @@ def oci_platforms(tar_bytes: bytes) -> set[str]:
         return _index_platforms(read_blob, json.loads(archive.extractfile("index.json").read()))
 
 
+def _platform_manifest(read_blob, index: dict, platform: str) -> dict | None:
+    for entry in index.get("manifests", []):
+        media = entry.get("mediaType", "")
+        found = entry.get("platform") or {}
+        if "index" in media or "manifest.list" in media:
+            manifest = _platform_manifest(
+                read_blob, json.loads(read_blob(entry["digest"])), platform
+            )
+            if manifest is not None:
+                return manifest
+        elif f"{found.get('os')}/{found.get('architecture')}" == platform:
+            return json.loads(read_blob(entry["digest"]))
+    return None
+
+
+def platform_layers(tag: str, platform: str) -> list[str]:
+    """The layer digests of the image's ``platform`` variant (its manifest, from docker save)."""
+    saved = subprocess.run(["docker", "save", tag], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(saved)) as archive:
+
+        def read_blob(digest: str) -> bytes:
+            algorithm, value = digest.split(":")
+            return archive.extractfile(f"blobs/{algorithm}/{value}").read()
+
+        index = json.loads(archive.extractfile("index.json").read())
+        manifest = _platform_manifest(read_blob, index, platform)
+    assert manifest is not None, f"{tag} has no {platform} variant"
+    return [layer["digest"] for layer in manifest["layers"]]
+
+
 def image_platforms(tag: str) -> set[str]:
     saved = subprocess.run(["docker", "save", tag], capture_output=True, check=True).stdout
     return oci_platforms(saved)

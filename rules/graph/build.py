@@ -24,6 +24,7 @@ class BuildResult:
     prepared: Prepared
     tag: str
     compiled: dict[str, Path]
+    layers: dict[str, Path]  # platform -> the module layer (none for compilers without one)
 
 
 def target_for(path: Path, options: BuildOptions, name: str | None = None) -> Target:
@@ -66,12 +67,13 @@ def build_workflow(
     ``force`` builds the image again even when one with the same content carries the tag
     (compiles stay content-addressed: ``DOCKER_WORKFLOW_NO_CACHE=1`` recompiles for real).
     """
-    from rules.graph.tasks import compile_marker_dir
+    from rules.graph.tasks import compile_marker_dir, target_layers
 
     target = replace(target_for(path, options, name), force=force)
     with cache_root(options.cache):
         build_targets([target])
         prepared = load_prepared(target.out)
         compiled = {p: compile_marker_dir(target, p) for p in options.platforms}
-    tag = image_request(prepared, options, compiled).tag
-    return BuildResult(prepared, tag, compiled)
+        layers = target_layers(target)
+    tag = image_request(prepared, options, compiled, layers).tag
+    return BuildResult(prepared, tag, compiled, layers)

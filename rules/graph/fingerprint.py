@@ -32,6 +32,10 @@ DATA_FILES = {
         "rules/docker/build/elf_closure.py",
     ),
     "rules.stages.image": ("rules/docker/build/Dockerfile.image",),
+    "rules.stages.builder_python": (
+        "rules/docker/build/builder_python.py",
+        "rules/docker/build/elf_closure.py",
+    ),
 }
 _STORE_NAME = ".fingerprints.json"
 

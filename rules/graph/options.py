@@ -17,6 +17,7 @@ from rules.platforms import DEFAULT_PLATFORMS
 if TYPE_CHECKING:  # imported where used: doit loads this module on every run
     from rules.stages.compile import CompileRequest
     from rules.stages.image import ImageRequest
+    from rules.stages.modules_layer import LayerRequest
     from rules.stages.prepared import Prepared
 
 # For users with a registry: the official image, pinned. Offline: `docker-workflow bases`.
@@ -45,7 +46,10 @@ class BuildOptions:
 
 
 def image_request(
-    prepared: Prepared, options: BuildOptions, compiled: dict[str, Path]
+    prepared: Prepared,
+    options: BuildOptions,
+    compiled: dict[str, Path],
+    layers: dict[str, Path] | None = None,
 ) -> ImageRequest:
     from rules.stages.image import ImageRequest
     from rules.stages.image_names import check_reference, default_tag
@@ -60,6 +64,7 @@ def image_request(
         models=analysis.models,
         tools=[*analysis.llm_tools, *analysis.executable_tools],
         compiled=compiled,
+        layers=dict(layers or {}),
         tag=check_reference(options.tag) if options.tag else default_tag(analysis.workflow_id),
         runtime=options.runtime,
         push=options.push,
@@ -69,14 +74,44 @@ def image_request(
     )
 
 
+def layers_modules(compiler: str) -> bool:
+    """Whether the workflow's modules and packages come as a layer beside one shared program
+    (``nuitka``), rather than compiled into a program of the workflow's own (``onefile`` is
+    one file by definition; ``pyinstaller`` and ``none`` carry them themselves)."""
+    return compiler == "nuitka"
+
+
 def compile_request(prepared: Prepared, options: BuildOptions, platform: str) -> CompileRequest:
     from rules.stages.compile import CompileRequest
 
+    shared = layers_modules(options.compiler)
     return CompileRequest(
-        engine_dir=prepared.engine_dir,
-        engine_digest=prepared.engine_digest,
+        engine_dir=prepared.program_dir if shared else prepared.engine_dir,
+        engine_digest=prepared.program_digest() if shared else prepared.engine_digest,
         platform=platform,
         compiler=options.compiler,
         builder_image=options.resolved_builder(),
         cross=options.cross,
+    )
+
+
+def layer_request(
+    prepared: Prepared, options: BuildOptions, platform: str, program: Path
+) -> LayerRequest:
+    """The module layer of ``prepared`` for ``platform`` beside the shared ``program``."""
+    from rules.stages.lock import lock_wheels
+    from rules.stages.modules_layer import LayerRequest
+    from rules.stages.prepared import read_lock
+
+    analysis = prepared.analysis
+    lock = read_lock(prepared.out_dir.parent)
+    return LayerRequest(
+        platform=platform,
+        builder_image=options.resolved_builder(),
+        program=program,
+        imports=analysis.module_users,
+        optional=frozenset(analysis.optional_imports),
+        https=analysis.https,
+        cjk_codecs=analysis.cjk_codecs,
+        wheels=tuple(lock_wheels(lock, platform)),
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from rules.console import is_quiet
 from rules.errors import UserError
+from rules.graph.options import layers_modules
 from rules.graph.targets import Target
 from rules.graph.tasks import BuildGraph, doit_config
 from rules.platforms import arch_of
@@ -73,8 +74,14 @@ def build_targets(targets: list[Target], step: str = "image", quiet: bool = Fals
     graph = BuildGraph({t.name: t for t in targets})
     config: dict[str, Any] = {"reporter": _reporter(quiet or is_quiet())}
     names = [f"{step}:{t.name}" for t in targets]
-    if step == "compile":  # one task per platform
+    if step in ("compile", "layer"):  # one task per platform; "layer": the compiles and layers
         names = [f"compile:{t.name}-{arch_of(p)}" for t in targets for p in t.options.platforms]
+        names += [
+            f"layer:{t.name}-{arch_of(p)}"
+            for t in targets
+            for p in t.options.platforms
+            if step == "layer" and layers_modules(t.options.compiler)
+        ]
     from rules.graph import cache_db
 
     cache_db.failures.clear()

@@ -1,7 +1,7 @@
 """``docker-workflow sbom``: a workflow's SBOM for one platform, as its image ships it.
 
 Apart from ``rules/stages/sbom.py`` on purpose: this reaches the whole pipeline (the graph up to the
-compile), which the image step's code fingerprint must not cover.
+compile and the module layer), which the image step's code fingerprint must not cover.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def workflow_sbom(path: Path, options: BuildOptions, platform: str) -> bytes:
     from rules.graph.build import target_for
     from rules.graph.options import image_request
     from rules.graph.run import build_targets
-    from rules.graph.tasks import compile_marker_dir
+    from rules.graph.tasks import compile_marker_dir, target_layers
     from rules.stages.pipeline import analyze_file
     from rules.stages.prepared import load_prepared
     from rules.stages.sbom import sbom_json
@@ -30,6 +30,8 @@ def workflow_sbom(path: Path, options: BuildOptions, platform: str) -> bytes:
     target = target_for(path, options)
     analyze_file(target.workflow, options.tools_dirs, options.model)  # its errors first
     ensure_engine()
-    build_targets([target], step="compile")
+    build_targets([target], step="layer")
     compiled = {platform: compile_marker_dir(target, platform)}
-    return sbom_json(image_request(load_prepared(target.out), options, compiled), platform)
+    layers = {p: folder for p, folder in target_layers(target).items() if p == platform}
+    request = image_request(load_prepared(target.out), options, compiled, layers)
+    return sbom_json(request, platform)

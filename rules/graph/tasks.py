@@ -1,7 +1,14 @@
 """The build graph as doit tasks: what each declared target (``rules/graph/targets.py``) becomes.
 
     analyze:NAME -> shake:NAME --------------------> render:NAME -> compile:NAME-ARCH -> image:NAME
-               \\-> lock:NAME (pip packages) ----/                   (one per platform)
+               \\-> lock:NAME (pip packages) ----/                   (one per platform)    /
+               \\-------------------------------------------------> layer:NAME-ARCH -----/
+
+With ``--compiler nuitka`` (the default) the compile depends on the shared program alone
+(``runner/program/.digest``: nothing about the workflow), and the workflow's modules and wheels
+are the layer task's (``rules/stages/modules_layer.py``): an import added to a tool runs
+analyze, shake, render, layer and image, and no compile. The other compilers compile the
+workflow's engine (``runner/engine/.digest``) and have no layer task.
 
 Each task has real ``file_dep`` and ``targets`` under the target's folder and is up to date by
 content (doit's md5 checker) and by ``config_changed`` on its options and on a fingerprint of
@@ -37,7 +44,7 @@ from rules.files.subworkflows import scan_files
 from rules.fsutil import atomic_write
 from rules.graph import cache_db
 from rules.graph.fingerprint import code_fingerprint
-from rules.graph.options import compile_request, image_request
+from rules.graph.options import compile_request, image_request, layer_request, layers_modules
 from rules.graph.targets import Target, apply_command_line
 from rules.paths import cache_dir
 from rules.platforms import arch_of
@@ -45,6 +52,7 @@ from rules.stages.prepared import (
     ANALYSIS_FILE,
     ENGINE_DIR,
     LOCK_FILE,
+    PROGRAM_DIR,
     RUNNER_DIR,
     load_prepared,
 )
@@ -155,6 +163,46 @@ def _engine_digest_file(target: Target) -> Path:
     return target.out / RUNNER_DIR / ENGINE_DIR / ".digest"
 
 
+def _compile_input(target: Target) -> Path:
+    """What the compile reads: the shared program, or the workflow's whole engine."""
+    folder = PROGRAM_DIR if layers_modules(target.options.compiler) else ENGINE_DIR
+    return target.out / RUNNER_DIR / folder / ".digest"
+
+
+def _layer_marker(target: Target, platform: str) -> Path:
+    return target.out / f"layer-{arch_of(platform)}.json"
+
+
+def _layer_action(target: Target, platform: str) -> None:
+    from rules.stages.modules_layer import build_layer
+
+    prepared = load_prepared(target.out)
+    program = compile_marker_dir(target, platform)
+    folder = build_layer(layer_request(prepared, target.options, platform, program))
+    marker = {"layer": str(folder.relative_to(cache_dir()))}
+    atomic_write(_layer_marker(target, platform), json.dumps(marker, indent=2).encode())
+
+
+def layer_marker_dir(target: Target, platform: str) -> Path:
+    """The layer folder the layer step recorded for ``target`` on ``platform``."""
+    marker = json.loads(_layer_marker(target, platform).read_text())
+    return cache_dir() / marker["layer"]
+
+
+def _layer_exists(target: Target, platform: str) -> bool:
+    try:
+        return (layer_marker_dir(target, platform) / ".meta" / "layer.json").is_file()
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def target_layers(target: Target) -> dict[str, Path]:
+    """Platform -> the layer folder of each platform (none for compilers without layers)."""
+    if not layers_modules(target.options.compiler):
+        return {}
+    return {p: layer_marker_dir(target, p) for p in target.options.platforms}
+
+
 def _compile_marker(target: Target, platform: str) -> Path:
     return target.out / f"compile-{arch_of(platform)}.json"
 
@@ -186,7 +234,7 @@ def _compiled_exists(target: Target, platform: str) -> bool:
 def image_request_of(target: Target):
     prepared = load_prepared(target.out)
     compiled = {p: compile_marker_dir(target, p) for p in target.options.platforms}
-    return image_request(prepared, target.options, compiled)
+    return image_request(prepared, target.options, compiled, target_layers(target))
 
 
 def _image_action(target: Target) -> None:
@@ -283,6 +331,7 @@ class BuildGraph:
                 "file_dep": [rel(out / f) for f in (ANALYSIS_FILE, BUNDLE_FILE, LOCK_FILE)],
                 "targets": [
                     rel(_engine_digest_file(target)),
+                    rel(out / RUNNER_DIR / PROGRAM_DIR / ".digest"),
                     rel(out / RUNNER_DIR / BUNDLE_FILE),
                 ],
                 "uptodate": [config_changed(_config(target, "rules.stages.render"))],
@@ -303,9 +352,32 @@ class BuildGraph:
                 yield {
                     "name": f"{target.name}-{arch_of(platform)}",
                     "actions": [(guarded(_compile_action, self.failures), [target, platform])],
-                    "file_dep": [rel(_engine_digest_file(target))],
+                    "file_dep": [rel(_compile_input(target))],
                     "targets": [rel(_compile_marker(target, platform))],
                     "uptodate": [config_changed(config), (_compiled_exists, [target, platform])],
+                    "clean": True,
+                }
+
+    def task_layer(self) -> Iterator[dict]:
+        """The workflow's modules and wheels per platform, beside the shared program (nuitka)."""
+        for target in self._each():
+            if not layers_modules(target.options.compiler):
+                continue
+            out = target.out
+            for platform in target.options.platforms:
+                config = _config(
+                    target, "rules.stages.modules_layer", builder=target.options.resolved_builder()
+                )
+                yield {
+                    "name": f"{target.name}-{arch_of(platform)}",
+                    "actions": [(guarded(_layer_action, self.failures), [target, platform])],
+                    "file_dep": [
+                        rel(out / ANALYSIS_FILE),
+                        rel(out / LOCK_FILE),
+                        rel(_compile_marker(target, platform)),
+                    ],
+                    "targets": [rel(_layer_marker(target, platform))],
+                    "uptodate": [config_changed(config), (_layer_exists, [target, platform])],
                     "clean": True,
                 }
 
@@ -340,6 +412,11 @@ class BuildGraph:
                 "file_dep": [
                     rel(out / RUNNER_DIR / BUNDLE_FILE),
                     *(rel(_compile_marker(target, p)) for p in target.options.platforms),
+                    *(
+                        rel(_layer_marker(target, p))
+                        for p in target.options.platforms
+                        if layers_modules(target.options.compiler)
+                    ),
                 ],
                 "targets": [rel(out / "image.json")],
                 "uptodate": [
@@ -356,6 +433,7 @@ TASK_NAMES = (
     "task_lock",
     "task_render",
     "task_compile",
+    "task_layer",
     "task_image",
 )
 

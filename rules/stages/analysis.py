@@ -38,6 +38,11 @@ class Analysis:
     # Every environment variable the workflow's tools read at run time (``${VAR}`` in an API
     # tool's URL or headers, an LLM tool's key variable): what a deployment must provide.
     environment: list[str] = field(default_factory=list)
+    # Every dotted module name the tools' code imports, with who imports it ("tool NAME",
+    # "step ID"): the roots of the module layer (rules/stages/module_closure.py) and the names
+    # its errors give. ``optional_imports``: those only imported inside try/except ImportError.
+    module_users: dict[str, list[str]] = field(default_factory=dict)
+    optional_imports: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

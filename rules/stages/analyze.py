@@ -39,7 +39,7 @@ def _valid_module_name(name: str) -> bool:
     return all(part.isidentifier() for part in parts) and bool(parts)
 
 
-def _catches_import_errors(node: ast.Try) -> bool:
+def catches_import_errors(node: ast.Try) -> bool:
     for handler in node.handlers:
         if handler.type is None:
             return True
@@ -76,7 +76,7 @@ def imported_modules(source: str, label: str, file: str) -> tuple[set[str], set[
         raise InvalidInput.single(file, label, f"cannot parse the Python: {error}") from None
     optional_nodes: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Try) and _catches_import_errors(node):
+        if isinstance(node, ast.Try) and catches_import_errors(node):
             for statement in node.body:
                 optional_nodes.update(id(inner) for inner in ast.walk(statement))
     required: set[str] = set()
@@ -108,6 +108,46 @@ def imported_modules(source: str, label: str, file: str) -> tuple[set[str], set[
     return required, optional - required
 
 
+def dotted_imports(
+    source: str, module: str = "", is_package: bool = False
+) -> tuple[set[str], set[str]]:
+    """``(required, optional)`` dotted names ``source`` may import: ``import a.b`` gives
+    ``a.b``, ``from a import b`` gives ``a`` and ``a.b`` (``b`` may be a submodule), relative
+    imports are resolved against ``module`` (a tool's code has none). Optional: inside
+    ``try``/``except ImportError``. Unparsable code imports nothing (the analysis reports it)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set(), set()
+    optional_nodes: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and catches_import_errors(node):
+            for statement in node.body:
+                optional_nodes.update(id(inner) for inner in ast.walk(statement))
+    package = module if is_package else module.rpartition(".")[0]
+    required: set[str] = set()
+    optional: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".") if package else []
+                keep = len(parts) - (node.level - 1)
+                if keep <= 0:
+                    continue
+                base = ".".join([*parts[:keep], *([base] if base else [])])
+            names = [base, *(f"{base}.{a.name}" for a in node.names if a.name != "*")]
+        elif isinstance(node, ast.Call) and (constant := _dynamic_import_name(node)) is not None:
+            names = [constant.value] if isinstance(constant.value, str) else []
+        else:
+            continue
+        target = optional if id(node) in optional_nodes else required
+        target.update(name for name in names if name and _valid_module_name(name))
+    return required, optional - required
+
+
 @dataclass
 class _Found:
     """What the walk over the workflow tree collects."""
@@ -122,12 +162,20 @@ class _Found:
     embedded: set[str] = field(default_factory=set)
     available: set[str] = field(default_factory=set)
     cjk_codecs: bool = False
+    module_users: dict[str, set[str]] = field(default_factory=dict)  # dotted import -> users
+    optional_imports: set[str] = field(default_factory=set)
+    required_imports: set[str] = field(default_factory=set)
 
 
-def _scan_code(found: _Found, source: str, file: str, where: str) -> None:
+def _scan_code(found: _Found, source: str, file: str, where: str, user: str) -> None:
     required, optional = imported_modules(source, where, file)
     found.required |= required
     found.optional |= optional
+    dotted, maybe = dotted_imports(source)
+    for name in dotted | maybe:
+        found.module_users.setdefault(name, set()).add(user)
+    found.optional_imports |= maybe
+    found.required_imports |= dotted
     if (required | optional) & CODEC_MODULES or CJK_CODEC_RE.search(source):
         found.cjk_codecs = True
     for module in required - set(sys.stdlib_module_names):
@@ -165,12 +213,19 @@ def analyze_tree(
                 for text in tool.requirements:
                     found.declared.append((text, tool_file, where + ".requirements"))
                 if tool.kind == "executable":
-                    _scan_code(found, tool.definition["source"], tool_file, where)
+                    _scan_code(
+                        found,
+                        tool.definition["source"],
+                        tool_file,
+                        where,
+                        f"tool {prefix}{tool.id}",
+                    )
             for index, step in enumerate(workflow.steps):
                 if "code" in step:
                     found.inline.append(prefix + step["step_id"])
                     where = json_path((*workflow.where, "steps", index, "code"))
-                    _scan_code(found, step["code"], file, where)
+                    user = f"step {prefix}{step['step_id']}"
+                    _scan_code(found, step["code"], file, where, user)
             deps = (workflow.data.get("dependencies") or {}).get("pip_packages") or []
             for index, item in enumerate(deps):
                 where = json_path((*workflow.where, "dependencies", "pip_packages", index))
@@ -234,4 +289,6 @@ def _report(tree: WorkflowNode, found: _Found, needs: PackageNeeds) -> Analysis:
         files=[str(p) for p in tree.files()],
         cjk_codecs=found.cjk_codecs or bool(found.required - stdlib),
         environment=environment_variables(tools),
+        module_users={name: sorted(users) for name, users in sorted(found.module_users.items())},
+        optional_imports=sorted(found.optional_imports - found.required_imports),
     )

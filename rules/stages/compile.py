@@ -3,11 +3,13 @@
 Each platform compiles in its own builder platform (arm64 under QEMU: Nuitka cannot
 cross-compile) via ``buildx build --target export --output type=local``, so the result lands
 in ``cache/compiled/<key>/<arch>/`` as plain files: ``app/`` (the program), the ELF closure
-(``lib/...``), ``.meta/``. The key hashes everything that goes into the compile (engine sources,
-compiler and flags, the package lock, builder image, the Dockerfile and scripts, the bytes of
-the toolchain files), never the workflow's data, so a prompt edit reuses the compile and two
-workflows with the same engine share it. A workflow's pip packages are installed in the
-builder from the lock's wheels, offline and checked against their hashes. Nuitka's and
+(``lib/...``), ``.meta/``. The key hashes everything that goes into the compile (the sources,
+compiler and flags, builder image, the Dockerfile and scripts, the bytes of the toolchain
+files), never the workflow's data. With ``--compiler nuitka`` what is compiled is the shared
+program (``runner/program/``: nothing about the workflow), so every workflow shares one compile
+per platform and its modules come as a layer (``rules/stages/modules_layer.py``); the other
+compilers compile the workflow's engine (``runner/engine/``), and its pip packages are installed
+in the builder from the lock's wheels, offline and checked against their hashes. Nuitka's and
 ccache's caches live in a BuildKit cache mount, so a recompile of a slightly changed engine is
 warm; BuildKit's layer cache (the toolchain layer) is exported to
 ``cache/buildx/<arch>`` so that a CI job restoring ``cache/`` has it too.

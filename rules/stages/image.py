@@ -1,7 +1,9 @@
 """Pipeline step 5: the runtime image, multi-platform, built from files (no RUN, no builder).
 
-The image is ``FROM scratch`` (or Alpine) plus two layers: the compiled program with its ELF
-closure, then ``bundle.json``. Its build needs no builder image and no network: it only copies
+The image is ``FROM scratch`` (or Alpine) plus its layers: the compiled program with its ELF
+closure (shared by every workflow built with the same settings), the workflow's module layer
+(``rules/stages/modules_layer.py``; empty for compilers that compile the modules in), then
+``bundle.json`` and the SBOM. Its build needs no builder image and no network: it only copies
 files that earlier steps produced, so a prompt edit rebuilds one small layer in about a second.
 
 Reproducible: every file in the context has mtime 0, ``SOURCE_DATE_EPOCH=0`` fixes the config
@@ -50,6 +52,9 @@ class ImageRequest:
     oci_path: Path | None = None
     engine_dir: Path | None = None  # the rendered engine (its package lock, for the SBOM)
     extra_labels: dict[str, str] = field(default_factory=dict)
+    # platform -> cache/layers/<key>/<arch>: the workflow's modules beside a shared program
+    # (``--compiler nuitka``); none for compilers that compile them in
+    layers: dict[str, Path] = field(default_factory=dict)
 
     def labels(self) -> dict[str, str]:
         return {
@@ -60,6 +65,9 @@ class ImageRequest:
             "workflow.tools": ",".join(self.tools),
             "workflow.bundle-digest": self.bundle_digest,
             "workflow.engine-digest": self.engine_digest,
+            "workflow.layers": ",".join(
+                f"{arch_of(p)}:{folder.parent.name}" for p, folder in sorted(self.layers.items())
+            ),
             "workflow.platforms": ",".join(sorted(self.compiled)),
             "workflow.runtime": self.runtime,
             "docker-workflow.image-recipe": image_recipe_digest(),
@@ -139,6 +147,11 @@ def _build(request: ImageRequest, runtime: str) -> None:
     try:
         for platform, folder in request.compiled.items():
             _link_tree(folder, context / f"compiled-{arch_of(platform)}")
+            # The workflow's modules (an empty folder when the program has them compiled in).
+            layer = context / f"layer-{arch_of(platform)}"
+            layer.mkdir()
+            if platform in request.layers:
+                _link_tree(request.layers[platform], layer)
         # The bundle comes inside its folder, so its layer's /app entry is the context's (mtime
         # 0), not one BuildKit stamps with the build's time when a file lands in /app.
         (context / "bundle" / "app").mkdir(parents=True)

@@ -1,7 +1,8 @@
 """What the pipeline leaves in a target's folder, and how later steps read it back.
 
-``analysis.json``, ``bundle.json``, ``lock.json``, ``runner/engine/`` (with its ``.digest``) and
-``runner/bundle.json``. Light on purpose: the up-to-date checks of every no-op ``doit`` run read
+``analysis.json``, ``bundle.json``, ``lock.json``, ``runner/program/`` and ``runner/engine/``
+(each with its ``.digest``) and ``runner/bundle.json``. Light on purpose: the up-to-date checks
+of every no-op ``doit`` run read
 these, and must not load the pipeline itself to do so.
 """
 
@@ -20,6 +21,7 @@ ANALYSIS_FILE = "analysis.json"
 LOCK_FILE = "lock.json"
 RUNNER_DIR = "runner"
 ENGINE_DIR = "engine"
+PROGRAM_DIR = "program"  # the engine alone, what --compiler nuitka compiles (shared)
 EMPTY_LOCK: dict[str, Any] = {"format": 1, "requirements": [], "platforms": {}}
 
 
@@ -44,6 +46,14 @@ class Prepared:
     @property
     def engine_dir(self) -> Path:
         return self.out_dir / ENGINE_DIR
+
+    @property
+    def program_dir(self) -> Path:
+        return self.out_dir / PROGRAM_DIR
+
+    def program_digest(self) -> str:
+        """The content digest of ``program/`` (the same for every workflow)."""
+        return (self.program_dir / ".digest").read_text()
 
     @property
     def entry_point(self) -> Path:

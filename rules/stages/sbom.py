@@ -78,7 +78,7 @@ def _origin(source_path: str) -> str:
     return "stdlib"
 
 
-def _report_facts(report: Path) -> tuple[dict[str, str], list[Module]]:
+def report_facts(report: Path) -> tuple[dict[str, str], list[Module]]:
     """The ``<python>`` facts and the modules of Nuitka's report (none for other compilers)."""
     if not report.exists():
         return {}, []
@@ -98,7 +98,7 @@ def _report_facts(report: Path) -> tuple[dict[str, str], list[Module]]:
     return facts, modules
 
 
-def _extension_file(compiled: Path, module: Module) -> Path | None:
+def extension_file(compiled: Path, module: Module) -> Path | None:
     """An extension module's file beside the program, if the image has it (the compile step
     drops some after Nuitka, like the CJK codecs); the other modules are compiled in."""
     stem = compiled / "app" / module.name.replace(".", "/")
@@ -109,7 +109,7 @@ def _shipped_modules(compiled: Path, modules: list[Module]) -> list[Module]:
     shipped = {}
     for module in modules:
         if module.kind == "PythonExtensionModule":
-            path = _extension_file(compiled, module)
+            path = extension_file(compiled, module)
             if path is None:
                 continue
             module = Module(module.name, module.kind, module.origin, file_sha256(path))
@@ -150,7 +150,7 @@ def _libc_version(folder: Path) -> tuple[str | None, str | None]:
 def builder_facts(compiled: Path) -> BuilderFacts:
     """The facts of ``compiled/<key>/<arch>`` (its ``.meta`` folder and its ELF closure)."""
     meta = compiled / ".meta"
-    python, modules = _report_facts(meta / REPORT)
+    python, modules = report_facts(meta / REPORT)
     version = python.get("python_version")
     if version is None and (meta / "python").exists():  # compiler none: python3.11
         version = (meta / "python").read_text().strip().removeprefix("python")
@@ -192,11 +192,20 @@ def _serial(request: ImageRequest, platform: str, facts: BuilderFacts) -> uuid.U
             request.runtime,
             platform,
             str(request.compiled[platform].parent.name),  # the compile key
+            request.layers[platform].parent.name if platform in request.layers else None,
             facts.python_version,
             facts.libc_version,
         ]
     )
     return uuid.uuid5(uuid.NAMESPACE_URL, f"docker-workflow:sbom:{identity}")
+
+
+def layer_manifest(request: ImageRequest, platform: str) -> dict:
+    """What the platform's module layer holds (``.meta/layer.json``; empty without one)."""
+    folder = request.layers.get(platform)
+    if folder is None:
+        return {}
+    return json.loads((folder / ".meta" / "layer.json").read_text())
 
 
 def sbom_json(request: ImageRequest, platform: str) -> bytes:
@@ -278,7 +287,23 @@ def sbom_json(request: ImageRequest, platform: str) -> bytes:
                 properties=props(module_kind=module.kind),
             )
         )
-    for path, hex_digest in facts.libraries:
+    layer = layer_manifest(request, platform)
+    layered = [(name, "LayeredBytecodeModule", d) for name, d in layer.get("modules", {}).items()]
+    layered += [(n, "LayeredExtensionModule", d) for n, d in layer.get("extensions", {}).items()]
+    for name, kind, hex_digest in sorted(layered):
+        components.append(
+            Component(
+                type=ComponentType.LIBRARY,
+                name=name,
+                version=facts.python_version,
+                group="cpython-stdlib",
+                bom_ref=f"module:layer:{name}:{kind}",
+                hashes=[sha256(hex_digest)],
+                properties=props(module_kind=kind),
+            )
+        )
+    libraries = [*facts.libraries, *sorted(layer.get("libraries", {}).items())]
+    for path, hex_digest in libraries:
         components.append(
             Component(
                 type=ComponentType.FILE,

@@ -70,6 +70,20 @@ def excluded_modules(tool_modules: list[str], https: bool) -> list[str]:
     return sorted(out)
 
 
+# The standalone program stops a module left out with --nofollow-import-to from loading at
+# all ("actively excluded"); with this flag such an import falls back to the normal path
+# finders, which find the workflow's module layer beside the program
+# (rules/stages/modules_layer.py).
+LAYERED_IMPORTS = "--no-deployment-flag=excluded-module-usage"
+
+
+def program_flags(engine_modules: list[str]) -> list[str]:
+    """Nuitka flags of the one program every workflow shares (``--compiler nuitka``): every
+    group the engine does not import stays out, TLS included, whatever the workflow needs; its
+    tools import those modules from the layer."""
+    return [*nuitka_flags(engine_modules, https=False), LAYERED_IMPORTS]
+
+
 def nuitka_flags(
     tool_modules: list[str], https: bool, packages: list[str] | None = None
 ) -> list[str]:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import ThreadingHTTPServer
 
 import pytest
 from helpers import ROOT, write_json
 from image_inspect import docker_run, image_files, image_platforms
+from tls_server import JSONHandler, make_test_ca, serve_in_thread
 from wheels import make_wheel, offline_index
 
 WHEELHOUSE = ROOT / "cache" / "test-wheelhouse"
@@ -105,85 +104,6 @@ def packages_image(dw, index_env, tmp_path_factory):
     return "dw-test/packages:1"
 
 
-class _JSONHandler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        body = json.dumps({"path": self.path, "secure": isinstance(self.connection, ssl.SSLSocket)})
-        data = body.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-def _serve(server):
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-def _test_ca(folder: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1 (openssl)."""
-    ca_key, ca, key, csr, cert = (
-        folder / n for n in ("ca.key", "ca.pem", "s.key", "s.csr", "s.pem")
-    )
-    ext = folder / "ext.cnf"
-    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
-    for command in (
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            ca_key,
-            "-out",
-            ca,
-            "-days",
-            "2",
-            "-subj",
-            "/CN=docker-workflow test CA",
-        ],
-        [
-            "openssl",
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            key,
-            "-out",
-            csr,
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-        [
-            "openssl",
-            "x509",
-            "-req",
-            "-in",
-            csr,
-            "-CA",
-            ca,
-            "-CAkey",
-            ca_key,
-            "-CAcreateserial",
-            "-out",
-            cert,
-            "-days",
-            "2",
-            "-extfile",
-            ext,
-        ],
-    ):
-        subprocess.run([str(c) for c in command], capture_output=True, check=True)
-    return ca, cert, key
-
-
 def test_both_platforms_and_the_packages_are_in_the_image(packages_image, dw):
     assert image_platforms(packages_image) == {"linux/amd64", "linux/arm64"}
     files = image_files(packages_image, "linux/amd64")
@@ -194,13 +114,13 @@ def test_both_platforms_and_the_packages_are_in_the_image(packages_image, dw):
 
 
 def test_amd64_fetches_over_http_and_https_on_loopback(packages_image, tmp_path):
-    plain = _serve(ThreadingHTTPServer(("127.0.0.1", 0), _JSONHandler))
-    ca, cert, key = _test_ca(tmp_path)
-    secure = ThreadingHTTPServer(("127.0.0.1", 0), _JSONHandler)
+    plain = serve_in_thread(ThreadingHTTPServer(("127.0.0.1", 0), JSONHandler))
+    ca, cert, key = make_test_ca(tmp_path)
+    secure = ThreadingHTTPServer(("127.0.0.1", 0), JSONHandler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     secure.socket = context.wrap_socket(secure.socket, server_side=True)
-    _serve(secure)
+    serve_in_thread(secure)
     try:
         options = (
             "--network",

@@ -140,8 +140,8 @@ def layers(image: dict) -> list[str]:
 
 
 # The runtime image's layers, last first (rules/docker/build/Dockerfile.image): the SBOM, the
-# bundle, the compiled program, /tmp.
-PROGRAM, BUNDLE = -3, -2
+# bundle, the workflow's module layer, the compiled program, /tmp.
+PROGRAM, MODULES, BUNDLE = -4, -3, -2
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +156,7 @@ def project(tmp_path_factory, builder_image) -> Project:
         "lock:alpha",
         "render:alpha",
         "compile:alpha-amd64",
+        "layer:alpha-amd64",
         "image:alpha",
     } <= ran
     return project
@@ -216,16 +217,50 @@ def test_tool_code_edit_is_data_unless_its_imports_change(built):
     ran, _, _ = built.doit()
     assert "compile:alpha-amd64" not in ran and "image:alpha" in ran
 
-    # colorsys: a standard module the engine itself never imports.
-    (built.root / "tools" / "shout.py").write_text("import colorsys\n" + TOOL_CODE)
-    ran, _, _ = built.doit()
-    assert "compile:alpha-amd64" in ran  # colorsys must now be compiled in
+    # decimal: a standard module the shared program leaves out. It comes in the module layer:
+    # the image is rebuilt, and the compile task is up to date (it did not run at all).
+    before = built.image("graph-alpha")
+    code = TOOL_CODE.replace(".upper()", ".upper() + str(decimal.Decimal('1.5'))")
+    (built.root / "tools" / "shout.py").write_text("import decimal\n" + code)
+    ran, uptodate, _ = built.doit()
+    assert {"layer:alpha-amd64", "image:alpha"} <= ran
+    assert "compile:alpha-amd64" in uptodate and "compile:alpha-amd64" not in ran
+    after = built.image("graph-alpha")
+    assert layers(after)[PROGRAM] == layers(before)[PROGRAM]
+    assert layers(after)[MODULES] != layers(before)[MODULES]
+    # The tool's step runs in the new image (the LLM step after it has no model here).
+    result = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "workflow-graph-alpha:latest",
+            '{"text": "hi"}',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "[workflow] step shout: done" in result.stderr, result.stderr[-2000:]
     (built.root / "tools" / "shout.py").write_text(TOOL_CODE)
     built.doit()
 
 
 def test_new_workflow_shares_the_compile_and_the_layer(built):
-    built.write("beta", workflow("graph-beta", prompt="Other prompt: {text}"))
+    # Another workflow whose code imports what alpha's does not: still the same program.
+    beta = workflow("graph-beta", prompt="Other prompt: {text}")
+    beta["steps"].append(
+        {
+            "step_id": "rows",
+            "type": "python_tool",
+            "code": "import sqlite3\nresult = sqlite3.sqlite_version",
+            "input_mapping": {},
+            "output_name": "version",
+        }
+    )
+    built.write("beta", beta)
     started = time.monotonic()
     ran, _, output = built.doit()
     assert {"compile:beta-amd64", "image:beta"} <= ran
@@ -292,12 +327,13 @@ def _finished_compiles(project: Project) -> set[Path]:
 
 def test_interrupted_compile_leaves_nothing_that_looks_done(built):
     built.write("delta", workflow("graph-delta"))
-    (built.root / "tools" / "shout.py").write_text("import csv\n" + TOOL_CODE)  # a new engine
+    # onefile compiles the workflow's imports in: csv makes a new program of its own.
+    (built.root / "tools" / "shout.py").write_text("import csv\n" + TOOL_CODE)
     finished_before = _finished_compiles(built)
     # No BuildKit cache: this engine may have been compiled on this machine before.
     env = {**built.env(), "DOCKER_WORKFLOW_NO_CACHE": "1"}
     proc = subprocess.Popen(
-        built.command("image:delta"),
+        built.command("image:delta", "compiler=onefile"),
         cwd=built.root,
         env=env,
         stdout=subprocess.PIPE,
@@ -313,7 +349,7 @@ def test_interrupted_compile_leaves_nothing_that_looks_done(built):
     assert proc.returncode != 0
     assert not (built.target_dir("delta") / "compile-amd64.json").exists()
     assert _finished_compiles(built) == finished_before
-    ran, _, _ = built.doit("image:delta")  # the next run compiles for real
+    ran, _, _ = built.doit("image:delta", "compiler=onefile")  # the next run compiles for real
     assert "compile:delta-amd64" in ran
     assert len(_finished_compiles(built)) == len(finished_before) + 1
     (built.root / "tools" / "shout.py").write_text(TOOL_CODE)

@@ -51,10 +51,13 @@ def test_task_names_start_with_the_step(monkeypatch):
         "task_lock": ["calc"],
         "task_render": ["calc"],
         "task_compile": ["calc-amd64", "calc-arm64"],
+        "task_layer": ["calc-amd64", "calc-arm64"],
         "task_image": ["calc"],
     }
     compile_task = next(graph.task_compile())
     assert all(not dep.startswith("/") for dep in compile_task["file_dep"])  # relocatable
+    # The shared program only: nothing about the workflow (its imports, its lock) is an input.
+    assert compile_task["file_dep"] == [f"cache/targets/{target.key}/runner/program/.digest"]
     assert compile_task["targets"] == [f"cache/targets/{target.key}/compile-amd64.json"]
 
 

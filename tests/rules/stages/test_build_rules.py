@@ -12,8 +12,8 @@ from rules.stages.bases import builder_tag
 from rules.stages.compile import CompileRequest, compile_key
 from rules.stages.image import ImageRequest, _check_runtime
 from rules.stages.image_names import default_tag
-from rules.stages.render import engine_files
-from rules.stages.stdlib_shake import excluded_modules
+from rules.stages.render import engine_files, program_files
+from rules.stages.stdlib_shake import LAYERED_IMPORTS, excluded_modules
 
 
 def test_platforms_default_both_and_are_checked():
@@ -48,6 +48,18 @@ def test_two_workflows_with_the_same_tool_imports_share_the_engine():
     second = prepare(WORKFLOWS / "parallel_profile.json")
     assert first.engine_digest == second.engine_digest
     assert first.bundle_digest != second.bundle_digest
+
+
+def test_the_shared_program_is_the_same_for_every_workflow():
+    # Different tools, imports, packages-free https endpoints: one program, flags fixed.
+    digests = {
+        prepare(WORKFLOWS / name).program_digest()
+        for name in ("simple_summarizer.json", "calculator.json", "url_analyzer.json")
+    }
+    assert len(digests) == 1
+    flags = program_files()["compile-flags.txt"].decode().split()
+    assert "--nofollow-import-to=ssl" in flags and "--nofollow-import-to=decimal" in flags
+    assert LAYERED_IMPORTS in flags
 
 
 def test_compile_key_follows_what_goes_into_the_compile(monkeypatch, tmp_path):

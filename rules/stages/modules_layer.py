@@ -1,0 +1,342 @@
+"""Pipeline step 4b: the workflow's modules as an image layer beside the shared program.
+
+``--compiler nuitka`` compiles one program per platform with the engine's own modules only
+(``rules/stages/render.py`` ``program/``). What a workflow's tools need beyond it comes here,
+per (workflow, platform), into ``cache/layers/<key>/<arch>/``, a folder the image copies in:
+
+- ``app/<module>.pyc``: the standard-library modules of the closure
+  (``rules/stages/module_closure.py``), Debian's own bytecode of the builder, sourceless;
+- ``app/<name>.cpython-311-<triplet>.so``: their extension modules (``_decimal``, ``_sqlite3``,
+  ``_ssl``, the CJK codecs when a tool can need them), and at their builder paths the shared
+  libraries those load that the program does not ship already (libmpdec, libsqlite3, libssl);
+- ``app/<package>/``: the locked wheels for the platform, installed and compiled to sourceless
+  bytecode by the builder's Python (``unchecked-hash``: no timestamps), once per wheel set;
+- ``etc/ssl/certs/ca-certificates.crt`` when TLS is in the layer;
+- ``.meta/layer.json``: what is in it, for the SBOM.
+
+The program's folder ``/app`` is on its ``sys.path``, and the engine's
+``runner_template/layer_imports.py`` finds submodules of packages it has compiled in. Everything
+is read from files copied once out of the builder (``rules/stages/builder_python.py``), so an
+edit that adds an import takes a fraction of a second here and no emulator. Same inputs, same
+bytes: mtimes 0, fixed modes, sorted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from rules.errors import UserError
+from rules.fsutil import file_sha256, locked, replace_tree, staging_dir
+from rules.paths import cache_dir
+from rules.platforms import arch_of
+from rules.stages.builder_python import Stdlib, builder_python_dir, load_stdlib
+from rules.stages.elf_needed import needed_libraries
+from rules.stages.lock import BUILDER_PYTHON, ensure_wheel, wheel_platform_tags
+from rules.stages.module_closure import Closure, ImportsMemo, module_closure
+from rules.stages.toolchain import host_arch
+
+LAYER_META = ".meta/layer.json"
+CJK_CODECS = ("_multibytecodec", "_codecs_cn", "_codecs_hk", "_codecs_iso2022", "_codecs_jp")
+CJK_CODECS += ("_codecs_kr", "_codecs_tw")
+
+
+@dataclass(frozen=True)
+class LayerRequest:
+    """Everything that decides one platform's layer."""
+
+    platform: str
+    builder_image: str
+    program: Path  # the shared program's folder, cache/compiled/<key>/<arch>
+    imports: dict[str, list[str]]  # dotted module -> who imports it ("tool NAME", "step ID")
+    optional: frozenset[str] = frozenset()
+    https: bool = False
+    cjk_codecs: bool = False
+    wheels: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    @property
+    def arch(self) -> str:
+        return arch_of(self.platform)
+
+    def roots(self) -> dict[str, list[str]]:
+        roots = {name: list(users) for name, users in self.imports.items()}
+        if self.https:
+            roots.setdefault("ssl", ["an https endpoint"])
+        return roots
+
+
+@cache
+def _code_digest() -> str:
+    """The bytes of the layer's code: a layer made by other code is another layer."""
+    from rules.stages import builder_python, elf_needed, module_closure
+
+    digest = hashlib.sha256()
+    for module in (sys.modules[__name__], builder_python, elf_needed, module_closure):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def layer_key(request: LayerRequest) -> str:
+    facts = {
+        "code": _code_digest(),
+        "platform": request.platform,
+        "builder": builder_python_dir(request.builder_image, request.platform).parent.name,
+        "program": request.program.parent.name,  # the compile key
+        "imports": sorted(request.imports),
+        "optional": sorted(request.optional),
+        "https": request.https,
+        "cjk": request.cjk_codecs,
+        "wheels": sorted(w["sha256"] for w in request.wheels),
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def program_modules(program: Path) -> set[str]:
+    """The modules the shared program has: compiled in, or extension modules beside it."""
+    from rules.stages.sbom import REPORT, extension_file, report_facts
+
+    _, modules = report_facts(program / ".meta" / REPORT)
+    return {
+        module.name
+        for module in modules
+        if module.kind != "PythonExtensionModule" or extension_file(program, module) is not None
+    }
+
+
+def program_libraries(program: Path) -> set[str]:
+    """Paths (in the image) of the shared libraries the program's layer ships already."""
+    found = set()
+    for path in program.rglob("*"):
+        relative = path.relative_to(program)
+        if relative.parts[0] not in (".meta", "app") and (path.is_file() or path.is_symlink()):
+            found.add("/" + relative.as_posix())
+    return found
+
+
+def layer_dir(request: LayerRequest) -> Path:
+    return cache_dir() / "layers" / layer_key(request) / request.arch
+
+
+def build_layer(request: LayerRequest) -> Path:
+    """Assemble (or reuse) the layer of one platform; return its folder."""
+    target = layer_dir(request)
+    if (target / LAYER_META).is_file():
+        return target
+    stdlib = load_stdlib(builder_python_dir(request.builder_image, request.platform))
+    roots = request.roots()
+    optional = set(request.optional)
+    memo = ImportsMemo()
+    closure = module_closure(
+        roots,
+        optional,
+        stdlib,
+        program_modules(request.program),
+        request.platform,
+        memo,
+        wheel_sources(request),
+    )
+    if request.cjk_codecs:
+        closure.extensions |= {n for n in CJK_CODECS if n in stdlib.extensions}
+    with locked(target.parent / f".{request.arch}.lock"):
+        if not (target / LAYER_META).is_file():
+            staging = staging_dir(target)
+            try:
+                _assemble(request, stdlib, closure, staging)
+                replace_tree(staging, target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _copy(source: Path, target: Path, mode: int = 0o644) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    os.chmod(target, mode)
+
+
+def _assemble(request: LayerRequest, stdlib: Stdlib, closure: Closure, out: Path) -> None:
+    app = out / "app"
+    app.mkdir(parents=True)
+    modules = {}
+    for name in sorted(closure.modules):
+        pyc = stdlib.bytecode(name)
+        assert pyc is not None  # the closure keeps only modules with bytecode
+        parts = name.split(".")
+        relative = Path(*parts, "__init__.pyc") if name in stdlib.packages else None
+        relative = relative or Path(*parts[:-1], parts[-1] + ".pyc")
+        _copy(pyc, app / relative)
+        modules[name] = file_sha256(pyc)
+    extensions = {}
+    libraries: dict[str, str] = {}
+    shipped = program_libraries(request.program)
+    for name in sorted(closure.extensions):
+        entry = stdlib.extensions[name]
+        _copy(stdlib.dynload / entry["file"], app / entry["file"], 0o755)
+        extensions[name] = file_sha256(app / entry["file"])
+        for library in entry["libraries"]:
+            if library not in shipped and library not in libraries:
+                _copy(stdlib.root / library.lstrip("/"), out / library.lstrip("/"), 0o755)
+                libraries[library] = file_sha256(out / library.lstrip("/"))
+    tls = "ssl" in closure.modules or any(w["name"].lower() == "certifi" for w in request.wheels)
+    if tls and stdlib.ca_bundle:
+        _copy(stdlib.root / stdlib.ca_bundle.lstrip("/"), out / stdlib.ca_bundle.lstrip("/"))
+    if request.wheels:
+        installed = installed_wheels(request)
+        _copy_tree(installed, app)
+        for library in _wheel_libraries(installed, stdlib, request.platform):
+            if library not in shipped and library not in libraries:
+                _copy(stdlib.root / library.lstrip("/"), out / library.lstrip("/"), 0o755)
+                libraries[library] = file_sha256(out / library.lstrip("/"))
+    manifest = {
+        "platform": request.platform,
+        "modules": modules,
+        "extensions": extensions,
+        "libraries": libraries,
+        "wheels": sorted(w["file"] for w in request.wheels),
+        "ca_bundle": stdlib.ca_bundle if tls else None,
+    }
+    (out / ".meta").mkdir()
+    (out / LAYER_META).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    _fix_metadata(out)
+
+
+def _wheel_libraries(installed: Path, stdlib: Stdlib, platform: str) -> list[str]:
+    """The system libraries (builder paths) the wheels' extension modules load; what a wheel
+    bundles itself (auditwheel's ``<name>.libs/``) is found beside it."""
+    bundled = {path.name for path in installed.rglob("*.so*")}
+    found: set[str] = set()
+    for module in sorted(installed.rglob("*.so*")):
+        for soname in needed_libraries(module):
+            if soname in bundled:
+                continue
+            closure = stdlib.system_libraries.get(soname)
+            if closure is None:
+                raise UserError(
+                    f"the package file {module.relative_to(installed)} needs {soname}, which"
+                    f" the builder for {platform} does not have: it cannot be layered"
+                )
+            found.update(closure)
+    return sorted(found)
+
+
+def wheel_sources(request: LayerRequest) -> dict[str, tuple[bytes, bool]]:
+    """Module -> (source, is a package) of the locked wheels' code: the closure follows the
+    imports of the wheel modules a tool reaches (as a compiler would), so what a package
+    imports only in code nobody reaches (a CLI, an optional backend) stays out."""
+    found: dict[str, tuple[bytes, bool]] = {}
+    for wheel in request.wheels:
+        with zipfile.ZipFile(ensure_wheel(wheel, request.platform)) as archive:
+            for name in sorted(archive.namelist()):
+                if not name.endswith(".py") or ".dist-info/" in name or ".data/" in name:
+                    continue
+                module = name[:-3].replace("/", ".").removesuffix(".__init__")
+                found[module] = (archive.read(name), name.endswith("__init__.py"))
+    return found
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if path.is_dir():
+            (target / relative).mkdir(parents=True, exist_ok=True)
+        else:
+            _copy(path, target / relative, 0o755 if path.suffix == ".so" else 0o644)
+
+
+def _fix_metadata(root: Path) -> None:
+    """mtime 0 and 0755 folders everywhere: the same layer bytes wherever it is built."""
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(Path(folder) / name, 0o755)
+        for name in [*dirs, *files]:
+            os.utime(Path(folder) / name, (0, 0), follow_symlinks=False)
+    os.chmod(root, 0o755)
+    os.utime(root, (0, 0))
+
+
+def installed_wheels(request: LayerRequest) -> Path:
+    """The platform's locked wheels installed into one folder, compiled to sourceless bytecode
+    (once per wheel set: ``cache/layer-wheels/<key>/``)."""
+    key = hashlib.sha256(
+        json.dumps([request.arch, sorted(w["sha256"] for w in request.wheels)]).encode()
+    ).hexdigest()[:20]
+    target = cache_dir() / "layer-wheels" / key
+    if target.is_dir():
+        return target
+    files = [ensure_wheel(wheel, request.platform) for wheel in request.wheels]
+    staging = staging_dir(target)
+    try:
+        _pip_install(files, request.arch, staging)
+        _compile_bytecode(staging, request.builder_image)
+        replace_tree(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _pip_install(files: list[Path], arch: str, dest: Path) -> None:
+    platforms = [arg for tag in wheel_platform_tags(arch) for arg in ("--platform", tag)]
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index"]
+    command += ["--no-compile", "--only-binary", ":all:", "--target", str(dest), *platforms]
+    command += ["--python-version", BUILDER_PYTHON, "--implementation", "cp"]
+    result = subprocess.run(
+        [*command, *map(str, files)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"installing the locked wheels for the module layer failed: {last}")
+    shutil.rmtree(dest / "bin", ignore_errors=True)  # console scripts: nothing runs them
+
+
+def _compile_bytecode(folder: Path, builder_image: str) -> None:
+    """Bytecode by the builder's own Python (this machine's platform: no emulator; bytecode
+    is the same on every platform), sourceless, without timestamps; then the sources go."""
+    result = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--platform",
+            f"linux/{host_arch()}",
+            "--network",
+            "none",
+            "--user",
+            f"{os.getuid()}:{os.getgid()}",
+            "-v",
+            f"{folder}:/w",
+            "--entrypoint",
+            "python3",
+            builder_image,
+            "-m",
+            "compileall",
+            "-q",
+            "-b",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+            "/w",
+            "-p",
+            "/app",
+            "/w",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode >= 125:  # docker itself; compileall's 1 means a file kept its source
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"compiling the locked wheels' bytecode in the builder failed: {last}")
+    for path in sorted(folder.rglob("*.py")):
+        if path.with_suffix(".pyc").is_file():
+            path.unlink()
+    for pycache in sorted(folder.rglob("__pycache__"), reverse=True):
+        shutil.rmtree(pycache, ignore_errors=True)

@@ -1,0 +1,199 @@
+"""The module layer's assembly on a small builder tree: closure, what the program has, the ELF
+closure of extension modules, the one-line errors, and the same bytes on every build.
+
+The tree is what ``rules/docker/build/builder_python.py`` leaves in ``cache/builder-python``
+(the real layout, written by hand here, so these tests need no Docker); the image tests
+(tests/docker/test_module_layer.py) run the real builder's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import py_compile
+from pathlib import Path
+
+import pytest
+
+from rules.errors import UserError
+from rules.paths import cache_dir
+from rules.stages.builder_python import builder_python_path, load_stdlib
+from rules.stages.elf_needed import needed_libraries
+from rules.stages.module_closure import module_closure
+from rules.stages.modules_layer import LayerRequest, build_layer
+
+BUILDER = "fake/builder:1"  # never in the engine: the extracted folder below stands for it
+STDLIB = "usr/lib/python3.11"
+SOURCES = {
+    "money.py": "import numbers\nfrom _money import *\n",
+    "_pymoney.py": "x = 1\n",
+    "numbers.py": "",  # the program has it
+    "shop/__init__.py": "from . import cart\nfrom .till import ring\n",
+    "shop/cart.py": "import os\ntry:\n    import _winapi\nexcept ImportError:\n    pass\n",
+    "shop/till.py": "import money\nif False:\n    import msvcrt\n",
+    "shop/unused.py": "import tkinter\n",
+    "needs_nothing.py": "import _lost\n",
+    "broken.py": "import _broken\n",
+}
+EXTENSIONS = {
+    "_money": ["/lib/x86_64-linux-gnu/libmoney.so.1", "/lib/x86_64-linux-gnu/libc.so.6"],
+    "_broken": [],
+}
+
+
+def fake_builder() -> Path:
+    """``cache/builder-python/<image>/amd64``: sources with their bytecode, extension modules
+    with their libraries, facts.json."""
+    folder = builder_python_path(BUILDER, "linux/amd64")
+    stdlib = folder / "root" / STDLIB
+    for name, text in SOURCES.items():
+        path = stdlib / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        py_compile.compile(
+            str(path),
+            str(path.parent / "__pycache__" / f"{path.stem}.cpython-311.pyc"),
+            dfile=f"/{STDLIB}/{name}",  # as in the builder: the same bytes in every tree
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+    extensions = {}
+    for name, libraries in EXTENSIONS.items():
+        so = f"{name}.cpython-311-x86_64-linux-gnu.so"
+        (stdlib / "lib-dynload").mkdir(parents=True, exist_ok=True)
+        (stdlib / "lib-dynload" / so).write_bytes(b"\x7fELF " + name.encode())
+        for library in libraries:
+            path = folder / "root" / library.lstrip("/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"\x7fELF " + library.encode())
+        missing = ["libbroken.so.9"] if name == "_broken" else []
+        extensions[name] = {"file": so, "libraries": libraries, "missing": missing}
+    facts = {
+        "python": "3.11",
+        "stdlib": "/" + STDLIB,
+        "builtin": ["sys", "zlib"],
+        "preloaded": ["_frozen_importlib"],
+        "extensions": extensions,
+        "ca_bundle": None,
+    }
+    (folder / "facts.json").write_text(json.dumps(facts))
+    return folder
+
+
+def fake_program(root: Path) -> Path:
+    """A compiled program's folder: Nuitka's report (os, numbers) and libc beside it."""
+    program = root / "compiled" / "k" / "amd64"
+    (program / ".meta").mkdir(parents=True)
+    modules = "".join(
+        f'<module name="{n}" kind="CompiledPythonModule" source_path="/x/{n}.py" />'
+        for n in ("os", "numbers", "runner_template.main")
+    )
+    (program / ".meta" / "compilation-report.xml").write_text(
+        f'<nuitka-compilation-report nuitka_version="4">{modules}</nuitka-compilation-report>'
+    )
+    (program / "app").mkdir()
+    (program / "app" / "workflow").write_bytes(b"\x7fELF program")
+    (program / "lib" / "x86_64-linux-gnu").mkdir(parents=True)
+    (program / "lib" / "x86_64-linux-gnu" / "libc.so.6").write_bytes(b"\x7fELF libc")
+    return program
+
+
+@pytest.fixture
+def builder() -> Path:
+    return fake_builder()
+
+
+def closure(builder: Path, roots: dict[str, list[str]], optional: set[str] = frozenset()):
+    program = {"os", "numbers", "runner_template.main"}
+    return module_closure(roots, set(optional), load_stdlib(builder), program, "linux/amd64")
+
+
+def test_the_closure_follows_imports_and_stops_at_the_program(builder):
+    found = closure(builder, {"shop": ["tool cashier"]})
+    # shop's __init__ imports cart and till (relative), till imports money, money its
+    # extension; os and numbers are the program's; unused is never imported.
+    assert found.modules == {"shop", "shop.cart", "shop.till", "money"}
+    assert found.extensions == {"_money"}
+
+
+def test_a_package_root_brings_only_what_its_code_imports(builder):
+    found = closure(builder, {"shop.cart": ["tool a"]})
+    assert found.modules == {"shop", "shop.cart", "shop.till", "money"}  # shop's __init__ runs
+    assert closure(builder, {"os": ["tool b"], "zlib": ["tool c"]}).modules == set()
+
+
+def test_a_module_the_builder_lacks_is_one_line_naming_tool_import_and_platform(builder):
+    with pytest.raises(UserError) as error:
+        closure(builder, {"tkinter": ["tool window"]})
+    message = str(error.value)
+    assert "tool window imports tkinter" in message and "linux/amd64" in message
+    assert "\n" not in message
+    # Only inside try/except ImportError: no error, nothing layered.
+    assert closure(builder, {"tkinter": ["tool window"]}, {"tkinter"}).modules == set()
+    # A missing module deep in the standard library is skipped (needs_nothing imports _lost,
+    # which is no standard-library name at all).
+    assert closure(builder, {"needs_nothing": ["step s"]}).modules == {"needs_nothing"}
+
+
+def test_an_extension_whose_library_is_missing_is_an_error(builder):
+    with pytest.raises(UserError, match=r"tool t imports broken, whose extension module _broken"):
+        closure(builder, {"broken": ["tool t"]})
+
+
+def request(program: Path, **changes) -> LayerRequest:
+    values = {
+        "platform": "linux/amd64",
+        "builder_image": BUILDER,
+        "program": program,
+        "imports": {"shop": ["tool cashier"]},
+    }
+    return LayerRequest(**{**values, **changes})
+
+
+def tree(folder: Path) -> dict[str, tuple[str, int, int]]:
+    """Every entry: its sha256 (files), mode and mtime."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        info = os.lstat(path)
+        data = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
+        found[path.relative_to(folder).as_posix()] = (data, info.st_mode, int(info.st_mtime))
+    return found
+
+
+def test_the_layer_holds_bytecode_extensions_and_only_the_libraries_the_program_lacks(builder):
+    layer = build_layer(request(fake_program(cache_dir())))
+    files = {p.relative_to(layer).as_posix() for p in layer.rglob("*") if p.is_file()}
+    assert files == {
+        ".meta/layer.json",
+        "app/shop/__init__.pyc",
+        "app/shop/cart.pyc",
+        "app/shop/till.pyc",
+        "app/money.pyc",
+        "app/_money.cpython-311-x86_64-linux-gnu.so",
+        "lib/x86_64-linux-gnu/libmoney.so.1",  # libc ships with the program
+    }
+    source = builder / "root" / STDLIB / "__pycache__" / "money.cpython-311.pyc"
+    assert (layer / "app" / "money.pyc").read_bytes() == source.read_bytes()  # sourceless
+    manifest = json.loads((layer / ".meta" / "layer.json").read_text())
+    assert sorted(manifest["modules"]) == ["money", "shop", "shop.cart", "shop.till"]
+    assert list(manifest["libraries"]) == ["/lib/x86_64-linux-gnu/libmoney.so.1"]
+    assert all(mtime == 0 for _, _, mtime in tree(layer).values())
+
+
+def test_the_same_inputs_give_the_same_layer_bytes(builder, tmp_path, monkeypatch):
+    first = tree(build_layer(request(fake_program(cache_dir()))))
+    monkeypatch.setenv("DOCKER_WORKFLOW_CACHE", str(tmp_path / "other"))
+    fake_builder()
+    program = fake_program(cache_dir())
+    again = build_layer(request(program))
+    assert tree(again) == first
+    other = build_layer(request(program, imports={"money": ["tool m"]}))
+    assert other != again and tree(other) != first
+
+
+def test_needed_libraries_reads_the_dynamic_section_of_a_real_extension_module():
+    import _ssl
+
+    assert "libc.so.6" in needed_libraries(Path(_ssl.__file__))
+    assert any(name.startswith("libssl.so") for name in needed_libraries(Path(_ssl.__file__)))
+    assert needed_libraries(Path(__file__)) == []  # not ELF
