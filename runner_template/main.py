@@ -149,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
         "--shard-env",
         metavar="VAR",
         help="'{shard}' in --input-file and --output-file is this variable's value"
-        " (a Swarm task slot, a Kubernetes completion index)",
+        " (a Kubernetes completion index)",
     )
     serve = parser.add_argument_group("serve mode")
     serve.add_argument("--serve", action="store_true", help="serve the workflow over HTTP")
@@ -342,8 +342,7 @@ def _shard_path(path: str | None, args: argparse.Namespace) -> str | None:
     shard = os.environ.get(args.shard_env)
     if not shard:
         raise InputError(f"--shard-env {args.shard_env}: the variable is not set")
-    # Swarm renders task slot 0 of a job as the node's ID (swarmkit's template rule): any
-    # value that is not a number is shard 0.
+    # A shard number is ASCII digits (a Kubernetes completion index); anything else is shard 0.
     return path.replace("{shard}", shard if shard.isascii() and shard.isdigit() else "0")
 
 
