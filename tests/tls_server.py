@@ -7,7 +7,7 @@ import json
 import ssl
 import subprocess
 import threading
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
@@ -28,6 +28,16 @@ class JSONHandler(BaseHTTPRequestHandler):
 def serve_in_thread(server):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def serve_https(folder: Path) -> tuple[ThreadingHTTPServer, Path]:
+    """The JSON echo server over TLS on a free loopback port, running: (server, CA file)."""
+    ca, cert, key = make_test_ca(folder)
+    secure = ThreadingHTTPServer(("127.0.0.1", 0), JSONHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    secure.socket = context.wrap_socket(secure.socket, server_side=True)
+    return serve_in_thread(secure), ca
 
 
 def make_test_ca(folder: Path) -> tuple[Path, Path, Path]:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import ssl
 import subprocess
-from http.server import ThreadingHTTPServer
 
 import pytest
 from helpers import WORKFLOWS, write_json
 from image_inspect import docker_run, image_files, image_id, platform_layers
-from tls_server import JSONHandler, make_test_ca, serve_in_thread
+from tls_server import serve_https
 
 from rules.stages.sbom import validate_sbom
 
@@ -192,12 +190,7 @@ def test_the_sbom_lists_the_layer_and_matches_docker_workflow_sbom(
 
 
 def test_an_https_api_tool_gets_tls_from_the_layer(dw, tmp_path):
-    ca, cert, key = make_test_ca(tmp_path)
-    secure = ThreadingHTTPServer(("127.0.0.1", 0), JSONHandler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    secure.socket = context.wrap_socket(secure.socket, server_side=True)
-    serve_in_thread(secure)
+    secure, ca = serve_https(tmp_path)
     port = secure.server_address[1]
     data = {
         "workflow_id": "layer-https",

@@ -8,14 +8,13 @@ scripts/wheelhouse.sh): pip resolves from that folder only, so no test talks to 
 from __future__ import annotations
 
 import json
-import ssl
 import subprocess
 from http.server import ThreadingHTTPServer
 
 import pytest
 from helpers import ROOT, write_json
 from image_inspect import docker_run, image_files, image_platforms
-from tls_server import JSONHandler, make_test_ca, serve_in_thread
+from tls_server import JSONHandler, serve_https, serve_in_thread
 from wheels import make_wheel, offline_index
 
 WHEELHOUSE = ROOT / "cache" / "test-wheelhouse"
@@ -115,12 +114,7 @@ def test_both_platforms_and_the_packages_are_in_the_image(packages_image, dw):
 
 def test_amd64_fetches_over_http_and_https_on_loopback(packages_image, tmp_path):
     plain = serve_in_thread(ThreadingHTTPServer(("127.0.0.1", 0), JSONHandler))
-    ca, cert, key = make_test_ca(tmp_path)
-    secure = ThreadingHTTPServer(("127.0.0.1", 0), JSONHandler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    secure.socket = context.wrap_socket(secure.socket, server_side=True)
-    serve_in_thread(secure)
+    secure, ca = serve_https(tmp_path)
     try:
         options = (
             "--network",
