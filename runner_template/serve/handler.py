@@ -27,7 +27,14 @@ from runner_template.serve.callbacks import callback_problem, deliver_callback
 from runner_template.serve.runs import run_id_problem
 from runner_template.serve.service import Service
 from runner_template.serve.settings import IDLE_SECONDS, STATUS_OF, WRITE_SECONDS
-from runner_template.serve.wire import DeadlineReader, FramingError, body_length, json_bytes
+from runner_template.serve.wire import (
+    DeadlineReader,
+    FramingError,
+    HeaderError,
+    body_length,
+    json_bytes,
+    read_headers,
+)
 from runner_template.web import content_type
 
 ROUTES = {
@@ -103,6 +110,59 @@ class Handler(BaseHTTPRequestHandler):
             super().handle_one_request()
         except (OSError, ValueError):  # timed out, reset, or evicted while reading
             self.close_connection = True
+
+    def parse_request(self) -> bool:
+        """The request line as the standard library reads it, the headers by
+        :func:`~.wire.read_headers` (strict, and a fraction of the email parser's cost)."""
+        self.command = None  # set in case of an error on the first line
+        self.request_version = version = self.default_request_version
+        self.close_connection = True
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = self.requestline.split()
+        if not words:
+            return False
+        if len(words) >= 3:  # enough to know the protocol's version
+            version = words[-1]
+            number = version[5:].split(".") if version.startswith("HTTP/") else []
+            if not (
+                len(number) == 2
+                and all(part.isascii() and part.isdigit() and len(part) <= 10 for part in number)
+            ):
+                self.send_error(400, f"Bad request version ({version!r})")
+                return False
+            major_minor = int(number[0]), int(number[1])
+            if major_minor >= (2, 0):
+                self.send_error(505, f"Invalid HTTP version ({version[5:]})")
+                return False
+            if major_minor >= (1, 1):
+                self.close_connection = False
+            self.request_version = version
+        if not 2 <= len(words) <= 3:
+            self.send_error(400, f"Bad request syntax ({self.requestline!r})")
+            return False
+        command, path = words[:2]
+        if len(words) == 2:
+            self.close_connection = True
+            if command != "GET":
+                self.send_error(400, f"Bad HTTP/0.9 request type ({command!r})")
+                return False
+        self.command, self.path = command, path
+        if self.path.startswith("//"):
+            self.path = "/" + self.path.lstrip("/")
+        try:
+            self.headers = read_headers(self.rfile)  # type: ignore[assignment]
+        except HeaderError as error:
+            self.send_error(error.status, str(error))
+            return False
+        connection = (self.headers.get("Connection") or "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive":
+            self.close_connection = False
+        expect = (self.headers.get("Expect") or "").lower()
+        if expect == "100-continue" and self.request_version >= "HTTP/1.1":
+            return self.handle_expect_100()
+        return True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one JSON line per request instead (see _log)
