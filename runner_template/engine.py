@@ -192,18 +192,18 @@ class RunHandle:
         # ``llm_tokens`` (``into``/``out``: the prompt's and the reply's, None if unknown), with
         # facts as keywords): serve's metrics. Called from the scheduler and step threads.
         self.observer = observer
-        self._canceled = threading.Event()
+        self._canceled = False  # set once, under the lock; read without it
         self._wake: queue.SimpleQueue | None = None
         self._children: list[RunHandle] = []
         self._lock = threading.Lock()
 
     @property
     def canceled(self) -> bool:
-        return self._canceled.is_set()
+        return self._canceled
 
     def cancel(self) -> None:
         with self._lock:
-            self._canceled.set()
+            self._canceled = True
             if self._wake is not None:
                 self._wake.put(None)  # wakes the scheduler from its wait for a report
             children = list(self._children)
@@ -226,7 +226,7 @@ class RunHandle:
     def _attach(self, reports: queue.SimpleQueue) -> None:
         with self._lock:
             self._wake = reports
-            if self._canceled.is_set():
+            if self._canceled:
                 reports.put(None)
 
 
@@ -254,6 +254,7 @@ class Engine:
         self.provider_override = provider or os.environ.get("LLM_PROVIDER") or None
         # The DAG is the same for every run: computed once (it was a tenth of a small run's CPU).
         self.waits = step_dependencies(self.workflow["steps"])
+        self._timeouts: dict[tuple[str, str | None], float] = {}  # see timeout()
 
     # -- public -----------------------------------------------------------------------------
 
@@ -284,9 +285,14 @@ class Engine:
     # -- step kinds (called from step threads) ----------------------------------------------
 
     def timeout(self, state: _StepState) -> float:
-        tool = self.tools.get(state.tool_id or "", {})
-        value = state.step.get("timeout") or tool.get("timeout")
-        return finite_seconds(value, DEFAULT_STEP_TIMEOUT, MAX_STEP_TIMEOUT)
+        key = (state.step["step_id"], state.tool_id)
+        seconds = self._timeouts.get(key)
+        if seconds is None:  # the same for every run: worked out once per step and tool
+            tool = self.tools.get(state.tool_id or "", {})
+            value = state.step.get("timeout") or tool.get("timeout")
+            seconds = finite_seconds(value, DEFAULT_STEP_TIMEOUT, MAX_STEP_TIMEOUT)
+            self._timeouts[key] = seconds
+        return seconds
 
     def step_budget(self, state: _StepState) -> float:
         """The step's overall deadline, in seconds from its first start."""
@@ -507,7 +513,8 @@ class _Run:
         finally:
             with self.lock:
                 self.over = True
-        log(f"done in {time.monotonic() - started:.3f} s")
+        if not QUIET:
+            log(f"done in {time.monotonic() - started:.3f} s")
         return self.engine.collect_outputs(self.inputs, self.outputs)
 
     def _next_wake(self) -> float:
@@ -564,7 +571,8 @@ class _Run:
         state.stats.attempts += 1
         state.stats.tool = state.tool_id
         label = state.tool_id or ("sub-workflow" if step["type"] == "sub_workflow" else "code")
-        log(f"step {step_id}: start ({label}, attempt {state.attempt})")
+        if not QUIET:  # the message costs its formatting even when nobody reads it
+            log(f"step {step_id}: start ({label}, attempt {state.attempt})")
         self._event({"event": "step_started", "step": step_id, "attempt": state.attempt})
         return state.attempt
 
@@ -643,7 +651,8 @@ class _Run:
             self.stats[step_id] = state.stats
             self.outputs[step_id] = {state.step.get("output_name") or "output": value}
             self.handle.note("step", step=step_id, seconds=state.stats.wall_seconds, outcome="ok")
-            log(f"step {step_id}: done in {state.stats.wall_seconds:.3f} s")
+            if not QUIET:
+                log(f"step {step_id}: done in {state.stats.wall_seconds:.3f} s")
             self._event(
                 {
                     "event": "step_finished",

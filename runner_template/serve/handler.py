@@ -33,6 +33,7 @@ from runner_template.serve.wire import (
     HeaderError,
     body_length,
     json_bytes,
+    now_stamps,
     read_headers,
 )
 from runner_template.web import content_type
@@ -168,15 +169,13 @@ class Handler(BaseHTTPRequestHandler):
         pass  # one JSON line per request instead (see _log)
 
     def _log(self, status: int, sent: int, started: float) -> None:
-        line = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "method": self.command,
-            "path": self.path[:200].encode("ascii", "backslashreplace").decode(),
-            "status": status,
-            "ms": round((time.monotonic() - started) * 1000, 1),
-            "bytes": sent,
-        }
-        sys.stderr.write(json.dumps(line) + "\n")
+        """One JSON line per request; written by hand (the fields are known, two are text)."""
+        path = json.dumps(self.path[:200].encode("ascii", "backslashreplace").decode())
+        ms = round((time.monotonic() - started) * 1000, 1)
+        sys.stderr.write(
+            f'{{"time": "{now_stamps()[1]}", "method": {json.dumps(self.command)},'
+            f' "path": {path}, "status": {status}, "ms": {ms}, "bytes": {sent}}}\n'
+        )
         sys.stderr.flush()
 
     # -- replies -------------------------------------------------------------------------------
@@ -203,7 +202,7 @@ class Handler(BaseHTTPRequestHandler):
         lines = [
             f"HTTP/1.1 {status} {phrase}",
             f"Server: {self.version_string()}",
-            f"Date: {self.date_time_string()}",
+            f"Date: {now_stamps()[0]}",
             f"Content-Type: {content_type}",
             f"Content-Length: {len(body)}",
             *(f"{name}: {value}" for name, value in (headers or {}).items()),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import threading
+from bisect import bisect_left
 from typing import Any
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -56,10 +57,9 @@ class _Histogram:
         self.total = 0.0
 
     def observe(self, value: float) -> None:
-        for index, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[index] += 1
-                break
+        index = bisect_left(self.buckets, value)  # the first bound >= value
+        if index < len(self.counts):
+            self.counts[index] += 1
         self.count += 1
         self.total += value
 
