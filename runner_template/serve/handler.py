@@ -65,7 +65,8 @@ class _SocketWriter:
         self.closed = True
 
     def write(self, data: bytes) -> int:
-        self.sock.settimeout(WRITE_SECONDS)
+        if self.sock.gettimeout() != WRITE_SECONDS:  # a system call: only when it changes
+            self.sock.settimeout(WRITE_SECONDS)
         self.sock.sendall(data)
         return len(data)
 
@@ -98,7 +99,7 @@ class Handler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         """Wait for a request (idle limit), then read all of it under one deadline."""
         self.server.idle(self, True)  # type: ignore[attr-defined]
-        self.reader.deadline = time.monotonic() + IDLE_SECONDS
+        self.reader.wait_idle(IDLE_SECONDS)
         try:
             if not self.rfile.peek(1):
                 self.close_connection = True
@@ -106,6 +107,7 @@ class Handler(BaseHTTPRequestHandler):
         except (OSError, ValueError):
             self.close_connection = True
             return
+        self.reader.end_idle()  # bytes were buffered already (pipelined): no wait happened
         self.reader.deadline = time.monotonic() + self.service.settings.read_timeout
         try:
             super().handle_one_request()

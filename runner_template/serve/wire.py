@@ -33,21 +33,50 @@ class FramingError(Exception):
 
 
 class DeadlineReader(io.RawIOBase):
-    """A socket's receive side with one deadline for a whole request (set :attr:`deadline`)."""
+    """A socket's receive side with one deadline for a whole request (set :attr:`deadline`),
+    or, once, a wait for the next request of an idle connection (:meth:`wait_idle`).
+
+    The socket's timeout is changed only when it must be (every ``settimeout`` is a system
+    call, and they were a tenth of a small request's time): lowered when less time is left
+    than it allows, and when it allowed less than is left, the read that timed out early is
+    tried again for the rest. Either way no read waits past the deadline, nor stops before it.
+    """
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.deadline = math.inf
+        self._idle: float | None = None
 
     def readable(self) -> bool:
         return True
 
+    def wait_idle(self, seconds: float) -> None:
+        """The next read is one wait of up to ``seconds`` for a new request's first bytes."""
+        self._idle = seconds
+
+    def end_idle(self) -> None:
+        self._idle = None
+
     def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self._idle is not None:
+            seconds, self._idle = self._idle, None
+            if self.sock.gettimeout() != seconds:
+                self.sock.settimeout(seconds)
+            return self.sock.recv_into(buffer)
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("the request did not arrive in time")
-        self.sock.settimeout(left)
-        return self.sock.recv_into(buffer)
+        current = self.sock.gettimeout()
+        if current is None or current > left:
+            self.sock.settimeout(left)
+        try:
+            return self.sock.recv_into(buffer)
+        except TimeoutError:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise
+            self.sock.settimeout(left)  # the timeout was set for less than the time left
+            return self.sock.recv_into(buffer)
 
 
 MAX_HEADER_LINE = 65536  # bytes in one header line (as the standard library's limit)
