@@ -192,6 +192,10 @@ class RunHandle:
         # ``llm_tokens`` (``into``/``out``: the prompt's and the reply's, None if unknown), with
         # facts as keywords): serve's metrics. Called from the scheduler and step threads.
         self.observer = observer
+        # Tokens in (prompts) and out (replies) of the run's LLM calls, sub-workflows' included,
+        # as the LLM servers count them (0 when a server does not say): the OpenAI face's usage.
+        self.usage = [0, 0]
+        self._usage_lock = threading.Lock()
         self._canceled = False  # set once, under the lock; read without it
         self._wake: queue.SimpleQueue | None = None
         self._children: list[RunHandle] = []
@@ -214,9 +218,16 @@ class RunHandle:
         if self.observer is not None:
             self.observer(kind, **facts)
 
+    def count_tokens(self, into: int | None, out: int | None) -> None:
+        with self._usage_lock:
+            self.usage[0] += into or 0
+            self.usage[1] += out or 0
+
     def child(self) -> RunHandle:
-        """The handle of a sub-workflow's run: canceled with this one, observed by the same."""
+        """The handle of a sub-workflow's run: canceled with this one, observed by the same,
+        its tokens counted in this run's usage."""
         handle = RunHandle(self.observer)
+        handle.usage, handle._usage_lock = self.usage, self._usage_lock
         with self._lock:
             self._children.append(handle)
         if self.canceled:
@@ -399,6 +410,7 @@ class Engine:
         handle.note("llm_call", model=model, outcome="ok")
         if reply.tokens_in is not None or reply.tokens_out is not None:
             handle.note("llm_tokens", model=model, into=reply.tokens_in, out=reply.tokens_out)
+            handle.count_tokens(reply.tokens_in, reply.tokens_out)
         stats.llm_server_seconds += reply.server_seconds
         if tool.get("format") is None:
             return reply.text.strip()

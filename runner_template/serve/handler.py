@@ -630,7 +630,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         workflow = self.service.workflow
         try:
-            inputs, stream = openai_face.chat_request(workflow, body[1])
+            asked = openai_face.chat_request(workflow, body[1])
         except openai_face.FaceError as error:
             self._json(
                 error.status,
@@ -639,18 +639,21 @@ class Handler(BaseHTTPRequestHandler):
             return
         if not self._take_slot():
             return
-        completion = openai_face.Completion(workflow)
-        if not stream:
+        completion = openai_face.Completion(workflow, asked.include_usage)
+        if not asked.stream:
+            handle = self.service.handle()
             try:
-                outputs = self.service.run(inputs)
+                outputs = self.service.run(asked.inputs, handle=handle)
             except RunnerError as error:
                 self._runner_error(error)
                 return
             finally:
                 self.service.slots.release()
-            self._json(200, completion.whole(openai_face.reply_text(workflow, outputs)))
+            text = openai_face.reply_text(workflow, outputs)
+            self._json(200, completion.whole(text, handle.usage))
             return
-        events = self._events(inputs)
+        events = self._events(asked.inputs)
+        handle = self._run_handle
         self._start_events("text/event-stream")
         step = openai_face.streamed_step(workflow)
 
@@ -670,6 +673,8 @@ class Handler(BaseHTTPRequestHandler):
                     text = openai_face.reply_text(workflow, event["outputs"])
                     send(completion.chunk({"content": text}))
                 send(completion.chunk({}, "stop"))
+                if asked.include_usage:
+                    send(completion.usage_chunk(handle.usage))
                 self._event_bytes(b"data: [DONE]\n\n")
                 return
             elif kind == "error":
