@@ -12,7 +12,6 @@ import io
 import json
 import queue
 import socket
-import sys
 import threading
 import time
 from _operator import _compare_digest  # hmac.compare_digest; hmac is left out of small images
@@ -171,14 +170,13 @@ class Handler(BaseHTTPRequestHandler):
         pass  # one JSON line per request instead (see _log)
 
     def _log(self, status: int, sent: int, started: float) -> None:
-        """One JSON line per request; written by hand (the fields are known, two are text)."""
+        """One JSON line per request (``service.log``); made by hand: the fields are known."""
         path = json.dumps(self.path[:200].encode("ascii", "backslashreplace").decode())
         ms = round((time.monotonic() - started) * 1000, 1)
-        sys.stderr.write(
+        self.service.log.write(
             f'{{"time": "{now_stamps()[1]}", "method": {json.dumps(self.command)},'
             f' "path": {path}, "status": {status}, "ms": {ms}, "bytes": {sent}}}\n'
         )
-        sys.stderr.flush()
 
     # -- replies -------------------------------------------------------------------------------
 
@@ -371,7 +369,7 @@ class Handler(BaseHTTPRequestHandler):
                 # so the model is free for the next request instead of a reply nobody reads.
                 self._run_handle.cancel()
         except Exception as error:  # no traceback reaches a client
-            sys.stderr.write(json.dumps({"internal_error": repr(error)[:500]}) + "\n")
+            self.service.log.write(json.dumps({"internal_error": repr(error)[:500]}) + "\n")
             self.close_connection = True
             if self._status == 500 and self._sent == 0:
                 with contextlib.suppress(OSError):

@@ -41,6 +41,11 @@ def _label_text(labels: Labels, extra: str = "") -> str:
     return "{" + ",".join(parts) + "}" if parts else ""
 
 
+def _key(labels: dict[str, str]) -> Labels:
+    """A series' key: its labels in name order (one label or none needs no sorting)."""
+    return tuple(labels.items()) if len(labels) < 2 else tuple(sorted(labels.items()))
+
+
 def _number(value: float) -> str:
     if value == math.inf:
         return "+Inf"
@@ -73,20 +78,21 @@ class Metrics:
         self._values: dict[str, dict[Labels, Any]] = {}
 
     def _series(self, name: str, kind: str, help_text: str) -> dict[Labels, Any]:
-        if name not in self._values:
+        series = self._values.get(name)
+        if series is None:
             self._help[name] = (kind, help_text)
-            self._values[name] = {}
-        return self._values[name]
+            series = self._values[name] = {}
+        return series
 
     def inc(self, name: str, help_text: str, amount: float = 1, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
+        key = _key(labels)
         with self._lock:
             series = self._series(name, "counter", help_text)
             series[key] = series.get(key, 0) + amount
 
     def add(self, name: str, help_text: str, amount: float, **labels: str) -> None:
         """A gauge that goes up and down (requests in flight)."""
-        key = tuple(sorted(labels.items()))
+        key = _key(labels)
         with self._lock:
             series = self._series(name, "gauge", help_text)
             series[key] = series.get(key, 0) + amount
@@ -99,7 +105,7 @@ class Metrics:
         buckets: tuple[float, ...] = LATENCY_BUCKETS,
         **labels: str,
     ) -> None:
-        key = tuple(sorted(labels.items()))
+        key = _key(labels)
         with self._lock:
             series = self._series(name, "histogram", help_text)
             histogram = series.get(key)
