@@ -294,3 +294,47 @@ def test_serve_options_without_serve_are_refused(tmp_path, inputs):
         "--inputs", str(inputs), "--playground",
     )  # fmt: skip
     assert proc.returncode == 2 and "--playground: only with --serve" in proc.stderr
+
+
+def test_the_program_serves_with_the_token_as_the_pod_would(tmp_path):
+    """The Deployment's command, run here with the Secret's value in NAME: the probes' route
+    answers without a token, every other route needs it."""
+    import subprocess
+    import sys
+
+    import requests
+
+    from rules.graph.build import prepare
+
+    out = tmp_path / "k8s"
+    token = "t0ken-from-the-secret"
+    proc = run_cli(
+        "k8s", str(WORKFLOWS / "calculator.json"), "-o", str(out), "--serve",
+        "--auth-token-env", "WF_TOKEN", "--write-auth-secret", env={"WF_TOKEN": token},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    found = validate_folder(out)
+    container = serve_container(found)
+    secret = base64.b64decode(found["secret-auth.yaml"]["data"]["token"]).decode()
+    args = container["args"]
+    args[args.index("--port") + 1] = "0"
+    bundle = prepare(WORKFLOWS / "calculator.json").bundle_path
+    served = subprocess.Popen(
+        [sys.executable, "-m", "runner_template", *args, "--host", "127.0.0.1"],
+        env={"WORKFLOW_BUNDLE": str(bundle), container["env"][0]["name"]: secret},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = json.loads(served.stderr.readline())["listening"]
+        probe = container["readinessProbe"]["httpGet"]["path"]
+        assert requests.get(url + probe, timeout=10).status_code == 200
+        body = {"a": 6, "b": 7, "operation": "multiply"}
+        assert requests.post(url + "/invoke", json=body, timeout=10).status_code == 401
+        reply = requests.post(
+            url + "/invoke", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert reply.status_code == 200 and reply.json()["outputs"]["result"] == 42
+    finally:
+        served.terminate()
+        served.wait(timeout=30)
