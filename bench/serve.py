@@ -282,9 +282,10 @@ def llm_rows(runs: int) -> list[list[str]]:
         server.stop()
 
 
-def write_doc(table: str) -> None:
+def write_doc(table: str, begin: str = BEGIN, end_mark: str = END) -> None:
+    """``table`` into docs/RUNNER.md between a bench's markers."""
     text = DOC.read_text()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    start, end = text.index(begin) + len(begin), text.index(end_mark)
     DOC.write_text(text[:start] + "\n" + table + "\n" + text[end:])
 
 
