@@ -165,8 +165,11 @@ def start_image(port: int, compiler: str = "nuitka") -> str:
 # -- the load ---------------------------------------------------------------------------------
 
 
-def wrk(port: int, connections: int, seconds: float) -> tuple[float, float, float, int]:
-    """requests/s, p50 ms, p99 ms and non-2xx answers, from wrk's own report."""
+def wrk(
+    port: int, connections: int, seconds: float, errors_seen: list[str] | None = None
+) -> tuple[float, float, float, int]:
+    """requests/s, p50 ms, p99 ms and failures (non-2xx answers and socket errors), from wrk's
+    own report; wrk's lines about failures are added to ``errors_seen`` when given."""
     script = Path(tempfile.mkdtemp(prefix="bench-serve-")) / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
@@ -186,6 +189,8 @@ def wrk(port: int, connections: int, seconds: float) -> tuple[float, float, floa
     failures = int(bad.group(1)) if bad else 0
     if errors:
         failures += sum(int(n) for n in re.findall(r"\d+", errors.group(0)))
+    if errors_seen is not None and failures:
+        errors_seen += [m.group(0) for m in (bad, errors) if m]
     return rate, ms("50%"), ms("99%"), failures
 
 

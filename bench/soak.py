@@ -80,10 +80,13 @@ def main() -> None:
             ]
         ]
         started, total_errors, total_requests = time.monotonic(), 0, 0
+        seen: list[str] = []  # wrk's lines about the failures, by round
         left = args.minutes * 60
         while left > 0:
             seconds = min(60.0, left)
-            rate, _p50, p99, errors = wrk(port, args.connections, seconds)
+            found: list[str] = []
+            rate, _p50, p99, errors = wrk(port, args.connections, seconds, found)
+            seen += [f"round {len(rows)}: {line}" for line in found]
             left -= seconds
             total_errors += errors
             total_requests += round(rate * seconds)
@@ -114,6 +117,8 @@ def main() -> None:
         f" the container {'still running' if alive else 'NOT running'} at the end"
     )
     print(summary)
+    for line in seen:
+        print(line)
     lines = [
         f"{title} (bench/soak.py, {time.strftime('%Y-%m-%d')}):",
         "",
