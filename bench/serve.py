@@ -4,7 +4,9 @@ Servers, all measured in the same run with the same load (wrk, ``--connections``
 connections, two threads, ``--seconds`` each, after a warm-up):
 
 * ``serve --local``: the runner's own service (``python -m runner_template --serve``);
-* the compiled image (``docker-workflow serve``, Nuitka), with ``--image`` (a build: minutes);
+* with ``--image`` (builds: minutes): the compiled image (``docker-workflow serve``, Nuitka),
+  and the same service in an image of plain CPython (``--compiler none``), both ``docker run``
+  with the port published on 127.0.0.1 (Docker's proxy in the path, as users run them);
 * uvicorn + Starlette calling the same :class:`~runner_template.engine.Engine` (what a user
   would write instead; a bench-only dependency, the ``bench`` extra), one worker;
 * a bare standard-library ``ThreadingHTTPServer`` with ``TCP_NODELAY`` answering a constant:
@@ -14,9 +16,16 @@ With ``--llm``, a second table: time to the first token of the summarizer (one L
 dev LLM server) through ``/stream`` and through the OpenAI face's stream, against calling the LLM
 server's own streaming ``/api/generate`` directly (median of ``--llm-runs``).
 
+The servers run one after another, all of them ``--rounds`` times (default 2): the machine is
+shared, so figures are compared within a round, as ratios to the bare server of that round
+(the ``x bare`` column). ``--baseline DIR`` adds a ``serve --local`` row running the
+``runner_template`` found in DIR (``git archive COMMIT runner_template | tar -x -C DIR``),
+named by ``--baseline-label``: a change's before and after in the same run.
+
 The tables are printed and written into docs/RUNNER.md between its bench markers. wrk comes from
 Debian (scripts/setup_serve_tools.sh). Run:
-``.venv/bin/python bench/serve.py [--connections 8] [--seconds 10] [--image]``.
+``.venv/bin/python bench/serve.py [--connections 8] [--seconds 10] [--rounds 2] [--image]
+[--llm] [--baseline DIR]``.
 """
 
 from __future__ import annotations
@@ -131,11 +140,12 @@ def bundle_of_calculator() -> Path:
     return prepare(WORKFLOW).bundle_path
 
 
-def start_local(bundle: Path, port: int) -> subprocess.Popen:
+def start_local(bundle: Path, port: int, tree: Path = ROOT) -> subprocess.Popen:
+    """``serve --local``: the runner of ``tree`` (this checkout, or ``--baseline``'s)."""
     command = [sys.executable, "-m", "runner_template", "--serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "-j", "16"]
     env = {**os.environ, "WORKFLOW_BUNDLE": str(bundle)}
-    return subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(command, env=env, cwd=tree, stderr=subprocess.DEVNULL)
 
 
 def start_self(mode: str, port: int, bundle: Path) -> subprocess.Popen:
@@ -143,17 +153,23 @@ def start_self(mode: str, port: int, bundle: Path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
 
 
-def start_image(port: int) -> str:
+def start_image(port: int, compiler: str = "nuitka") -> str:
+    """The calculator's image (built by the real pipeline if needed), ``docker run`` with its
+    port published on 127.0.0.1, as ``docker-workflow serve --detach`` does; its container id."""
+    tag = "bench-serve:latest" if compiler == "nuitka" else f"bench-serve-{compiler}:latest"
     cli = [sys.executable, str(ROOT / "docker_workflow.py"), "serve", str(WORKFLOW)]
-    options = ["-p", str(port), "--detach", "-j", "16", "-t", "bench-serve:latest"]
+    options = ["-p", str(port), "--detach", "-j", "16", "-t", tag, "--compiler", compiler]
     return run_quiet([*cli, *options], cwd=ROOT).stdout.strip().splitlines()[-1]
 
 
 # -- the load ---------------------------------------------------------------------------------
 
 
-def wrk(port: int, connections: int, seconds: float) -> tuple[float, float, float, int]:
-    """requests/s, p50 ms, p99 ms and non-2xx answers, from wrk's own report."""
+def wrk(
+    port: int, connections: int, seconds: float, errors_seen: list[str] | None = None
+) -> tuple[float, float, float, int]:
+    """requests/s, p50 ms, p99 ms and failures (non-2xx answers and socket errors), from wrk's
+    own report; wrk's lines about failures are added to ``errors_seen`` when given."""
     script = Path(tempfile.mkdtemp(prefix="bench-serve-")) / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
@@ -173,6 +189,8 @@ def wrk(port: int, connections: int, seconds: float) -> tuple[float, float, floa
     failures = int(bad.group(1)) if bad else 0
     if errors:
         failures += sum(int(n) for n in re.findall(r"\d+", errors.group(0)))
+    if errors_seen is not None and failures:
+        errors_seen += [m.group(0) for m in (bad, errors) if m]
     return rate, ms("50%"), ms("99%"), failures
 
 
@@ -254,21 +272,25 @@ def llm_rows(runs: int) -> list[list[str]]:
                 rb'"content": "[^"]',  # the first chunk with text (the first has the role)
             ),
         ]
-        rows = []
-        for name, url, body, wanted in cases:
+        samples: dict[str, list[float]] = {name: [] for name, *_ in cases}
+        for _name, url, body, wanted in cases:
             first_byte_of(url, body, wanted)  # warm-up
-            samples = [first_byte_of(url, body, wanted) for _ in range(runs)]
-            rows.append([name, f"{statistics.median(samples) * 1000:.1f} ms"])
-        return rows
+        for _ in range(runs):  # the paths in turn, so a busy moment of the machine hits all
+            for name, url, body, wanted in cases:
+                samples[name].append(first_byte_of(url, body, wanted))
+        return [
+            [name, f"{statistics.median(times) * 1000:.1f} ms"] for name, times in samples.items()
+        ]
     finally:
         service.terminate()
         service.wait(timeout=30)
         server.stop()
 
 
-def write_doc(table: str) -> None:
+def write_doc(table: str, begin: str = BEGIN, end_mark: str = END) -> None:
+    """``table`` into docs/RUNNER.md between a bench's markers."""
     text = DOC.read_text()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    start, end = text.index(begin) + len(begin), text.index(end_mark)
     DOC.write_text(text[:start] + "\n" + table + "\n" + text[end:])
 
 
@@ -278,7 +300,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--image", action="store_true", help="also the compiled image (a build)")
     parser.add_argument("--llm", action="store_true", help="also time to first token (dev LLM)")
-    parser.add_argument("--llm-runs", type=int, default=5)
+    parser.add_argument("--llm-runs", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=2, help="every server this many times")
+    parser.add_argument(
+        "--baseline", type=Path, metavar="DIR", help="also serve --local from this checkout"
+    )
+    parser.add_argument("--baseline-label", help="the --baseline row's name (default DIR's)")
     parser.add_argument("--anchor", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bundle", help=argparse.SUPPRESS)
@@ -308,22 +335,49 @@ def main() -> None:
     ]
     if args.image:
         servers.insert(1, ("compiled image (`docker-workflow serve`)", start_image))
+        servers.insert(
+            2,
+            (
+                "image of plain CPython (`--compiler none`)",
+                lambda p: start_image(p, compiler="none"),
+            ),
+        )
+    if args.baseline:
+        tree = args.baseline.resolve()
+        if not (tree / "runner_template").is_dir():
+            raise SystemExit(f"--baseline {tree}: no runner_template folder there")
+        label = f"`serve --local`, {args.baseline_label or tree.name}"
+        servers.insert(1, (label, lambda p: start_local(bundle, p, tree)))
     rows = []
-    for name, start in servers:
-        port = free_port()
-        handle = start(port)  # type: ignore[operator]
-        try:
-            wait_up(port)
-            wrk(port, args.connections, 2)  # warm-up
-            rate, p50, p99, failures = wrk(port, args.connections, args.seconds)
-        finally:
-            if isinstance(handle, str):
-                run_quiet(["docker", "rm", "-f", handle])
-            else:
-                handle.terminate()
-                handle.wait(timeout=30)
-        rows.append([name, f"{rate:,.0f}", f"{p50:.1f} ms", f"{p99:.1f} ms", str(failures)])
-    columns = ["server", "requests/s", "p50", "p99", "errors"]
+    for round_number in range(1, args.rounds + 1):
+        measured = []
+        for name, start in servers:
+            port = free_port()
+            handle = start(port)  # type: ignore[operator]
+            try:
+                wait_up(port)
+                wrk(port, args.connections, 2)  # warm-up
+                measured.append((name, *wrk(port, args.connections, args.seconds)))
+            finally:
+                if isinstance(handle, str):
+                    run_quiet(["docker", "rm", "-f", handle])
+                else:
+                    handle.terminate()
+                    handle.wait(timeout=30)
+        bare = measured[-1][1]
+        for name, rate, p50, p99, failures in measured:
+            rows.append(
+                [
+                    str(round_number),
+                    name,
+                    f"{rate:,.0f}",
+                    f"{rate / bare:.2f}",
+                    f"{p50:.1f} ms",
+                    f"{p99:.1f} ms",
+                    str(failures),
+                ]
+            )
+    columns = ["round", "server", "requests/s", "x bare", "p50", "p99", "errors"]
     title = (
         f"POST /invoke, calculator, wrk {args.connections} keep-alive connections,"
         f" {args.seconds:g} s, {os.cpu_count()} CPUs"

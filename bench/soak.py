@@ -7,8 +7,8 @@ after each round the container's memory (``docker stats``) and the open file des
 process (``/proc/PID/fd``, the PID from ``docker inspect``; needs the rights to read another
 user's /proc, as root has) are sampled. A service that leaks grows in those columns; one that
 holds shows the same figures at the end as at the start. Errors are wrk's non-2xx answers and
-socket errors. Run:
-``.venv/bin/python bench/soak.py [--minutes 10] [--connections 8]``.
+socket errors. The table is printed and written into docs/RUNNER.md between its soak markers.
+Run: ``.venv/bin/python bench/soak.py [--minutes 10] [--connections 8]``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from common import print_table, run_quiet
-from serve import free_port, start_image, wait_up, wrk
+from serve import free_port, start_image, wait_up, write_doc, wrk
 
 UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "kB": 1000, "MB": 1000**2}
 
@@ -80,10 +80,13 @@ def main() -> None:
             ]
         ]
         started, total_errors, total_requests = time.monotonic(), 0, 0
+        seen: list[str] = []  # wrk's lines about the failures, by round
         left = args.minutes * 60
         while left > 0:
             seconds = min(60.0, left)
-            rate, _p50, p99, errors = wrk(port, args.connections, seconds)
+            found: list[str] = []
+            rate, _p50, p99, errors = wrk(port, args.connections, seconds, found)
+            seen += [f"round {len(rows)}: {line}" for line in found]
             left -= seconds
             total_errors += errors
             total_requests += round(rate * seconds)
@@ -109,9 +112,24 @@ def main() -> None:
         f" connections, {args.minutes:g} min, {os.cpu_count()} CPUs"
     )
     print_table(title, columns, rows)
-    print(
+    summary = (
         f"{total_requests:,} requests, {total_errors} errors,"
         f" the container {'still running' if alive else 'NOT running'} at the end"
+    )
+    print(summary)
+    for line in seen:
+        print(line)
+    lines = [
+        f"{title} (bench/soak.py, {time.strftime('%Y-%m-%d')}):",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+        summary + ".",
+    ]
+    write_doc(
+        "\n".join(lines) + "\n", "<!-- bench/soak.py: begin -->", "<!-- bench/soak.py: end -->"
     )
     if total_errors or not alive:
         raise SystemExit(1)

@@ -1,9 +1,11 @@
 """Execute a bundle: the steps of one workflow as a DAG, with timeouts, retries and fallbacks.
 
-Every attempt of a step runs in its own daemon thread and reports to one queue; the scheduler
-loop in :class:`_Run` owns all state. A thread cannot be killed, so a step that overruns its
-``timeout`` is failed by the scheduler and its thread is abandoned (daemon threads never keep the
-process alive). Retries wait with exponential backoff without holding a thread.
+Every attempt of a step runs on a worker thread (daemon threads, reused); the run's state is
+guarded by one lock in :class:`_Run`, and the worker that finishes an attempt goes on with the
+next ready step itself, while the caller's thread watches the clock. A thread cannot be killed,
+so a step that overruns its ``timeout`` is failed by the caller's thread and its worker is
+abandoned (daemon threads never keep the process alive). Retries wait with exponential
+backoff without holding a thread.
 Where CPython has no threads (Pyodide in a browser), an attempt runs in place instead, to its
 end: a parallel group's steps then run one after another, with the same results and errors.
 
@@ -190,18 +192,22 @@ class RunHandle:
         # ``llm_tokens`` (``into``/``out``: the prompt's and the reply's, None if unknown), with
         # facts as keywords): serve's metrics. Called from the scheduler and step threads.
         self.observer = observer
-        self._canceled = threading.Event()
-        self._wake: queue.Queue | None = None
+        # Tokens in (prompts) and out (replies) of the run's LLM calls, sub-workflows' included,
+        # as the LLM servers count them (0 when a server does not say): the OpenAI face's usage.
+        self.usage = [0, 0]
+        self._usage_lock = threading.Lock()
+        self._canceled = False  # set once, under the lock; read without it
+        self._wake: queue.SimpleQueue | None = None
         self._children: list[RunHandle] = []
         self._lock = threading.Lock()
 
     @property
     def canceled(self) -> bool:
-        return self._canceled.is_set()
+        return self._canceled
 
     def cancel(self) -> None:
         with self._lock:
-            self._canceled.set()
+            self._canceled = True
             if self._wake is not None:
                 self._wake.put(None)  # wakes the scheduler from its wait for a report
             children = list(self._children)
@@ -212,19 +218,26 @@ class RunHandle:
         if self.observer is not None:
             self.observer(kind, **facts)
 
+    def count_tokens(self, into: int | None, out: int | None) -> None:
+        with self._usage_lock:
+            self.usage[0] += into or 0
+            self.usage[1] += out or 0
+
     def child(self) -> RunHandle:
-        """The handle of a sub-workflow's run: canceled with this one, observed by the same."""
+        """The handle of a sub-workflow's run: canceled with this one, observed by the same,
+        its tokens counted in this run's usage."""
         handle = RunHandle(self.observer)
+        handle.usage, handle._usage_lock = self.usage, self._usage_lock
         with self._lock:
             self._children.append(handle)
         if self.canceled:
             handle.cancel()
         return handle
 
-    def _attach(self, reports: queue.Queue) -> None:
+    def _attach(self, reports: queue.SimpleQueue) -> None:
         with self._lock:
             self._wake = reports
-            if self._canceled.is_set():
+            if self._canceled:
                 reports.put(None)
 
 
@@ -252,6 +265,7 @@ class Engine:
         self.provider_override = provider or os.environ.get("LLM_PROVIDER") or None
         # The DAG is the same for every run: computed once (it was a tenth of a small run's CPU).
         self.waits = step_dependencies(self.workflow["steps"])
+        self._timeouts: dict[tuple[str, str | None], float] = {}  # see timeout()
 
     # -- public -----------------------------------------------------------------------------
 
@@ -282,9 +296,14 @@ class Engine:
     # -- step kinds (called from step threads) ----------------------------------------------
 
     def timeout(self, state: _StepState) -> float:
-        tool = self.tools.get(state.tool_id or "", {})
-        value = state.step.get("timeout") or tool.get("timeout")
-        return finite_seconds(value, DEFAULT_STEP_TIMEOUT, MAX_STEP_TIMEOUT)
+        key = (state.step["step_id"], state.tool_id)
+        seconds = self._timeouts.get(key)
+        if seconds is None:  # the same for every run: worked out once per step and tool
+            tool = self.tools.get(state.tool_id or "", {})
+            value = state.step.get("timeout") or tool.get("timeout")
+            seconds = finite_seconds(value, DEFAULT_STEP_TIMEOUT, MAX_STEP_TIMEOUT)
+            self._timeouts[key] = seconds
+        return seconds
 
     def step_budget(self, state: _StepState) -> float:
         """The step's overall deadline, in seconds from its first start."""
@@ -391,6 +410,7 @@ class Engine:
         handle.note("llm_call", model=model, outcome="ok")
         if reply.tokens_in is not None or reply.tokens_out is not None:
             handle.note("llm_tokens", model=model, into=reply.tokens_in, out=reply.tokens_out)
+            handle.count_tokens(reply.tokens_in, reply.tokens_out)
         stats.llm_server_seconds += reply.server_seconds
         if tool.get("format") is None:
             return reply.text.strip()
@@ -429,7 +449,16 @@ class Engine:
 
 
 class _Run:
-    """One run of an engine's workflow: the scheduler loop and its state."""
+    """One run of an engine's workflow: its state, advanced under one lock by whichever thread
+    has news.
+
+    The caller's thread only watches the clock (attempt, step and run deadlines, backoff pauses,
+    cancelation); a worker that finishes an attempt settles it and runs the next ready step
+    itself, so a chain of steps costs one hand-over to a worker and one back, not two per step
+    (the hand-overs between threads were most of a small run's CPU under ``serve``). A worker
+    whose attempt overran finds, when it returns, that the caller settled the attempt already,
+    and drops its result.
+    """
 
     def __init__(
         self,
@@ -446,7 +475,12 @@ class _Run:
         self.handle = handle
         self.stats = handle.stats
         self.outputs: dict[str, dict[str, Any]] = {}
-        self.reports: queue.Queue = queue.Queue()
+        self.wakeups: queue.SimpleQueue = queue.SimpleQueue()  # the caller's loop waits here
+        self.lock = threading.Lock()  # guards every field below and the steps' states
+        self.states: dict[str, _StepState] = {}
+        self.failure: RunnerError | None = None  # the error that ends the run
+        self.over = False  # the caller has returned: results arriving now are dropped
+        self.wake_at = math.inf  # when the caller's loop wakes by itself next
 
     def _event(self, event: Event) -> None:
         if self.emit is not None:
@@ -454,45 +488,54 @@ class _Run:
 
     def execute(self) -> dict[str, Any]:
         steps = self.engine.workflow["steps"]
-        waits = self.engine.waits
-        states = {s["step_id"]: _StepState(s, s.get("tool")) for s in steps}
+        self.states = {s["step_id"]: _StepState(s, s.get("tool")) for s in steps}
         started = time.monotonic()
-        self.handle._attach(self.reports)
-        while len(self.outputs) < len(steps):
-            now = time.monotonic()
-            if self.handle.canceled:
-                raise CanceledError(f"the run was canceled ({now - started:.1f} s in)")
-            if self.deadline is not None and now >= self.deadline:
-                raise StepTimeoutError(
-                    f"the run did not finish within its deadline ({now - started:.1f} s spent)"
-                )
-            running = sum(1 for st in states.values() if st.status == "running")
-            for step_id, state in states.items():
-                ready = state.status == "waiting" or (
-                    state.status == "backoff" and now >= state.not_before
-                )
-                if ready and running < MAX_PARALLEL and waits[step_id] <= self.outputs.keys():
-                    self._start(state)
-                    running += 1
-            wake = [st.attempt_deadline for st in states.values() if st.status == "running"]
-            wake += [st.not_before for st in states.values() if st.status == "backoff"]
-            if self.deadline is not None:
-                wake.append(self.deadline)
-            timeout = max(0.0, min(wake) - time.monotonic()) if wake else None
-            try:
-                report = self.reports.get(timeout=timeout)
-            except queue.Empty:
-                report = None
-            step_id, attempt, ok, value = report or (None, 0, False, None)
-            if step_id is not None:
-                state = states[step_id]
-                if state.status == "running" and state.attempt == attempt:
-                    self._settle(state, ok, value)
-            for state in states.values():
-                if state.status == "running" and time.monotonic() >= state.attempt_deadline:
-                    self._settle(state, False, self._overrun(state))
-        log(f"done in {time.monotonic() - started:.3f} s")
+        self.handle._attach(self.wakeups)
+        try:
+            while True:
+                with self.lock:
+                    now = time.monotonic()
+                    if self.failure is not None:
+                        raise self.failure
+                    if len(self.outputs) == len(steps):
+                        break
+                    if self.handle.canceled:
+                        raise CanceledError(f"the run was canceled ({now - started:.1f} s in)")
+                    if self.deadline is not None and now >= self.deadline:
+                        raise StepTimeoutError(
+                            f"the run did not finish within its deadline"
+                            f" ({now - started:.1f} s spent)"
+                        )
+                    for state in self.states.values():
+                        if state.status == "running" and now >= state.attempt_deadline:
+                            self._settle(state, False, self._overrun(state))
+                    if self.failure is not None:
+                        raise self.failure
+                    jobs = self._ready(now)
+                    self.wake_at = self._next_wake()
+                for job in jobs:
+                    self._launch(job)
+                timeout = None
+                if self.wake_at != math.inf:
+                    timeout = max(0.0, self.wake_at - time.monotonic())
+                try:
+                    self.wakeups.get(timeout=timeout)
+                except queue.Empty:  # a deadline or the end of a pause: the loop looks
+                    continue
+        finally:
+            with self.lock:
+                self.over = True
+        if not QUIET:
+            log(f"done in {time.monotonic() - started:.3f} s")
         return self.engine.collect_outputs(self.inputs, self.outputs)
+
+    def _next_wake(self) -> float:
+        """The earliest time the caller's loop must look at the run again."""
+        wake = [st.attempt_deadline for st in self.states.values() if st.status == "running"]
+        wake += [st.not_before for st in self.states.values() if st.status == "backoff"]
+        if self.deadline is not None:
+            wake.append(self.deadline)
+        return min(wake) if wake else math.inf
 
     def _overrun(self, state: _StepState) -> StepTimeoutError:
         step_id = state.step["step_id"]
@@ -507,7 +550,24 @@ class _Run:
             f"step '{step_id}' did not finish within {self.engine.timeout(state):g} s", step_id
         )
 
-    def _start(self, state: _StepState) -> None:
+    def _ready(self, now: float) -> list[tuple[_StepState, int]]:
+        """Start every step that may start now (lock held); the attempts to run are returned."""
+        waits = self.engine.waits
+        running = sum(1 for st in self.states.values() if st.status == "running")
+        jobs = []
+        for step_id, state in self.states.items():
+            ready = state.status == "waiting" or (
+                state.status == "backoff" and now >= state.not_before
+            )
+            if ready and running < MAX_PARALLEL and waits[step_id] <= self.outputs.keys():
+                jobs.append((state, self._start(state)))
+                running += 1
+                if not THREADS:  # one at a time, each to its end before the next starts
+                    break
+        return jobs
+
+    def _start(self, state: _StepState) -> int:
+        """Mark the step's next attempt as running (lock held); its number is returned."""
         step = state.step
         step_id = step["step_id"]
         now = time.monotonic()
@@ -523,38 +583,78 @@ class _Run:
         state.stats.attempts += 1
         state.stats.tool = state.tool_id
         label = state.tool_id or ("sub-workflow" if step["type"] == "sub_workflow" else "code")
-        log(f"step {step_id}: start ({label}, attempt {state.attempt})")
+        if not QUIET:  # the message costs its formatting even when nobody reads it
+            log(f"step {step_id}: start ({label}, attempt {state.attempt})")
         self._event({"event": "step_started", "step": step_id, "attempt": state.attempt})
-        attempt, deadline, tool_id = state.attempt, state.attempt_deadline, state.tool_id
-        inputs, outputs, reports, engine = self.inputs, self.outputs, self.reports, self.engine
-        emit, handle = self.emit, self.handle
+        return state.attempt
 
-        def work() -> tuple[str, int, bool, Any]:
-            try:
-                values = {
-                    key: resolve_mapping_value(value, inputs, outputs)
-                    for key, value in (step.get("input_mapping") or {}).items()
-                }
-                result = engine.execute(step, tool_id, values, deadline, state.stats, emit, handle)
-                return (step_id, attempt, True, result)
-            except RunnerError as error:
-                error.step = error.step or step_id
-                return (step_id, attempt, False, error)
-            except LookupError as error:
-                return (step_id, attempt, False, ToolError(str(error), step_id))
-            except Exception as error:  # a bug in the engine, reported as such
-                return (step_id, attempt, False, RunnerError(repr(error), step_id))
-
+    def _launch(self, job: tuple[_StepState, int]) -> None:
+        """Run an attempt on a worker thread, or (without threads) here and now, to its end."""
         if THREADS:
-            _WORKERS.submit(lambda: reports.put(work()))
-            return
-        report = work()
-        if time.monotonic() >= deadline:  # what the scheduler says of a thread that overran
-            report = (step_id, attempt, False, self._overrun(state))
-        self._settle(state, report[2], report[3])  # now: its time and events are its own
-        reports.put(report)  # wakes the loop, which finds the step settled and moves on
+            _WORKERS.submit(lambda: self._chain(*job))
+        else:
+            self._chain(*job)
+
+    def _attempt(self, state: _StepState, attempt: int) -> tuple[bool, Any]:
+        """Run one attempt of a step (no lock held): ``(True, value)`` or ``(False, error)``."""
+        step = state.step
+        step_id = step["step_id"]
+        deadline, tool_id = state.attempt_deadline, state.tool_id
+        try:
+            values = {
+                key: resolve_mapping_value(value, self.inputs, self.outputs)
+                for key, value in (step.get("input_mapping") or {}).items()
+            }
+            engine = self.engine
+            result = engine.execute(
+                step, tool_id, values, deadline, state.stats, self.emit, self.handle
+            )
+            return True, result
+        except RunnerError as error:
+            error.step = error.step or step_id
+            return False, error
+        except LookupError as error:
+            return False, ToolError(str(error), step_id)
+        except Exception as error:  # a bug in the engine, reported as such
+            return False, RunnerError(repr(error), step_id)
+
+    def _chain(self, state: _StepState, attempt: int) -> None:
+        """Run an attempt, settle it, and go on with the next ready step in this same thread
+        (others that became ready go to other workers). The caller's loop is woken when the
+        run ends, when nothing is left to run here, or when a new attempt's deadline comes
+        before its next wake-up."""
+        job: tuple[_StepState, int] | None = (state, attempt)
+        while job is not None:
+            state, attempt = job
+            ok, value = self._attempt(state, attempt)
+            wake = True
+            with self.lock:
+                if self.over:
+                    return
+                try:
+                    if not THREADS and time.monotonic() >= state.attempt_deadline:
+                        ok, value = False, self._overrun(state)  # what the caller would say
+                    if state.status == "running" and state.attempt == attempt:
+                        self._settle(state, ok, value)
+                    jobs = (
+                        []
+                        if self.failure is not None or not THREADS
+                        else self._ready(time.monotonic())
+                    )
+                except Exception as error:  # a bug in the engine: the run's error
+                    self.failure, jobs = RunnerError(repr(error), state.step["step_id"]), []
+                finished = self.failure is not None or len(self.outputs) == len(self.states)
+                if jobs and not finished:
+                    wake = any(st.attempt_deadline < self.wake_at for st, _ in jobs)
+            if wake:
+                self.wakeups.put(None)
+            for other in jobs[1:]:
+                self._launch(other)
+            job = jobs[0] if jobs else None
 
     def _settle(self, state: _StepState, ok: bool, value: Any) -> None:
+        """Record an attempt's outcome (lock held): done, a retry, a fallback, or the run's
+        :attr:`failure`."""
         step_id = state.step["step_id"]
         now = time.monotonic()
         if ok:
@@ -563,7 +663,8 @@ class _Run:
             self.stats[step_id] = state.stats
             self.outputs[step_id] = {state.step.get("output_name") or "output": value}
             self.handle.note("step", step=step_id, seconds=state.stats.wall_seconds, outcome="ok")
-            log(f"step {step_id}: done in {state.stats.wall_seconds:.3f} s")
+            if not QUIET:
+                log(f"step {step_id}: done in {state.stats.wall_seconds:.3f} s")
             self._event(
                 {
                     "event": "step_finished",
@@ -592,8 +693,9 @@ class _Run:
             state.tool_id, state.used_fallback, state.attempt = fallback, True, 0
             state.status, state.not_before = "backoff", now
             return
+        state.status = "done"
         self.stats[step_id] = state.stats
         self.handle.note(
             "step", step=step_id, seconds=now - state.started, outcome=error.error_type
         )
-        raise error
+        self.failure = error

@@ -63,32 +63,57 @@ def _too_long(number: int) -> bool:
         return True
 
 
-def _path(parts: list[str | int]) -> str:
+def _path(where: tuple | None) -> str:
+    """``$.a[0].b`` from a path kept as nested pairs ``((parent, key), ...)``, root ``None``."""
+    parts: list[str | int] = []
+    while where is not None:
+        where, part = where
+        parts.append(part)
     text = "$"
-    for part in parts:
+    for part in reversed(parts):
         text += f"[{part}]" if isinstance(part, int) else f".{part}"
     return text
+
+
+def _first(where: tuple | None, count: int) -> tuple | None:
+    """The path cut to its first ``count`` parts (a deep error names where it went deep)."""
+    chain = []
+    while where is not None:
+        chain.append(where)
+        where = where[0]
+    cut = None
+    for _parent, part in reversed(chain[-count:] if count else []):
+        cut = (cut, part)
+    return cut
 
 
 def check_tree(value: Any, *, max_depth: int = MAX_DEPTH, text_checks: bool = False) -> None:
     """Walk ``value`` (iteratively: no recursion to exhaust) and enforce the bounds.
 
     ``text_checks`` also refuses strings and keys with lone surrogates, which cannot be written
-    as UTF-8 (files we generate from the data must be writable).
+    as UTF-8 (files we generate from the data must be writable). Each node's JSON path is kept
+    as a pair (parent's path, key), made into text only for an error: a service checks every
+    request body and every result.
     """
-    stack: list[tuple[Any, int, list[str | int]]] = [(value, 0, [])]
+    stack: list[tuple[Any, int, tuple | None]] = [(value, 0, None)]
     while stack:
         item, depth, where = stack.pop()
-        if depth >= max_depth and isinstance(item, dict | list):
-            raise JSONLimitError(f"nested more than {max_depth} levels deep", _path(where[:8]))
         if isinstance(item, dict):
+            if depth >= max_depth:
+                raise JSONLimitError(
+                    f"nested more than {max_depth} levels deep", _path(_first(where, 8))
+                )
             for key, child in item.items():
                 if text_checks:
-                    _check_text(key, [*where, key])
-                stack.append((child, depth + 1, [*where, key]))
+                    _check_text(key, (where, key))
+                stack.append((child, depth + 1, (where, key)))
         elif isinstance(item, list):
+            if depth >= max_depth:
+                raise JSONLimitError(
+                    f"nested more than {max_depth} levels deep", _path(_first(where, 8))
+                )
             for index, child in enumerate(item):
-                stack.append((child, depth + 1, [*where, index]))
+                stack.append((child, depth + 1, (where, index)))
         elif isinstance(item, float) and not math.isfinite(item):
             raise JSONLimitError("not a finite number", _path(where))
         elif isinstance(item, _HugeInt):
@@ -100,7 +125,7 @@ def check_tree(value: Any, *, max_depth: int = MAX_DEPTH, text_checks: bool = Fa
             _check_text(item, where)
 
 
-def _check_text(text: str, where: list[str | int]) -> None:
+def _check_text(text: str, where: tuple | None) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
@@ -109,6 +134,22 @@ def _check_text(text: str, where: list[str | int]) -> None:
             f"contains a lone surrogate (\\u{code:04x}), which is not valid Unicode",
             _path(where),
         ) from None
+
+
+# One decoder for every call: ``json.loads`` with hooks builds a decoder and its scanner each
+# time, which was most of the cost of parsing a small request body.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int)
+
+
+def _decode(text: str | bytes) -> Any:
+    """What ``json.loads`` does with the hooks above (bytes by their detected encoding)."""
+    if isinstance(text, bytes | bytearray):
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    elif not isinstance(text, str):
+        raise TypeError(f"the JSON object must be str or bytes, not {type(text).__name__}")
+    if text.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _DECODER.decode(text)
 
 
 def loads(
@@ -120,12 +161,15 @@ def loads(
 ) -> Any:
     """``json.loads`` with the bounds of this module; syntax errors stay ``JSONDecodeError``."""
     try:
-        value = json.loads(
-            text,
-            parse_constant=_reject_constant,
-            parse_int=_parse_int,
-            object_pairs_hook=object_pairs_hook,
-        )
+        if object_pairs_hook is None:
+            value = _decode(text)
+        else:
+            value = json.loads(
+                text,
+                parse_constant=_reject_constant,
+                parse_int=_parse_int,
+                object_pairs_hook=object_pairs_hook,
+            )
     except RecursionError:
         raise JSONLimitError(f"nested more than {max_depth} levels deep") from None
     check_tree(value, max_depth=max_depth, text_checks=text_checks)

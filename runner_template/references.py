@@ -73,8 +73,9 @@ def _split_keys(tail: str) -> tuple[str, ...]:
     return keys
 
 
-def walk(value: Any, keys: tuple[str, ...], where: str) -> Any:
-    """Follow ``keys`` into nested objects and lists; ``where`` names the reference in errors."""
+def walk(value: Any, keys: tuple[str, ...], where: Any) -> Any:
+    """Follow ``keys`` into nested objects and lists; ``where`` names the reference in errors
+    (made into text only then: a service resolves every mapping of every run)."""
     for key in keys:
         if isinstance(value, dict) and key in value:
             value = value[key]
@@ -96,11 +97,11 @@ def resolve_reference(
     if ref.source == "inputs":
         if ref.name not in inputs:
             raise LookupError(f"{ref}: input '{ref.name}' was not given and has no default")
-        return walk(inputs[ref.name], ref.keys, str(ref))
+        return walk(inputs[ref.name], ref.keys, ref) if ref.keys else inputs[ref.name]
     outputs = step_outputs.get(ref.name)
     if outputs is None or ref.output not in outputs:
         raise LookupError(f"{ref}: step '{ref.name}' produced no output '{ref.output}'")
-    return walk(outputs[ref.output], ref.keys, str(ref))
+    return walk(outputs[ref.output], ref.keys, ref) if ref.keys else outputs[ref.output]
 
 
 def resolve_mapping_value(

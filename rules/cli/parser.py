@@ -216,6 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
     k8s.add_argument("--serve", action="store_true", help="a Deployment and a Service")
     k8s.add_argument("--replicas", type=int, default=1, help="service pods (default 1)")
     k8s.add_argument("--endpoint", help="OLLAMA_ENDPOINT for the pods")
+    k8s.add_argument(
+        "--auth-token-env",
+        metavar="NAME",
+        help="--serve: the service needs 'Authorization: Bearer'; its pods read the token into"
+        " NAME from the Secret wf-ID-auth (key token), which the cluster holds",
+    )
+    k8s.add_argument(
+        "--write-auth-secret",
+        action="store_true",
+        help="also write that Secret (secret-auth.yaml) with NAME's value in this environment",
+    )
+    k8s.add_argument(
+        "--playground", action="store_true", help="--serve: the workflow's page at /playground/"
+    )
     k8s.add_argument("--memory", default="512Mi", help="memory limit per pod (default 512Mi)")
     k8s.add_argument("--cpu", default="1", help="CPU limit per pod (default 1)")
     _add_resolution_options(k8s)

@@ -7,7 +7,14 @@
   its own. Results are the pods' stdout, one JSON line per input:
   ``kubectl logs -l job-name=NAME --tail=-1 | grep '^{"index"'``.
 * a service (``--serve``): a Deployment running ``--serve`` with liveness (``/healthz``) and
-  readiness (``/readyz``) probes, and a ClusterIP Service in front of it.
+  readiness (``/readyz``) probes, and a ClusterIP Service in front of it. ``--playground`` is
+  passed on. With ``--auth-token-env NAME`` the pods get ``NAME`` from the Secret
+  ``wf-ID-auth`` (key ``token``) through ``secretKeyRef``; the Secret itself is written
+  (``secret-auth.yaml``, from ``NAME``'s value at ``k8s`` time) only when asked
+  (``--write-auth-secret``), else it is the cluster's to hold (``kubectl create secret``), so the
+  token is in no file by default. The readiness probe is then ``/healthz`` too: a kubelet's
+  probe can carry a header only written into the manifest, and ``/healthz`` is the one route
+  open without the token.
 
 Every pod runs non-root (the image's user 65532), with a read-only root file system, no
 capabilities, no privilege escalation, the runtime's seccomp profile, no service account token,
@@ -52,10 +59,31 @@ class K8sOptions:
     memory: str = "512Mi"
     cpu: str = "1"
     backoff_per_index: int = 2
+    # Serve: the variable the service reads its bearer token from (from the Secret
+    # wf-ID-auth), the token itself when secret-auth.yaml is to be written, and --playground.
+    auth_token_env: str | None = None
+    auth_token: str | None = None
+    playground: bool = False
 
     def __post_init__(self) -> None:
         check_quantity("--memory", self.memory)
         check_quantity("--cpu", self.cpu)
+        if self.auth_token_env is not None and not ENV_NAME.fullmatch(self.auth_token_env):
+            raise InputProblem(
+                f"--auth-token-env {self.auth_token_env!r}: an environment variable's name"
+                " (letters, digits and _, not starting with a digit)"
+            )
+        if self.auth_token is not None and self.auth_token_env is None:
+            raise InputProblem("--write-auth-secret needs --auth-token-env NAME")
+
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+AUTH_KEY = "token"  # the key of the token in the Secret wf-ID-auth
+
+
+def auth_secret_name(workflow_id: str) -> str:
+    """The Secret the service's pods read their bearer token from."""
+    return dns_name(workflow_id, "-auth")
 
 
 # A Kubernetes resource quantity: a decimal number and a binary (Ki..Ei), decimal (n..E) or
@@ -218,23 +246,52 @@ def batch_manifests(options: K8sOptions, inputs: InputsFile) -> dict[str, dict[s
     return manifests
 
 
+def _auth_secret(options: K8sOptions) -> dict[str, dict[str, Any]]:
+    """``secret-auth.yaml`` when the token was given to be written, else nothing."""
+    if options.auth_token is None:
+        return {}
+    encoded = base64.b64encode(options.auth_token.encode("utf-8")).decode("ascii")
+    return {
+        "secret-auth.yaml": {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": auth_secret_name(options.workflow_id),
+                "labels": _labels(options, "auth"),
+            },
+            "type": "Opaque",
+            "data": {AUTH_KEY: encoded},
+        }
+    }
+
+
 def serve_manifests(options: K8sOptions) -> dict[str, dict[str, Any]]:
-    """File name -> manifest: the Deployment and its Service."""
+    """File name -> manifest: the Deployment and its Service (and the token's Secret when it
+    is to be written)."""
     name = dns_name(options.workflow_id)
     labels = _labels(options, "service")
-    container = _container(
-        options, ["--serve", "--port", str(PORT), "-j", str(max(options.jobs, 1))], []
-    )
+    args = ["--serve", "--port", str(PORT), "-j", str(max(options.jobs, 1))]
+    if options.auth_token_env:
+        args += ["--auth-token-env", options.auth_token_env]
+    if options.playground:
+        args.append("--playground")
+    container = _container(options, args, [])
+    if options.auth_token_env:
+        secret = {"name": auth_secret_name(options.workflow_id), "key": AUTH_KEY}
+        token_env = {"name": options.auth_token_env, "valueFrom": {"secretKeyRef": secret}}
+        container["env"] = [*container.get("env", []), token_env]
     container["ports"] = [{"name": "http", "containerPort": PORT}]
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
     container["livenessProbe"] = {**probe, "initialDelaySeconds": 2}
+    ready_path = "/healthz" if options.auth_token_env else "/readyz"  # see the docstring
     container["readinessProbe"] = {
-        "httpGet": {"path": "/readyz", "port": "http"},
+        "httpGet": {"path": ready_path, "port": "http"},
         "periodSeconds": 10,
         "failureThreshold": 3,
     }
     return {
         **_endpoint_secret(options),
+        **_auth_secret(options),
         "deployment.yaml": {
             "apiVersion": "apps/v1",
             "kind": "Deployment",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import threading
+from bisect import bisect_left
 from typing import Any
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -38,6 +39,11 @@ def _label_text(labels: Labels, extra: str = "") -> str:
     if extra:
         parts.append(extra)
     return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def _key(labels: dict[str, str]) -> Labels:
+    """A series' key: its labels in name order (one label or none needs no sorting)."""
+    return tuple(labels.items()) if len(labels) < 2 else tuple(sorted(labels.items()))
 
 
 def _number(value: float) -> str:
@@ -56,10 +62,9 @@ class _Histogram:
         self.total = 0.0
 
     def observe(self, value: float) -> None:
-        for index, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[index] += 1
-                break
+        index = bisect_left(self.buckets, value)  # the first bound >= value
+        if index < len(self.counts):
+            self.counts[index] += 1
         self.count += 1
         self.total += value
 
@@ -73,20 +78,21 @@ class Metrics:
         self._values: dict[str, dict[Labels, Any]] = {}
 
     def _series(self, name: str, kind: str, help_text: str) -> dict[Labels, Any]:
-        if name not in self._values:
+        series = self._values.get(name)
+        if series is None:
             self._help[name] = (kind, help_text)
-            self._values[name] = {}
-        return self._values[name]
+            series = self._values[name] = {}
+        return series
 
     def inc(self, name: str, help_text: str, amount: float = 1, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
+        key = _key(labels)
         with self._lock:
             series = self._series(name, "counter", help_text)
             series[key] = series.get(key, 0) + amount
 
     def add(self, name: str, help_text: str, amount: float, **labels: str) -> None:
         """A gauge that goes up and down (requests in flight)."""
-        key = tuple(sorted(labels.items()))
+        key = _key(labels)
         with self._lock:
             series = self._series(name, "gauge", help_text)
             series[key] = series.get(key, 0) + amount
@@ -99,7 +105,7 @@ class Metrics:
         buckets: tuple[float, ...] = LATENCY_BUCKETS,
         **labels: str,
     ) -> None:
-        key = tuple(sorted(labels.items()))
+        key = _key(labels)
         with self._lock:
             series = self._series(name, "histogram", help_text)
             histogram = series.get(key)

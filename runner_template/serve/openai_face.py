@@ -5,6 +5,9 @@ message is the input: its text for a workflow with one string input (the one req
 only one), or a JSON object of inputs for any other. The reply is the single string output as
 text, or the outputs object as JSON text. Streaming sends ``chat.completion.chunk`` objects as
 Server-Sent Events, the text of the step behind the output as it arrives, then ``data: [DONE]``.
+A reply's ``usage`` is the tokens of the run's LLM calls, summed as the LLM servers count them
+(zeros for a workflow without LLM steps); a stream carries it, as OpenAI's does, in one last
+chunk with no choices when asked (``stream_options: {"include_usage": true}``).
 Errors are OpenAI's error objects (``{"error": {"message", "type", "param", "code"}}``).
 """
 
@@ -80,8 +83,46 @@ def _message_text(content: Any) -> str | None:
     return None
 
 
-def chat_request(workflow: dict[str, Any], body: Any) -> tuple[Any, bool]:
-    """The workflow's inputs and whether to stream, from a chat completion request."""
+class ChatRequest:
+    """What a chat completion request asks: the workflow's inputs, whether to stream, and
+    whether a stream ends with a usage chunk."""
+
+    def __init__(self, inputs: Any, stream: bool, include_usage: bool) -> None:
+        self.inputs, self.stream, self.include_usage = inputs, stream, include_usage
+
+
+def _include_usage(body: dict[str, Any], stream: bool) -> bool:
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not stream:
+        raise FaceError(
+            400,
+            "stream_options is only allowed when stream is true",
+            "invalid_value",
+            "stream_options",
+        )
+    if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool):
+        raise FaceError(
+            400,
+            "stream_options must be an object whose include_usage is true or false",
+            "invalid_type",
+            "stream_options",
+        )
+    return options.get("include_usage", False)
+
+
+def usage(tokens: list[int]) -> dict[str, int]:
+    """OpenAI's usage object from a run's ``[tokens in, tokens out]``."""
+    return {
+        "prompt_tokens": tokens[0],
+        "completion_tokens": tokens[1],
+        "total_tokens": tokens[0] + tokens[1],
+    }
+
+
+def chat_request(workflow: dict[str, Any], body: Any) -> ChatRequest:
+    """The workflow's inputs and how to answer, from a chat completion request."""
     if not isinstance(body, dict):
         raise FaceError(400, "the body must be a JSON object", "invalid_request")
     model = body.get("model")
@@ -96,6 +137,7 @@ def chat_request(workflow: dict[str, Any], body: Any) -> tuple[Any, bool]:
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise FaceError(400, "stream must be true or false", "invalid_type", "stream")
+    include_usage = _include_usage(body, stream)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise FaceError(400, "messages must be a non-empty list", "invalid_type", "messages")
@@ -107,7 +149,7 @@ def chat_request(workflow: dict[str, Any], body: Any) -> tuple[Any, bool]:
         raise FaceError(400, "the last user message has no text", "invalid_value", "messages")
     name = text_input(workflow)
     if name is not None:
-        return {name: text}, stream
+        return ChatRequest({name: text}, stream, include_usage)
     try:
         inputs = bounded_loads(text, text_checks=True)
     except (ValueError, JSONLimitError, RecursionError):
@@ -119,7 +161,7 @@ def chat_request(workflow: dict[str, Any], body: Any) -> tuple[Any, bool]:
             "invalid_value",
             "messages",
         )
-    return inputs, stream
+    return ChatRequest(inputs, stream, include_usage)
 
 
 def reply_text(workflow: dict[str, Any], outputs: dict[str, Any]) -> str:
@@ -147,12 +189,13 @@ def streamed_step(workflow: dict[str, Any]) -> str | None:
 class Completion:
     """The ids and timestamps one completion's objects share."""
 
-    def __init__(self, workflow: dict[str, Any]) -> None:
+    def __init__(self, workflow: dict[str, Any], include_usage: bool = False) -> None:
         self.id = "chatcmpl-" + uuid.uuid4().hex
         self.created = int(time.time())
         self.model = model_id(workflow)
+        self.include_usage = include_usage  # a stream's chunks say "usage": null, the last has it
 
-    def whole(self, text: str) -> dict[str, Any]:
+    def whole(self, text: str, tokens: list[int]) -> dict[str, Any]:
         return {
             "id": self.id,
             "object": "chat.completion",
@@ -165,13 +208,28 @@ class Completion:
                     "finish_reason": "stop",
                 }
             ],
+            "usage": usage(tokens),
         }
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {
+        chunk = {
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        if self.include_usage:
+            chunk["usage"] = None
+        return chunk
+
+    def usage_chunk(self, tokens: list[int]) -> dict[str, Any]:
+        """The last chunk before ``[DONE]`` when usage was asked for: no choices, the usage."""
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+            "usage": usage(tokens),
         }

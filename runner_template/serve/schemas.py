@@ -82,6 +82,10 @@ def openapi(workflow: dict[str, Any]) -> dict[str, Any]:
         "properties": {
             "model": {"type": "string", "enum": [str(workflow.get("id") or "workflow")]},
             "stream": {"type": "boolean"},
+            "stream_options": {
+                "type": "object",
+                "properties": {"include_usage": {"type": "boolean"}},
+            },
             "messages": {
                 "type": "array",
                 "minItems": 1,

@@ -126,5 +126,6 @@ def serve(bundle: dict[str, Any], host: str, port: int, settings: Settings) -> i
     # into death by signal.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    service.log.flush()  # the requests' lines come before the last one
     sys.stderr.write(json.dumps({"stopped": True, "unfinished_requests": left}) + "\n")
     return 0

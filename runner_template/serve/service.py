@@ -8,6 +8,7 @@ from typing import Any
 
 from runner_template.engine import Engine, RunHandle
 from runner_template.errors import RunnerError
+from runner_template.serve.access_log import AccessLog
 from runner_template.serve.metrics import Metrics, RunObserver
 from runner_template.serve.readiness import Readiness
 from runner_template.serve.runs import RunStore
@@ -28,6 +29,7 @@ class Service:
         self.slots = threading.BoundedSemaphore(settings.jobs)
         self.runs = RunStore()
         self.metrics = Metrics()
+        self.log = AccessLog()
         self.observer = RunObserver(self.metrics)
         self.readiness = Readiness(bundle, self.engine)
         self.active = 0

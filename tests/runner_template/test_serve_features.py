@@ -289,3 +289,50 @@ def test_a_stream_client_that_leaves_frees_the_llm_at_once():
     finally:
         served.stop()
         server.shutdown()
+
+
+def test_openai_usage_sums_the_real_models_tokens_plain_and_streamed(llm_server, service):
+    """``usage`` is the run's LLM tokens as the server counted them (here the dev LLM's
+    prompt_eval_count and eval_count); a stream has it in one last chunk when asked."""
+    bundle = llm_bundle()
+    bundle["tools"]["llm"].update(model="llama3", temperature=0, options={"num_predict": 6})
+    bundle["tools"]["llm"]["timeout"] = 120
+    served = ServeProcess(bundle, env={"OLLAMA_ENDPOINT": llm_server.url})
+    try:
+        client = openai.OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
+        ask = {"model": "asker", "messages": [{"role": "user", "content": "Name a color."}]}
+        reply = client.chat.completions.create(**ask)
+        usage = reply.usage
+        assert usage.prompt_tokens > 0 and 0 < usage.completion_tokens <= 6
+        assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+        direct = requests.post(
+            llm_server.url + "/api/generate",
+            json={"model": "llama3", "prompt": "Name a color.", "stream": False,
+                  "options": {"temperature": 0, "num_predict": 6}},
+            timeout=120,
+        ).json()  # fmt: skip
+        assert usage.prompt_tokens == direct["prompt_eval_count"]
+        assert usage.completion_tokens == direct["eval_count"]
+        chunks = list(
+            client.chat.completions.create(
+                **ask, stream=True, stream_options={"include_usage": True}
+            )
+        )
+        last = chunks[-1]
+        assert last.choices == [] and last.usage.total_tokens == usage.total_tokens
+        assert all(c.usage is None for c in chunks[:-1])
+        assert chunks[-2].choices[0].finish_reason == "stop"
+        plain = list(client.chat.completions.create(**ask, stream=True))
+        assert all(c.usage is None and c.choices for c in plain)  # not asked: no usage chunk
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(**ask, stream_options={"include_usage": True})
+        assert refused.value.param == "stream_options"
+    finally:
+        served.stop()
+    # A workflow without LLM steps: zeros.
+    client = openai.OpenAI(base_url=service.url + "/v1", api_key="unused", max_retries=0)
+    reply = client.chat.completions.create(
+        model="calc", messages=[{"role": "user", "content": '{"a": 2, "b": 3}'}]
+    )
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (0, 0)
+    assert reply.usage.total_tokens == 0

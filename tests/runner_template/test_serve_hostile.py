@@ -81,6 +81,45 @@ def test_ambiguous_framing_is_refused_and_the_connection_closed(service, headers
 
 
 @pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (b"Content-Length : 8\r\n", 400),  # whitespace before the colon (RFC 9112 5.1)
+        (b"Content-Length: 8\r\n X-Folded: 1\r\n", 400),  # obs-fold
+        (b"No colon here\r\n", 400),
+        (b"X-Bad: a\x00b\r\n", 400),
+        (b"X-Long: " + b"a" * 70000 + b"\r\n", 431),
+        (b"".join(b"X-%d: 1\r\n" % n for n in range(101)), 431),
+    ],
+)
+def test_malformed_or_oversized_headers_are_refused_and_the_connection_closed(
+    service, headers, status
+):
+    """A header section read one way here and another way by a proxy in front is how requests
+    are smuggled: anything but plain ``Name: value`` lines is refused, never guessed at."""
+    request = (
+        b"POST /invoke HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + headers
+        + b"\r\n"
+        + BODY
+        + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    reply = exchange(service, request)
+    assert status_of(reply) == status
+    assert b"Connection: close" in reply
+    assert reply.count(b"HTTP/1.1 ") == 1
+
+
+def test_headers_are_read_without_case_and_with_their_whitespace_trimmed(service):
+    request = (
+        b"POST /invoke HTTP/1.1\r\nhost: x\r\ncontent-type:   application/json \t\r\n"
+        b"CONTENT-LENGTH: 8\r\nConnection: close\r\n\r\n" + BODY
+    )
+    reply = exchange(service, request)
+    assert status_of(reply) == 200  # the body was found, typed and read by its length
+    assert b'{"outputs": ' in reply
+
+
+@pytest.mark.parametrize(
     ("method", "path"), [(b"GET", b"/healthz"), (b"POST", b"/nowhere"), (b"DELETE", b"/invoke")]
 )
 def test_a_body_nobody_reads_is_never_parsed_as_the_next_request(service, method, path):

@@ -213,3 +213,128 @@ def test_k8s_inputs_with_a_huge_integer_name_the_input_in_one_line(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{path}: input 1: " in proc.stderr and "5000 digits" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def serve_container(found):
+    return found["deployment.yaml"]["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_serve_with_a_token_reads_it_from_a_secret_the_manifests_do_not_hold(tmp_path):
+    out = tmp_path / "k8s"
+    proc = run_cli(
+        "k8s", str(WORKFLOWS / "calculator.json"), "-o", str(out), "--serve",
+        "--auth-token-env", "WF_TOKEN", "--playground",
+        env={"WF_TOKEN": "t0ken-in-the-environment"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    found = validate_folder(out)
+    assert sorted(found) == ["deployment.yaml", "service.yaml"]  # no Secret written
+    for path in out.iterdir():
+        assert "t0ken" not in path.read_text(), path.name
+    container = serve_container(found)
+    args = container["args"]
+    assert args[args.index("--auth-token-env") + 1] == "WF_TOKEN" and "--playground" in args
+    assert container["env"] == [
+        {
+            "name": "WF_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": "wf-calculator-auth", "key": "token"}},
+        }
+    ]
+    # Probes carry no token: both on /healthz, the one route open without it.
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert "kubectl create secret generic wf-calculator-auth" in proc.stderr
+
+
+def test_write_auth_secret_writes_the_token_from_the_environment(tmp_path):
+    out = tmp_path / "k8s"
+    proc = run_cli(
+        "k8s", str(WORKFLOWS / "calculator.json"), "-o", str(out), "--serve",
+        "--auth-token-env", "WF_TOKEN", "--write-auth-secret",
+        "--endpoint", "http://ollama.llm:11434",
+        env={"WF_TOKEN": "t0ken-in-the-environment\n"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    found = validate_folder(out)
+    secret = found["secret-auth.yaml"]
+    assert secret["kind"] == "Secret" and secret["metadata"]["name"] == "wf-calculator-auth"
+    assert base64.b64decode(secret["data"]["token"]).decode() == "t0ken-in-the-environment"
+    for path in out.iterdir():
+        assert "t0ken" not in path.read_text(), path.name  # base64 in the Secret only
+    env = serve_container(found)["env"]
+    assert env[0] == {"name": "OLLAMA_ENDPOINT", "value": "http://ollama.llm:11434"}
+    assert env[1]["valueFrom"]["secretKeyRef"]["name"] == "wf-calculator-auth"
+
+
+@pytest.mark.parametrize(
+    ("extra", "env", "message"),
+    [
+        (["--write-auth-secret"], {}, "--write-auth-secret needs --auth-token-env NAME"),
+        (
+            ["--auth-token-env", "WF_UNSET_TOKEN", "--write-auth-secret"],
+            {},
+            "--write-auth-secret: the variable WF_UNSET_TOKEN is not set or is empty",
+        ),
+        (["--auth-token-env", "1-bad"], {}, "--auth-token-env '1-bad': an environment variable"),
+    ],
+)
+def test_bad_auth_options_are_one_line_errors(tmp_path, extra, env, message):
+    proc = run_cli(
+        "k8s", str(WORKFLOWS / "calculator.json"), "-o", str(tmp_path / "o"), "--serve", *extra,
+        env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_serve_options_without_serve_are_refused(tmp_path, inputs):
+    proc = run_cli(
+        "k8s", str(WORKFLOWS / "calculator.json"), "-o", str(tmp_path / "o"),
+        "--inputs", str(inputs), "--playground",
+    )  # fmt: skip
+    assert proc.returncode == 2 and "--playground: only with --serve" in proc.stderr
+
+
+def test_the_program_serves_with_the_token_as_the_pod_would(tmp_path):
+    """The Deployment's command, run here with the Secret's value in NAME: the probes' route
+    answers without a token, every other route needs it."""
+    import subprocess
+    import sys
+
+    import requests
+
+    from rules.graph.build import prepare
+
+    out = tmp_path / "k8s"
+    token = "t0ken-from-the-secret"
+    proc = run_cli(
+        "k8s", str(WORKFLOWS / "calculator.json"), "-o", str(out), "--serve",
+        "--auth-token-env", "WF_TOKEN", "--write-auth-secret", env={"WF_TOKEN": token},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    found = validate_folder(out)
+    container = serve_container(found)
+    secret = base64.b64decode(found["secret-auth.yaml"]["data"]["token"]).decode()
+    args = container["args"]
+    args[args.index("--port") + 1] = "0"
+    bundle = prepare(WORKFLOWS / "calculator.json").bundle_path
+    served = subprocess.Popen(
+        [sys.executable, "-m", "runner_template", *args, "--host", "127.0.0.1"],
+        env={"WORKFLOW_BUNDLE": str(bundle), container["env"][0]["name"]: secret},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = json.loads(served.stderr.readline())["listening"]
+        probe = container["readinessProbe"]["httpGet"]["path"]
+        assert requests.get(url + probe, timeout=10).status_code == 200
+        body = {"a": 6, "b": 7, "operation": "multiply"}
+        assert requests.post(url + "/invoke", json=body, timeout=10).status_code == 401
+        reply = requests.post(
+            url + "/invoke", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert reply.status_code == 200 and reply.json()["outputs"]["result"] == 42
+    finally:
+        served.terminate()
+        served.wait(timeout=30)
