@@ -98,9 +98,39 @@ python_is_current() {
         && [ "$(cat "$VENV/.docker-workflow-installed")" = "$(python_stamp)" ]
 }
 
+# What the Python environment and the llama.cpp build need from the system: a fresh Debian
+# (cloud) image has python3 but not its venv module, and no compiler or cmake. Plain apt-get:
+# the progress display needs the venv that this makes possible.
+SYSTEM_PACKAGES="python3 python3-venv python3-dev gcc g++ make cmake"
+
+have_system_tools() {
+    command -v "$PYTHON" >/dev/null && "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null \
+        && command -v gcc >/dev/null && command -v g++ >/dev/null && command -v cmake >/dev/null \
+        && command -v make >/dev/null
+}
+
+install_system_packages() {
+    have_system_tools && return
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        log "missing: $PYTHON with its venv module, gcc, g++, make or cmake; install them (Debian: apt-get install $SYSTEM_PACKAGES)"
+        exit 1
+    fi
+    local logs="${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow"
+    mkdir -p "$logs"
+    log "installing $SYSTEM_PACKAGES from Debian (log: $logs/apt-system.log)"
+    # shellcheck disable=SC2086
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $SYSTEM_PACKAGES; } \
+        >"$logs/apt-system.log" 2>&1; then
+        tail -n 20 "$logs/apt-system.log" >&2
+        log "installing $SYSTEM_PACKAGES failed"
+        exit 1
+    fi
+}
+
 # The project and its dev tools first (the Docker steps need the CLI), the dev LLM after its
 # wheel exists: the wheel build may run in the background meanwhile.
 setup_python_base() {
+    install_system_packages
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating $VENV"
         "$PYTHON" -m venv "$VENV"
