@@ -24,6 +24,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${DOCKER_WORKFLOW_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1  # pip is pinned below; its upgrade notice is noise
 
 log() { [ "${DOCKER_WORKFLOW_QUIET:-}" = 1 ] || printf '[setup] %s\n' "$*" >&2; }
 quiet_pip() { grep -v "is ignored: it is neither a file nor a directory" || true; }
@@ -156,11 +157,14 @@ setup_python_llm() {
     python_stamp > "$VENV/.docker-workflow-installed"
 }
 
-DOCKER_PACKAGES="docker.io/trixie docker-cli/trixie docker-buildx/trixie qemu-user-static binfmt-support mmdebstrap debootstrap patchelf ccache busybox-static"
+# dpkg-dev: mmdebstrap's eatmydata hook (rules/stages/bases.py) runs dpkg-architecture, which
+# mmdebstrap only suggests; a fresh Debian image does not have it.
+DOCKER_PACKAGES="docker.io/trixie docker-cli/trixie docker-buildx/trixie qemu-user-static binfmt-support mmdebstrap dpkg-dev debootstrap patchelf ccache busybox-static"
 
 have_docker_tools() {
     command -v dockerd >/dev/null && docker buildx version >/dev/null 2>&1 \
-        && command -v mmdebstrap >/dev/null && command -v debootstrap >/dev/null \
+        && command -v mmdebstrap >/dev/null && command -v dpkg-architecture >/dev/null \
+        && command -v debootstrap >/dev/null \
         && [ -e /usr/bin/qemu-aarch64-static ] \
         && [ -x /bin/busybox ]
 }
