@@ -119,6 +119,8 @@ install_system_packages() {
     local logs="${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow"
     mkdir -p "$logs"
     log "installing $SYSTEM_PACKAGES from Debian (log: $logs/apt-system.log)"
+    # one apt-get update for the Docker packages too
+    if [ -n "${platforms:-}" ] && ! have_docker_tools; then add_trixie_sources; fi
     # shellcheck disable=SC2086
     if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $SYSTEM_PACKAGES; } \
         >"$logs/apt-system.log" 2>&1; then
@@ -126,6 +128,7 @@ install_system_packages() {
         log "installing $SYSTEM_PACKAGES failed"
         exit 1
     fi
+    apt_lists_fresh=1
 }
 
 # The project and its dev tools first (the Docker steps need the CLI), the dev LLM after its
@@ -169,16 +172,7 @@ have_docker_tools() {
         && [ -x /bin/busybox ]
 }
 
-install_docker_packages() {
-    if have_docker_tools; then
-        log "docker engine, buildx, qemu, mmdebstrap and debootstrap are installed"
-        return
-    fi
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        log "missing: dockerd, docker buildx, qemu-user-static or mmdebstrap; install them (needs root and apt; docker-workflow doctor says which)"
-        exit 1
-    fi
-    log "installing the Docker engine, buildx, QEMU and mmdebstrap from Debian"
+add_trixie_sources() {  # buildx comes from Debian 13, pinned to the packages that need it
     cat > /etc/apt/sources.list.d/trixie.sources <<'SOURCES'
 Types: deb
 URIs: http://deb.debian.org/debian
@@ -187,11 +181,46 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
     printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/trixie-low
+}
+
+# The Docker packages download and unpack in the background while pip installs the project
+# (neither waits for the other's network or disk); wait_docker_packages shows their progress.
+docker_packages_job=""
+start_docker_packages() {
+    have_docker_tools && return
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        log "missing: dockerd, docker buildx, qemu-user-static or mmdebstrap; install them (needs root and apt; docker-workflow doctor says which)"
+        exit 1
+    fi
     local logs="${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow"
-    step "apt-get update" "$logs/apt-update.log" apt -- apt-get update
+    mkdir -p "$logs"
+    log "installing the Docker engine, buildx, QEMU and mmdebstrap from Debian, beside the Python install (log: $logs/apt-install.log)"
+    add_trixie_sources
     # shellcheck disable=SC2086
-    step "installing the Docker engine, buildx, QEMU, mmdebstrap" "$logs/apt-install.log" apt -- \
-        env DEBIAN_FRONTEND=noninteractive apt-get install -y $DOCKER_PACKAGES
+    {
+        if [ "${apt_lists_fresh:-}" != 1 ]; then apt-get update || exit; fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y $DOCKER_PACKAGES
+    } >"$logs/apt-install.log" 2>&1 </dev/null &
+    docker_packages_job=$!
+}
+
+wait_docker_packages() {
+    if [ -z "$docker_packages_job" ]; then
+        have_docker_tools || start_docker_packages
+    fi
+    if [ -z "$docker_packages_job" ]; then
+        log "docker engine, buildx, qemu, mmdebstrap and debootstrap are installed"
+        return
+    fi
+    local logs="${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow"
+    step "installing the Docker engine, buildx, QEMU, mmdebstrap" "$logs/apt-install-shown.log" apt -- \
+        tail -n +1 -f --pid="$docker_packages_job" "$logs/apt-install.log"
+    if ! wait "$docker_packages_job"; then
+        tail -n 20 "$logs/apt-install.log" >&2
+        log "installing the Docker packages failed (log: $logs/apt-install.log)"
+        exit 1
+    fi
+    docker_packages_job=""
 }
 
 start_docker_engine() {
@@ -246,6 +275,28 @@ setup_builder_image() {  # setup_builder_image PLATFORMS
     log "builder image: $(cat "$ROOT/.builder-image")"
 }
 
+# What the first compile fetches from PyPI on this machine (Nuitka's sdist, the Zig wheel:
+# rules/stages/toolchain.py), fetched in the background while the engine installs and the
+# builder image is made, instead of in front of the compile.
+toolchain_job=""
+fetch_compile_toolchain() {
+    local logs="${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow"
+    mkdir -p "$logs"
+    (cd "$ROOT" && "$VENV/bin/python" -c 'from rules.stages.toolchain import host_arch, toolchain_dir, zig_dir
+zig_dir()
+toolchain_dir("nuitka", host_arch())') >"$logs/toolchain.log" 2>&1 </dev/null &
+    toolchain_job=$!
+}
+
+wait_compile_toolchain() {
+    [ -n "$toolchain_job" ] || return 0
+    if ! wait "$toolchain_job"; then
+        # Not fatal here: the compile fetches what is missing itself and says what failed.
+        log "fetching the compile toolchain ahead failed (log: ${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow/toolchain.log)"
+    fi
+    toolchain_job=""
+}
+
 native_platform() {
     case "$(uname -m)" in aarch64 | arm64) echo linux/arm64 ;; *) echo linux/amd64 ;; esac
 }
@@ -259,6 +310,8 @@ wheel) setup_python_base; build_llama_wheel --plain; exit 0 ;;  # internal: a de
 *) log "unknown mode $mode: choose all, native or python"; exit 2 ;;
 esac
 
+install_system_packages
+[ -n "$platforms" ] && start_docker_packages
 setup_python_base
 if [ -z "$platforms" ] || python_is_current || have_llama_wheel; then
     build_llama_wheel
@@ -278,10 +331,12 @@ if [ -n "$platforms" ]; then
         build_llama_wheel --plain &
         wheel_job=$!
     fi
-    install_docker_packages
+    fetch_compile_toolchain
+    wait_docker_packages
     start_docker_engine
     enable_arm64_emulation
     setup_builder_image "$platforms"
+    wait_compile_toolchain
     if [ -n "$wheel_job" ]; then
         wait "$wheel_job" || { log "building the llama-cpp-python wheel failed"; exit 1; }
         setup_python_llm
