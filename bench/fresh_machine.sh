@@ -16,7 +16,9 @@
 # copied in, then `time bash scripts/demo.sh` as root, every line stamped with the UTC time.
 #
 # Output in bench/fresh-machine-runs/<UTC time>/ (git-ignored): demo.log (the stamped log),
-# load.log (/proc/loadavg every 15 s: the host's load, which the container shares), and
+# load.log (every 15 s: the 1-min load average, the busy share of all cores from /proc/stat, 200
+# meaning both of two, and the container's own share from docker stats: what is left is the
+# other work on the host, which the container shares), and
 # summary.txt (the total, each [setup]/[demo] line's offset from the start, the load's range).
 # KEEP=1 keeps the container and its volume for a look inside (docker rm -f NAME; docker volume
 # rm NAME). Re-making the base: docker rmi docker-workflow-fresh-base:bookworm.
@@ -81,7 +83,20 @@ docker run -d --name "$NAME" --hostname fresh --privileged --cgroupns private \
     "$BASE" sleep infinity >/dev/null
 docker cp "$clone/docker-workflow" "$NAME:/root/docker-workflow" >/dev/null
 
-(while :; do printf '%(%T)T %s\n' -1 "$(cat /proc/loadavg)"; sleep 15; done) >"$OUT/load.log" &
+sample_load() {  # every 15 s: time, 1-min load, host CPU busy % (all cores, 200 = both), the demo's CPU %
+    local before after
+    before="$(head -n 1 /proc/stat)"
+    while sleep 15; do
+        after="$(head -n 1 /proc/stat)"
+        printf '%(%T)T %s %s %s\n' -1 "$(cut -d' ' -f1 /proc/loadavg)" \
+            "$(printf '%s\n%s\n' "$before" "$after" | awk -v n="$(nproc)" '
+                { idle[NR] = $5 + $6; total[NR] = 0; for (i = 2; i <= NF; i++) total[NR] += $i }
+                END { printf "%.0f", n * 100 * (1 - (idle[2] - idle[1]) / (total[2] - total[1])) }')" \
+            "$(docker stats --no-stream --format '{{.CPUPerc}}' "$NAME" 2>/dev/null | tr -d '%')"
+        before="$after"
+    done
+}
+sample_load >"$OUT/load.log" &
 sampler=$!
 say "commit $commit in $NAME; log: $OUT/demo.log"
 start=$SECONDS
@@ -94,8 +109,9 @@ kill "$sampler" 2>/dev/null || true
 
 {
     echo "commit $commit, demo exit ${status}, total ${total}s ($((total / 60)) min $((total % 60)) s)"
-    echo "host: $(nproc) cores; load average (1 min) during the run: $(awk '{print $2}' "$OUT/load.log" \
-        | sort -n | awk '{a[NR]=$1; s+=$1} END {printf "min %s, mean %.2f, max %s", a[1], s/NR, a[NR]}')"
+    echo "host: $(nproc) cores; every 15 s: $(awk -v cores="$(nproc)" '
+        { n++; l += $2; h += $3; d += $4; if (n == 1 || $2 < lo) lo = $2; if ($2 > hi) hi = $2 }
+        END { printf "load average (1 min) min %s, mean %.2f, max %s; all cores busy %.0f%% of %d%%, the demo %.0f%%, so others %.0f%%", lo, l/n, hi, h/n, cores * 100, d/n, (h-d)/n }' "$OUT/load.log")"
     echo "steps (offset from the start):"
     grep -E '^[0-9:]+ \+[0-9]+s (\[(setup|demo)\]|.*: (done|failed) after|(real|user|sys)\s)' "$OUT/demo.log" || true
 } | tee "$OUT/summary.txt" >&2
