@@ -64,7 +64,11 @@ cleanup() {
         say "kept: container and volume $NAME"
     else
         docker rm -f "$NAME" >/dev/null 2>&1 || true
-        docker volume rm "$NAME" >/dev/null 2>&1 || true
+        # The volume is free once the container's removal has finished (its nested mounts).
+        for _ in $(seq 60); do
+            docker volume rm "$NAME" >/dev/null 2>&1 && break
+            sleep 2
+        done
     fi
     rm -rf "$clone"
 }
@@ -106,12 +110,20 @@ docker exec -w /root/docker-workflow "$NAME" bash -c 'time bash scripts/demo.sh'
     | tee "$OUT/demo.log" || status=$?
 total=$((SECONDS - start))
 kill "$sampler" 2>/dev/null || true
+# The CPU time of every process of the fresh machine, its dockerd's builds included (cgroup v1
+# cpuacct in nanoseconds, or v2 cpu.stat in microseconds).
+cpu_seconds="$(docker exec "$NAME" sh -c 'if [ -r /sys/fs/cgroup/cpuacct/cpuacct.usage ]; then
+        echo $(($(cat /sys/fs/cgroup/cpuacct/cpuacct.usage) / 1000000000))
+    else
+        awk "/^usage_usec/ {print int(\$2 / 1000000)}" /sys/fs/cgroup/cpu.stat
+    fi' 2>/dev/null || echo "?")"
 
 {
     echo "commit $commit, demo exit ${status}, total ${total}s ($((total / 60)) min $((total % 60)) s)"
     echo "host: $(nproc) cores; every 15 s: $(awk -v cores="$(nproc)" '
         { n++; l += $2; h += $3; d += $4; if (n == 1 || $2 < lo) lo = $2; if ($2 > hi) hi = $2 }
         END { printf "load average (1 min) min %s, mean %.2f, max %s; all cores busy %.0f%% of %d%%, the demo %.0f%%, so others %.0f%%", lo, l/n, hi, h/n, cores * 100, d/n, (h-d)/n }' "$OUT/load.log")"
+    echo "CPU time of the fresh machine's processes: ${cpu_seconds}s (on $(nproc) idle cores no less than $((${cpu_seconds/\?/0} / $(nproc)))s)"
     echo "steps (offset from the start):"
     grep -E '^[0-9:]+ \+[0-9]+s (\[(setup|demo)\]|.*: (done|failed) after|(real|user|sys)\s)' "$OUT/demo.log" || true
 } | tee "$OUT/summary.txt" >&2

@@ -46,17 +46,33 @@ llama_wheel_dir() {
 step() {  # step WHAT LOG READER|"" [--plain] -- COMMAND...
     local what="$1" logfile="$2" reader="$3"
     shift 3
+    if ! (cd "$ROOT" && "$VENV/bin/python" -c 'import rules.run_step') 2>/dev/null; then
+        # The project is not in the venv yet (the background wheel build starts before it):
+        # the output goes to the log alone, a line at the start and at the end.
+        while [ "$1" != "--" ]; do shift; done
+        shift
+        mkdir -p "$(dirname "$logfile")"
+        log "$what: started (log: $logfile)"
+        if "$@" >"$logfile" 2>&1; then
+            log "$what: done"
+            return 0
+        fi
+        tail -n 20 "$logfile" >&2
+        log "$what: failed (log: $logfile)"
+        return 1
+    fi
     (cd "$ROOT" && "$VENV/bin/python" -m rules.run_step --what "$what" --log "$logfile" \
         ${reader:+--reader "$reader"} "$@")
 }
 
 have_llama_wheel() {  # a wheel in the cache that this venv's Python can install
+    # (pip's own copy of packaging: this runs before the project and its packages are installed)
     "$VENV/bin/python" - "$(llama_wheel_dir)" <<'PY'
 import sys
 from pathlib import Path
 
-from packaging.tags import sys_tags
-from packaging.utils import parse_wheel_filename
+from pip._vendor.packaging.tags import sys_tags
+from pip._vendor.packaging.utils import parse_wheel_filename
 
 here = set(sys_tags())
 wheels = Path(sys.argv[1]).glob("llama_cpp_python-*.whl")
@@ -133,19 +149,25 @@ install_system_packages() {
 
 # The project and its dev tools first (the Docker steps need the CLI), the dev LLM after its
 # wheel exists: the wheel build may run in the background meanwhile.
-setup_python_base() {
+# The venv with the pinned pip: all that the llama.cpp wheel build needs.
+# (This machine's pip configuration names extra package folders that may not exist; pip
+# warns about each on every lookup, so those lines are filtered out.)
+create_venv() {
     install_system_packages
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating $VENV"
         "$PYTHON" -m venv "$VENV"
     fi
+    "$VENV/bin/python" -m pip --version 2>/dev/null | grep -q '^pip 24\.3\.1 ' \
+        || "$VENV/bin/python" -m pip install --quiet --upgrade "pip==24.3.1" 2> >(quiet_pip >&2)
+}
+
+setup_python_base() {
+    create_venv
     python_is_current && return
     local base="$VENV/.docker-workflow-base"
     [ -f "$base" ] && [ "$(cat "$base")" = "$(python_stamp)" ] && return
     log "installing the project into $VENV"
-    # (This machine's pip configuration names extra package folders that may not exist; pip
-    # warns about each on every lookup, so those lines are filtered out.)
-    "$VENV/bin/python" -m pip install --quiet --upgrade "pip==24.3.1" 2> >(quiet_pip >&2)
     "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]" 2> >(quiet_pip >&2)
     python_stamp > "$base"
 }
@@ -306,12 +328,24 @@ case "$mode" in
 all) platforms="linux/amd64,linux/arm64" ;;
 native) platforms="$(native_platform)" ;;
 python) platforms="" ;;
-wheel) setup_python_base; build_llama_wheel --plain; exit 0 ;;  # internal: a detached build
+wheel) create_venv; build_llama_wheel --plain; exit 0 ;;  # internal: a detached build
 *) log "unknown mode $mode: choose all, native or python"; exit 2 ;;
 esac
 
 install_system_packages
 [ -n "$platforms" ] && start_docker_packages
+if [ -n "$platforms" ] && [ "${DOCKER_WORKFLOW_LLM_LATER:-}" = 1 ]; then
+    create_venv
+    if ! python_is_current && ! have_llama_wheel; then
+        # scripts/demo.sh: the wheel builds on (from now, beside the project's install) while
+        # the demo compiles its image; the demo's `setup.sh python` before it starts the dev
+        # LLM waits for it.
+        logs="$(dirname "$(llama_wheel_dir)")"
+        mkdir -p "$logs"
+        log "building $LLAMA_CPP in the background (log: $logs/build.log)"
+        setsid bash "$0" wheel </dev/null >"$logs/background.log" 2>&1 &
+    fi
+fi
 setup_python_base
 if [ -z "$platforms" ] || python_is_current || have_llama_wheel; then
     build_llama_wheel
@@ -319,14 +353,7 @@ if [ -z "$platforms" ] || python_is_current || have_llama_wheel; then
 fi
 if [ -n "$platforms" ]; then
     wheel_job=""
-    logs="$(dirname "$(llama_wheel_dir)")"
-    if ! python_is_current && [ "${DOCKER_WORKFLOW_LLM_LATER:-}" = 1 ]; then
-        # scripts/demo.sh: the wheel builds on while the demo compiles its image; the demo's
-        # `setup.sh python` before it starts the dev LLM waits for it.
-        mkdir -p "$logs"
-        log "building $LLAMA_CPP in the background (log: $logs/build.log)"
-        setsid bash "$0" wheel </dev/null >"$logs/background.log" 2>&1 &
-    elif ! python_is_current; then
+    if ! python_is_current && [ "${DOCKER_WORKFLOW_LLM_LATER:-}" != 1 ]; then
         # The wheel compiles (one core) while the engine installs and the builder is made.
         build_llama_wheel --plain &
         wheel_job=$!
