@@ -46,7 +46,8 @@ llama_wheel_dir() {
 step() {  # step WHAT LOG READER|"" [--plain] -- COMMAND...
     local what="$1" logfile="$2" reader="$3"
     shift 3
-    if ! (cd "$ROOT" && "$VENV/bin/python" -c 'import rules.run_step') 2>/dev/null; then
+    # (rules imports rich only when it prints: ask for rich itself.)
+    if ! (cd "$ROOT" && "$VENV/bin/python" -c 'import rich.console, rules.run_step') 2>/dev/null; then
         # The project is not in the venv yet (the background wheel build starts before it):
         # the output goes to the log alone, a line at the start and at the end.
         while [ "$1" != "--" ]; do shift; done
