@@ -11,7 +11,8 @@
 # and an offline builder image made with mmdebstrap (this machine's platform) and debootstrap
 # (the other; docker-workflow bases). It needs root and apt on Debian; elsewhere it checks that
 # a working engine with buildx is there and says what is missing (docker-workflow doctor lists
-# it all).
+# it all). On a fresh Debian it first installs what the venv and the wheel build need (python3-venv,
+# gcc, g++, make, cmake); the Docker packages install beside pip's install of the project.
 #
 # Fast when things are already there: the venv is reused, pip is skipped while pyproject.toml is
 # unchanged, and the llama-cpp-python wheel (4-8 minutes to build) is kept in
@@ -148,8 +149,6 @@ install_system_packages() {
     apt_lists_fresh=1
 }
 
-# The project and its dev tools first (the Docker steps need the CLI), the dev LLM after its
-# wheel exists: the wheel build may run in the background meanwhile.
 # The venv with the pinned pip: all that the llama.cpp wheel build needs.
 # (This machine's pip configuration names extra package folders that may not exist; pip
 # warns about each on every lookup, so those lines are filtered out.)
@@ -163,6 +162,8 @@ create_venv() {
         || "$VENV/bin/python" -m pip install --quiet --upgrade "pip==24.3.1" 2> >(quiet_pip >&2)
 }
 
+# The project and its dev tools first (the Docker steps need the CLI), the dev LLM after its
+# wheel exists: the wheel build may run in the background meanwhile.
 setup_python_base() {
     create_venv
     python_is_current && return
