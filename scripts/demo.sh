@@ -17,7 +17,14 @@ DEFAULT_INPUTS='{"text": "Docker images bundle a program with everything it need
 INPUTS="${2:-$DEFAULT_INPUTS}"
 started=$SECONDS
 say() { echo "[demo] $* ($((SECONDS - started))s)" >&2; }
-trap 'code=$?; [ "$code" = 0 ] || echo "[demo] failed (exit $code): docker-workflow doctor says what is missing" >&2' EXIT
+failed() {  # the last word of a failed run: the lines above say what failed, doctor what is missing
+    if [ -x "$VENV/bin/docker-workflow" ]; then
+        echo "[demo] failed (exit $1): $VENV/bin/docker-workflow doctor says what is missing" >&2
+    else
+        echo "[demo] failed (exit $1) before the Python environment was made: see the lines above" >&2
+    fi
+}
+trap 'code=$?; [ "$code" = 0 ] || failed "$code"' EXIT
 
 DOCKER_WORKFLOW_LLM_LATER=1 bash "$ROOT/scripts/setup.sh" native
 export DOCKER_WORKFLOW_BUILDER_IMAGE="${DOCKER_WORKFLOW_BUILDER_IMAGE:-$(cat "$ROOT/.builder-image")}"
@@ -38,7 +45,7 @@ if ! answers 11434; then
     bash "$ROOT/scripts/setup.sh" python  # waits for the background wheel build if it still runs
     "$VENV/bin/docker-workflow" llm-server --host 127.0.0.1 --port "$endpoint_port" >/dev/null &
     server_pid=$!
-    trap 'code=$?; [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; [ "$code" = 0 ] || echo "[demo] failed (exit $code): docker-workflow doctor says what is missing" >&2' EXIT
+    trap 'code=$?; [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; [ "$code" = 0 ] || failed "$code"' EXIT
     for _ in $(seq 60); do
         answers "$endpoint_port" && break
         sleep 0.5

@@ -11,7 +11,8 @@
 # and an offline builder image made with mmdebstrap (this machine's platform) and debootstrap
 # (the other; docker-workflow bases). It needs root and apt on Debian; elsewhere it checks that
 # a working engine with buildx is there and says what is missing (docker-workflow doctor lists
-# it all).
+# it all). On a fresh Debian it first installs what the venv and the wheel build need (python3-venv,
+# gcc, g++, make, cmake); the Docker packages install beside pip's install of the project.
 #
 # Fast when things are already there: the venv is reused, pip is skipped while pyproject.toml is
 # unchanged, and the llama-cpp-python wheel (4-8 minutes to build) is kept in
@@ -24,6 +25,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${DOCKER_WORKFLOW_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1  # pip is pinned below; its upgrade notice is noise
 
 log() { [ "${DOCKER_WORKFLOW_QUIET:-}" = 1 ] || printf '[setup] %s\n' "$*" >&2; }
 quiet_pip() { grep -v "is ignored: it is neither a file nor a directory" || true; }
@@ -45,17 +47,34 @@ llama_wheel_dir() {
 step() {  # step WHAT LOG READER|"" [--plain] -- COMMAND...
     local what="$1" logfile="$2" reader="$3"
     shift 3
+    # (rules imports rich only when it prints: ask for rich itself.)
+    if ! (cd "$ROOT" && "$VENV/bin/python" -c 'import rich.console, rules.run_step') 2>/dev/null; then
+        # The project is not in the venv yet (the background wheel build starts before it):
+        # the output goes to the log alone, a line at the start and at the end.
+        while [ "$1" != "--" ]; do shift; done
+        shift
+        mkdir -p "$(dirname "$logfile")"
+        log "$what: started (log: $logfile)"
+        if "$@" >"$logfile" 2>&1; then
+            log "$what: done"
+            return 0
+        fi
+        tail -n 20 "$logfile" >&2
+        log "$what: failed (log: $logfile)"
+        return 1
+    fi
     (cd "$ROOT" && "$VENV/bin/python" -m rules.run_step --what "$what" --log "$logfile" \
         ${reader:+--reader "$reader"} "$@")
 }
 
 have_llama_wheel() {  # a wheel in the cache that this venv's Python can install
+    # (pip's own copy of packaging: this runs before the project and its packages are installed)
     "$VENV/bin/python" - "$(llama_wheel_dir)" <<'PY'
 import sys
 from pathlib import Path
 
-from packaging.tags import sys_tags
-from packaging.utils import parse_wheel_filename
+from pip._vendor.packaging.tags import sys_tags
+from pip._vendor.packaging.utils import parse_wheel_filename
 
 here = set(sys_tags())
 wheels = Path(sys.argv[1]).glob("llama_cpp_python-*.whl")
@@ -98,20 +117,59 @@ python_is_current() {
         && [ "$(cat "$VENV/.docker-workflow-installed")" = "$(python_stamp)" ]
 }
 
-# The project and its dev tools first (the Docker steps need the CLI), the dev LLM after its
-# wheel exists: the wheel build may run in the background meanwhile.
-setup_python_base() {
+# What the Python environment and the llama.cpp build need from the system: a fresh Debian
+# (cloud) image has python3 but not its venv module, and no compiler or cmake. Plain apt-get:
+# the progress display needs the venv that this makes possible.
+SYSTEM_PACKAGES="python3 python3-venv python3-dev gcc g++ make cmake"
+
+have_system_tools() {
+    command -v "$PYTHON" >/dev/null && "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null \
+        && command -v gcc >/dev/null && command -v g++ >/dev/null && command -v cmake >/dev/null \
+        && command -v make >/dev/null
+}
+
+install_system_packages() {
+    have_system_tools && return
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        log "missing: $PYTHON with its venv module, gcc, g++, make or cmake; install them (Debian: apt-get install $SYSTEM_PACKAGES)"
+        exit 1
+    fi
+    local logs="${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow"
+    mkdir -p "$logs"
+    log "installing $SYSTEM_PACKAGES from Debian (log: $logs/apt-system.log)"
+    # one apt-get update for the Docker packages too
+    if [ -n "${platforms:-}" ] && ! have_docker_tools; then add_trixie_sources; fi
+    # shellcheck disable=SC2086
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $SYSTEM_PACKAGES; } \
+        >"$logs/apt-system.log" 2>&1; then
+        tail -n 20 "$logs/apt-system.log" >&2
+        log "installing $SYSTEM_PACKAGES failed"
+        exit 1
+    fi
+    apt_lists_fresh=1
+}
+
+# The venv with the pinned pip: all that the llama.cpp wheel build needs.
+# (This machine's pip configuration names extra package folders that may not exist; pip
+# warns about each on every lookup, so those lines are filtered out.)
+create_venv() {
+    install_system_packages
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating $VENV"
         "$PYTHON" -m venv "$VENV"
     fi
+    "$VENV/bin/python" -m pip --version 2>/dev/null | grep -q '^pip 24\.3\.1 ' \
+        || "$VENV/bin/python" -m pip install --quiet --upgrade "pip==24.3.1" 2> >(quiet_pip >&2)
+}
+
+# The project and its dev tools first (the Docker steps need the CLI), the dev LLM after its
+# wheel exists: the wheel build may run in the background meanwhile.
+setup_python_base() {
+    create_venv
     python_is_current && return
     local base="$VENV/.docker-workflow-base"
     [ -f "$base" ] && [ "$(cat "$base")" = "$(python_stamp)" ] && return
     log "installing the project into $VENV"
-    # (This machine's pip configuration names extra package folders that may not exist; pip
-    # warns about each on every lookup, so those lines are filtered out.)
-    "$VENV/bin/python" -m pip install --quiet --upgrade "pip==24.3.1" 2> >(quiet_pip >&2)
     "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]" 2> >(quiet_pip >&2)
     python_stamp > "$base"
 }
@@ -126,25 +184,19 @@ setup_python_llm() {
     python_stamp > "$VENV/.docker-workflow-installed"
 }
 
-DOCKER_PACKAGES="docker.io/trixie docker-cli/trixie docker-buildx/trixie qemu-user-static binfmt-support mmdebstrap debootstrap patchelf ccache busybox-static"
+# dpkg-dev: mmdebstrap's eatmydata hook (rules/stages/bases.py) runs dpkg-architecture, which
+# mmdebstrap only suggests; a fresh Debian image does not have it.
+DOCKER_PACKAGES="docker.io/trixie docker-cli/trixie docker-buildx/trixie qemu-user-static binfmt-support mmdebstrap dpkg-dev debootstrap patchelf ccache busybox-static"
 
 have_docker_tools() {
     command -v dockerd >/dev/null && docker buildx version >/dev/null 2>&1 \
-        && command -v mmdebstrap >/dev/null && command -v debootstrap >/dev/null \
+        && command -v mmdebstrap >/dev/null && command -v dpkg-architecture >/dev/null \
+        && command -v debootstrap >/dev/null \
         && [ -e /usr/bin/qemu-aarch64-static ] \
         && [ -x /bin/busybox ]
 }
 
-install_docker_packages() {
-    if have_docker_tools; then
-        log "docker engine, buildx, qemu, mmdebstrap and debootstrap are installed"
-        return
-    fi
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        log "missing: dockerd, docker buildx, qemu-user-static or mmdebstrap; install them (needs root and apt; docker-workflow doctor says which)"
-        exit 1
-    fi
-    log "installing the Docker engine, buildx, QEMU and mmdebstrap from Debian"
+add_trixie_sources() {  # buildx comes from Debian 13, pinned to the packages that need it
     cat > /etc/apt/sources.list.d/trixie.sources <<'SOURCES'
 Types: deb
 URIs: http://deb.debian.org/debian
@@ -153,11 +205,46 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
     printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/trixie-low
+}
+
+# The Docker packages download and unpack in the background while pip installs the project
+# (neither waits for the other's network or disk); wait_docker_packages shows their progress.
+docker_packages_job=""
+start_docker_packages() {
+    have_docker_tools && return
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        log "missing: dockerd, docker buildx, qemu-user-static or mmdebstrap; install them (needs root and apt; docker-workflow doctor says which)"
+        exit 1
+    fi
     local logs="${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow"
-    step "apt-get update" "$logs/apt-update.log" apt -- apt-get update
+    mkdir -p "$logs"
+    log "installing the Docker engine, buildx, QEMU and mmdebstrap from Debian, beside the Python install (log: $logs/apt-install.log)"
+    add_trixie_sources
     # shellcheck disable=SC2086
-    step "installing the Docker engine, buildx, QEMU, mmdebstrap" "$logs/apt-install.log" apt -- \
-        env DEBIAN_FRONTEND=noninteractive apt-get install -y $DOCKER_PACKAGES
+    {
+        if [ "${apt_lists_fresh:-}" != 1 ]; then apt-get update || exit; fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y $DOCKER_PACKAGES
+    } >"$logs/apt-install.log" 2>&1 </dev/null &
+    docker_packages_job=$!
+}
+
+wait_docker_packages() {
+    if [ -z "$docker_packages_job" ]; then
+        have_docker_tools || start_docker_packages
+    fi
+    if [ -z "$docker_packages_job" ]; then
+        log "docker engine, buildx, qemu, mmdebstrap and debootstrap are installed"
+        return
+    fi
+    local logs="${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow"
+    step "installing the Docker engine, buildx, QEMU, mmdebstrap" "$logs/apt-install-shown.log" apt -- \
+        tail -n +1 -f --pid="$docker_packages_job" "$logs/apt-install.log"
+    if ! wait "$docker_packages_job"; then
+        tail -n 20 "$logs/apt-install.log" >&2
+        log "installing the Docker packages failed (log: $logs/apt-install.log)"
+        exit 1
+    fi
+    docker_packages_job=""
 }
 
 start_docker_engine() {
@@ -212,6 +299,28 @@ setup_builder_image() {  # setup_builder_image PLATFORMS
     log "builder image: $(cat "$ROOT/.builder-image")"
 }
 
+# What the first compile fetches from PyPI on this machine (Nuitka's sdist, the Zig wheel:
+# rules/stages/toolchain.py), fetched in the background while the engine installs and the
+# builder image is made, instead of in front of the compile.
+toolchain_job=""
+fetch_compile_toolchain() {
+    local logs="${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow"
+    mkdir -p "$logs"
+    (cd "$ROOT" && "$VENV/bin/python" -c 'from rules.stages.toolchain import host_arch, toolchain_dir, zig_dir
+zig_dir()
+toolchain_dir("nuitka", host_arch())') >"$logs/toolchain.log" 2>&1 </dev/null &
+    toolchain_job=$!
+}
+
+wait_compile_toolchain() {
+    [ -n "$toolchain_job" ] || return 0
+    if ! wait "$toolchain_job"; then
+        # Not fatal here: the compile fetches what is missing itself and says what failed.
+        log "fetching the compile toolchain ahead failed (log: ${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow/toolchain.log)"
+    fi
+    toolchain_job=""
+}
+
 native_platform() {
     case "$(uname -m)" in aarch64 | arm64) echo linux/arm64 ;; *) echo linux/amd64 ;; esac
 }
@@ -221,10 +330,24 @@ case "$mode" in
 all) platforms="linux/amd64,linux/arm64" ;;
 native) platforms="$(native_platform)" ;;
 python) platforms="" ;;
-wheel) setup_python_base; build_llama_wheel --plain; exit 0 ;;  # internal: a detached build
+wheel) create_venv; build_llama_wheel --plain; exit 0 ;;  # internal: a detached build
 *) log "unknown mode $mode: choose all, native or python"; exit 2 ;;
 esac
 
+install_system_packages
+[ -n "$platforms" ] && start_docker_packages
+if [ -n "$platforms" ] && [ "${DOCKER_WORKFLOW_LLM_LATER:-}" = 1 ]; then
+    create_venv
+    if ! python_is_current && ! have_llama_wheel; then
+        # scripts/demo.sh: the wheel builds on (from now, beside the project's install) while
+        # the demo compiles its image; the demo's `setup.sh python` before it starts the dev
+        # LLM waits for it.
+        logs="$(dirname "$(llama_wheel_dir)")"
+        mkdir -p "$logs"
+        log "building $LLAMA_CPP in the background (log: $logs/build.log)"
+        setsid bash "$0" wheel </dev/null >"$logs/background.log" 2>&1 &
+    fi
+fi
 setup_python_base
 if [ -z "$platforms" ] || python_is_current || have_llama_wheel; then
     build_llama_wheel
@@ -232,22 +355,17 @@ if [ -z "$platforms" ] || python_is_current || have_llama_wheel; then
 fi
 if [ -n "$platforms" ]; then
     wheel_job=""
-    logs="$(dirname "$(llama_wheel_dir)")"
-    if ! python_is_current && [ "${DOCKER_WORKFLOW_LLM_LATER:-}" = 1 ]; then
-        # scripts/demo.sh: the wheel builds on while the demo compiles its image; the demo's
-        # `setup.sh python` before it starts the dev LLM waits for it.
-        mkdir -p "$logs"
-        log "building $LLAMA_CPP in the background (log: $logs/build.log)"
-        setsid bash "$0" wheel </dev/null >"$logs/background.log" 2>&1 &
-    elif ! python_is_current; then
+    if ! python_is_current && [ "${DOCKER_WORKFLOW_LLM_LATER:-}" != 1 ]; then
         # The wheel compiles (one core) while the engine installs and the builder is made.
         build_llama_wheel --plain &
         wheel_job=$!
     fi
-    install_docker_packages
+    fetch_compile_toolchain
+    wait_docker_packages
     start_docker_engine
     enable_arm64_emulation
     setup_builder_image "$platforms"
+    wait_compile_toolchain
     if [ -n "$wheel_job" ]; then
         wait "$wheel_job" || { log "building the llama-cpp-python wheel failed"; exit 1; }
         setup_python_llm

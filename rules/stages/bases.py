@@ -236,7 +236,10 @@ def ensure_builder_image(platforms: list[str], rebuild: bool = False) -> str:
             file=context / "Dockerfile",
             platforms=platforms,
             tags=[tag],
-            load=True,
+            # Straight into the engine's image store, not gzip-compressed: the builder never
+            # leaves this machine, and compressing its 600 MB layer took 72 of the 95 s this
+            # build took on a fresh, busy machine (uncompressed: 5 s against 18 s for 285 MB).
+            output={"type": "image", "compression": "uncompressed"},
         )
     finally:
         shutil.rmtree(context, ignore_errors=True)
