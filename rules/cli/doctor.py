@@ -1,11 +1,11 @@
 """``docker-workflow doctor``: what this machine has for building and running workflows.
 
 One line per piece (the Docker engine and its version, buildx, arm64 emulation, the builder
-image, the LLM endpoint and its models, free disk for the cache), each missing piece with the
-command that fixes it. Errors about a missing piece elsewhere point here, so a newcomer has one
-place to look. It asks the docker CLI (fast, and it still answers when the engine is down)
-and the endpoint's Ollama API, each with a short timeout: the doctor never hangs on a dead
-daemon or a filtered port.
+image and, when it is missing, the tools that make it, the LLM endpoint and its models, free
+disk for the cache), each missing piece with the command that fixes it. Errors about a missing
+piece elsewhere point here, so a newcomer has one place to look. It asks the docker CLI (fast,
+and it still answers when the engine is down) and the endpoint's Ollama API, each with a short
+timeout: the doctor never hangs on a dead daemon or a filtered port.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from rules.console import print_message
 from rules.docker.engine import BUILDER_IMAGE_ENV
 from rules.paths import cache_dir
 from rules.platforms import DEFAULT_PLATFORMS
-from rules.stages.bases import PLATFORMS_LABEL, builder_tag
+from rules.stages.bases import PLATFORMS_LABEL, bootstrap_tool, builder_tag, missing_tools
 from rules.stages.toolchain import host_arch
 from runner_template.errors import EXIT_LLM_UNREACHABLE
 
@@ -178,6 +178,21 @@ def check_builder(settings: Settings) -> Check:
     return Check("builder image", OK, f"{reference} ({', '.join(platforms)})")
 
 
+def check_builder_tools() -> Check:
+    """What ``docker-workflow bases`` needs to make the builder image here (asked only when
+    that image is not ready): each platform's bootstrap tool and what it runs."""
+    tools = sorted({bootstrap_tool(arch) for arch in ("amd64", "arm64")})
+    lacking = sorted({package for tool in tools for package in missing_tools(tool)})
+    if lacking:
+        return Check(
+            "builder tools",
+            MISSING,
+            f"making the builder image needs {', '.join(lacking)}",
+            f"apt-get install {' '.join(lacking)}  (scripts/setup.sh does)",
+        )
+    return Check("builder tools", OK, f"{' and '.join(tools)} can make the builder image")
+
+
 def check_endpoint(settings: Settings) -> Check:
     url = settings.endpoint.rstrip("/")
     fix = "start Ollama (ollama serve), or the dev LLM: docker-workflow llm-server --port 11434"
@@ -229,6 +244,8 @@ def diagnose(settings: Settings) -> list[Check]:
         ]
     else:
         rest = [check_buildx(), check_arm64(), check_builder(settings)]
+        if rest[-1].state != OK:
+            rest.append(check_builder_tools())
     return [engine, *rest, check_endpoint(settings), check_disk()]
 
 

@@ -89,6 +89,17 @@ def bootstrap_tool(arch: str) -> str:
     return next((tool for tool in preferred if shutil.which(tool)), preferred[0])
 
 
+def missing_tools(tool: str) -> list[str]:
+    """The Debian packages that ``tool`` needs and this machine lacks (empty: all there).
+
+    mmdebstrap's eatmydata hook runs ``dpkg-architecture``, which only ``dpkg-dev`` brings: a
+    fresh Debian without it fails deep inside the bootstrap, so it is asked for up front."""
+    needed = {tool: tool}
+    if tool == "mmdebstrap":
+        needed["dpkg-architecture"] = "dpkg-dev"
+    return [package for command, package in needed.items() if shutil.which(command) is None]
+
+
 def _dockerfile(platforms: list[str]) -> str:
     return _DOCKERFILE.replace("{label}", PLATFORMS_LABEL).replace(
         "{platforms}", ",".join(sorted(platforms))
@@ -173,10 +184,11 @@ def rootfs_tarball(arch: str, workdir: Path, tool: str | None = None) -> Path:
     target = workdir / f"rootfs-{_rootfs_key(arch, tool)}-{arch}.tar"
     if target.exists():
         return target
-    if shutil.which(tool) is None:
+    lacking = missing_tools(tool)
+    if lacking:
         raise UserError(
-            f"{tool} is not installed: apt-get install {tool} (scripts/setup.sh does;"
-            " docker-workflow doctor says what else is missing)"
+            f"{tool} needs {', '.join(lacking)}: apt-get install {' '.join(lacking)}"
+            " (scripts/setup.sh does; docker-workflow doctor says what else is missing)"
         )
     if os.geteuid() != 0:
         raise UserError(f"making a builder root file system needs root ({tool}): run as root")

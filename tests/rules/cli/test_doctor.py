@@ -69,6 +69,29 @@ def test_missing_endpoint_and_builder_say_how_to_fix_and_exit_1():
     assert "Traceback" not in proc.stderr
 
 
+def test_a_missing_builder_asks_for_the_tools_that_make_it(tmp_path):
+    """Without the builder image, the doctor says what ``bases`` needs and this machine lacks:
+    here a PATH with docker only, so mmdebstrap, debootstrap and dpkg-dev (mmdebstrap's hook
+    runs dpkg-architecture) are all missing."""
+    import shutil
+
+    (tmp_path / "docker").symlink_to(shutil.which("docker"))
+    proc = run_cli(
+        "doctor",
+        "--builder-image",
+        "docker-workflow/builder:no-such-recipe",
+        env={"PATH": str(tmp_path)},
+    )
+    assert proc.returncode == 1
+    line = _line(proc.stdout, "builder tools")
+    assert line.startswith("missing ") and "debootstrap, dpkg-dev, mmdebstrap" in line, line
+    assert _fix_after(proc.stdout, "builder tools").startswith(
+        "apt-get install debootstrap dpkg-dev mmdebstrap"
+    )
+    everything = run_cli("doctor", "--builder-image", "docker-workflow/builder:no-such-recipe")
+    assert _line(everything.stdout, "builder tools").startswith("ok "), everything.stdout
+
+
 def test_no_docker_command_is_missing_and_the_rest_is_not_checked(tmp_path):
     proc = run_cli("doctor", env={"PATH": str(tmp_path)})
     assert proc.returncode == 1
