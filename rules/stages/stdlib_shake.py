@@ -57,6 +57,60 @@ EXCLUDABLE: dict[str, tuple[str, ...]] = {
 }
 TLS = ("ssl", "_ssl")
 
+# Left out of the shared program only (its tools get them from the layer when they import
+# them): modules Nuitka adds as "the non-excluded parts of the standard library" that the engine
+# cannot reach. The engine's import closure, followed through every import of each module
+# (inside functions too) but not into the groups above, which the program leaves out anyway,
+# has none of them (tests/rules/stages/test_build_rules.py walks it). A module reached only
+# through a left-out group never loads without that group, and when a tool imports the group the
+# layer's closure brings both. Nothing reaches them by a computed name either: what is looked up
+# that way stays (the codecs, ``encodings.*`` and ``stringprep`` for idna; ``sysconfig`` with
+# its ``_sysconfigdata_*``), and so do ``importlib.util`` and ``pkgutil``, which import
+# machinery may use.
+ENGINE_UNUSED: tuple[str, ...] = (
+    "__hello__",  # CPython's own frozen-import test fixtures
+    "__phello__",
+    "_pyio",  # the pure-Python io, for io's tests; io is _io
+    "sre_compile",  # 3.11's deprecated aliases of re._compiler, re._constants, re._parser
+    "sre_constants",
+    "sre_parse",
+    "imp",  # deprecated; nothing of the engine imports it
+    "importlib.simple",  # resource-reader bases for third-party loaders
+    "importlib.resources.simple",
+    "html.parser",  # the engine uses html.escape only
+    "_markupbase",  # html.parser's base
+    "_compression",  # the compression group's base (bz2, lzma, gzip)
+    "contextvars",  # for asyncio and decimal, both left out
+    "numbers",  # for decimal, fractions and statistics, left out
+    "cmd",  # interactive tools (pdb, code, the REPL's completion)
+    "code",
+    "codeop",
+    "rlcompleter",
+    "webbrowser",
+    "netrc",  # for ftplib and urllib.request, which the engine does not import
+    "nturl2path",  # urllib.request on Windows
+    "colorsys",  # stand-alone utilities nothing of the engine imports
+    "configparser",
+    "crypt",
+    "difflib",
+    "filecmp",
+    "fileinput",
+    "glob",
+    "graphlib",
+    "imghdr",
+    "mailcap",
+    "modulefinder",
+    "pickletools",
+    "pipes",
+    "pyclbr",
+    "sched",
+    "shlex",
+    "symtable",
+    "timeit",
+    "tomllib",
+    "uu",
+)
+
 
 def excluded_modules(tool_modules: list[str], https: bool) -> list[str]:
     """Modules to leave out of the binary, given the tools' imports and the TLS need."""
@@ -79,9 +133,10 @@ LAYERED_IMPORTS = "--no-deployment-flag=excluded-module-usage"
 
 def program_flags(engine_modules: list[str]) -> list[str]:
     """Nuitka flags of the one program every workflow shares (``--compiler nuitka``): every
-    group the engine does not import stays out, TLS included, whatever the workflow needs; its
-    tools import those modules from the layer."""
-    return [*nuitka_flags(engine_modules, https=False), LAYERED_IMPORTS]
+    group the engine does not import stays out, TLS included, whatever the workflow needs, and so
+    do the modules of ``ENGINE_UNUSED``; its tools import those modules from the layer."""
+    unused = [f"--nofollow-import-to={name}" for name in sorted(ENGINE_UNUSED)]
+    return [*nuitka_flags(engine_modules, https=False), *unused, LAYERED_IMPORTS]
 
 
 def nuitka_flags(

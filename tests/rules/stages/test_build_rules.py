@@ -1,5 +1,6 @@
 """The build-side rules that need no Docker: platforms, stdlib shaking, keys, labels, runtime."""
 
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -8,12 +9,19 @@ from helpers import WORKFLOWS
 from rules.errors import UserError
 from rules.graph.build import prepare
 from rules.platforms import parse_platforms
+from rules.stages.analyze import dotted_imports
 from rules.stages.bases import builder_tag
 from rules.stages.compile import CompileRequest, compile_key
 from rules.stages.image import ImageRequest, _check_runtime
 from rules.stages.image_names import default_tag
-from rules.stages.render import engine_files, program_files
-from rules.stages.stdlib_shake import LAYERED_IMPORTS, excluded_modules
+from rules.stages.render import engine_files, engine_sources, program_files
+from rules.stages.stdlib_shake import (
+    ENGINE_UNUSED,
+    EXCLUDABLE,
+    LAYERED_IMPORTS,
+    TLS,
+    excluded_modules,
+)
 
 
 def test_platforms_default_both_and_are_checked():
@@ -60,6 +68,52 @@ def test_the_shared_program_is_the_same_for_every_workflow():
     flags = program_files()["compile-flags.txt"].decode().split()
     assert "--nofollow-import-to=ssl" in flags and "--nofollow-import-to=decimal" in flags
     assert LAYERED_IMPORTS in flags
+
+
+def _engine_stdlib_closure() -> set[str]:
+    """Every standard-library module of this Python (the builder's 3.11) that the engine's code
+    reaches, following each module's imports anywhere in its code (inside functions too), but
+    not into the groups the program leaves out."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    left_out = [*(name for group in EXCLUDABLE.values() for name in group), *TLS]
+    todo: list[str] = []
+    for name, data in engine_sources().items():
+        module = "runner_template." + name.removesuffix(".py").replace("/", ".")
+        package = module.endswith(".__init__")
+        required, optional = dotted_imports(
+            data.decode(), module.removesuffix(".__init__"), package
+        )
+        todo += sorted(required | optional)
+    seen: set[str] = set()
+    while todo:
+        parts = todo.pop().split(".")
+        for name in (".".join(parts[: i + 1]) for i in range(len(parts))):
+            if any(f"{name}.".startswith(f"{out}.") for out in left_out):
+                break
+            path = stdlib.joinpath(*name.split("."))
+            package = (path / "__init__.py").is_file()
+            source = path / "__init__.py" if package else path.with_suffix(".py")
+            if name in seen or not source.is_file():
+                continue
+            seen.add(name)
+            required, optional = dotted_imports(source.read_text("utf-8", "replace"), name, package)
+            todo += sorted(required | optional)
+    return seen
+
+
+def test_the_program_leaves_out_only_what_the_engine_never_imports():
+    closure = _engine_stdlib_closure()
+    assert {"json", "traceback", "linecache", "tokenize", "http.server", "email.utils"} <= closure
+    reached = {
+        name for name in closure for out in ENGINE_UNUSED if f"{name}.".startswith(f"{out}.")
+    }
+    assert reached == set()
+    flags = program_files()["compile-flags.txt"].decode().split()
+    assert {f"--nofollow-import-to={name}" for name in ENGINE_UNUSED} <= set(flags)
+    # A workflow's own engine (--compiler onefile) keeps them: it has no layer.
+    assert (
+        "--nofollow-import-to=tomllib" not in engine_files([], False)["compile-flags.txt"].decode()
+    )
 
 
 def test_compile_key_follows_what_goes_into_the_compile(monkeypatch, tmp_path):
