@@ -16,7 +16,7 @@ from rules.platforms import DEFAULT_PLATFORMS
 
 if TYPE_CHECKING:  # imported where used: doit loads this module on every run
     from rules.stages.compile import CompileRequest
-    from rules.stages.image import ImageRequest
+    from rules.stages.image_request import ImageRequest
     from rules.stages.modules_layer import LayerRequest
     from rules.stages.prepared import Prepared
 
@@ -51,8 +51,8 @@ def image_request(
     compiled: dict[str, Path],
     layers: dict[str, Path] | None = None,
 ) -> ImageRequest:
-    from rules.stages.image import ImageRequest
     from rules.stages.image_names import check_reference, default_tag
+    from rules.stages.image_request import ImageRequest
 
     analysis = prepared.analysis
     return ImageRequest(

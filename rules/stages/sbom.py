@@ -30,7 +30,7 @@ from rules.platforms import arch_of
 from rules.stages.prepared import digest
 
 if TYPE_CHECKING:
-    from rules.stages.image import ImageRequest
+    from rules.stages.image_request import ImageRequest
 
 SBOM_PATH = "app/sbom.cdx.json"  # inside the image (and the image build's context folder)
 SBOM_LABEL = "docker-workflow.sbom-digest"

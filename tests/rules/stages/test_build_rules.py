@@ -12,8 +12,9 @@ from rules.platforms import parse_platforms
 from rules.stages.analyze import dotted_imports
 from rules.stages.bases import builder_tag
 from rules.stages.compile import CompileRequest, compile_key
-from rules.stages.image import ImageRequest, _check_runtime
+from rules.stages.image import _check_runtime
 from rules.stages.image_names import default_tag
+from rules.stages.image_request import ImageRequest
 from rules.stages.render import engine_files, engine_sources, program_files
 from rules.stages.stdlib_shake import (
     ENGINE_UNUSED,
@@ -173,12 +174,15 @@ def test_labels_say_what_is_inside(tmp_path):
 def test_an_image_of_another_recipe_is_not_current(tmp_path, monkeypatch):
     """An upgrade that changes the image's Dockerfile rebuilds images that match otherwise."""
     import rules.stages.image as image
+    import rules.stages.image_request as image_request_module
 
     before = image_request(tmp_path, "scratch").labels()
-    image.image_recipe_digest.cache_clear()
-    monkeypatch.setattr(image, "docker_file", lambda name: b"FROM scratch\n# another recipe\n")
+    image_request_module.image_recipe_digest.cache_clear()
+    monkeypatch.setattr(
+        image_request_module, "docker_file", lambda name: b"FROM scratch\n# another recipe\n"
+    )
     after = image_request(tmp_path, "scratch").labels()
-    image.image_recipe_digest.cache_clear()
+    image_request_module.image_recipe_digest.cache_clear()
     assert before["docker-workflow.image-recipe"] != after["docker-workflow.image-recipe"]
     monkeypatch.setattr(image, "image_labels", lambda tag: before)
     assert not image.image_is_current(image_request(tmp_path, "scratch"))

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from rules.stages.image import ImageRequest
+from rules.stages.image_request import ImageRequest
 from rules.stages.lock import ENGINE_LOCK_FILE
 from rules.stages.sbom import SBOM_PATH, platform_stages, sbom_json, validate_sbom, write_sboms
 
