@@ -128,10 +128,12 @@ class ResultsFile:
         if record["index"] in self.records:
             return
         line = json.dumps(record, ensure_ascii=False) + "\n"
+        # Kept before it is written: a SIGTERM or Ctrl-C lands between any two steps here, and
+        # the rewrite at close must not drop a line a reader has already seen in the file.
+        self.records[record["index"]] = record
         self._handle.write(line.encode("utf-8", "backslashreplace"))
         self._handle.flush()
         os.fsync(self._handle.fileno())
-        self.records[record["index"]] = record
 
     def _rewrite(self) -> None:
         lines = [
