@@ -267,7 +267,9 @@ def installed_wheels(request: LayerRequest) -> Path:
     """The platform's locked wheels installed into one folder, compiled to sourceless bytecode
     (once per wheel set: ``cache/layer-wheels/<key>/``)."""
     key = hashlib.sha256(
-        json.dumps([request.arch, sorted(w["sha256"] for w in request.wheels)]).encode()
+        json.dumps(
+            [_code_digest(), request.arch, sorted(w["sha256"] for w in request.wheels)]
+        ).encode()
     ).hexdigest()[:20]
     target = cache_dir() / "layer-wheels" / key
     if target.is_dir():
@@ -295,6 +297,24 @@ def _pip_install(files: list[Path], arch: str, dest: Path) -> None:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"installing the locked wheels for the module layer failed: {last}")
     shutil.rmtree(dest / "bin", ignore_errors=True)  # console scripts: nothing runs them
+    _drop_direct_urls(dest)
+
+
+def _drop_direct_urls(dest: Path) -> None:
+    """pip records where each wheel file was (``direct_url.json``: a path in this machine's
+    cache), which is no fact about the image and would make the same workflow built from
+    another cache folder another layer: the file goes, and its line in ``RECORD`` with it."""
+    for marker in sorted(dest.glob("*.dist-info/direct_url.json")):
+        marker.unlink()
+        record = marker.parent / "RECORD"
+        if record.is_file():
+            lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [
+                line
+                for line in lines
+                if not line.startswith(f"{marker.parent.name}/direct_url.json,")
+            ]
+            record.write_text("".join(kept), encoding="utf-8")
 
 
 def _compile_bytecode(folder: Path, builder_image: str) -> None:

@@ -197,3 +197,24 @@ def test_needed_libraries_reads_the_dynamic_section_of_a_real_extension_module()
     assert "libc.so.6" in needed_libraries(Path(_ssl.__file__))
     assert any(name.startswith("libssl.so") for name in needed_libraries(Path(_ssl.__file__)))
     assert needed_libraries(Path(__file__)) == []  # not ELF
+
+
+def test_where_a_wheel_was_on_this_machine_is_not_in_the_layer(tmp_path):
+    """pip's ``direct_url.json`` names the wheel's path in this machine's cache: the same
+    workflow built from another cache folder must give the same layer, so it goes, and its
+    RECORD line with it (the other lines stay as pip wrote them)."""
+    from rules.stages.modules_layer import _drop_direct_urls
+
+    info = tmp_path / "PyYAML-6.0.2.dist-info"
+    info.mkdir()
+    (info / "direct_url.json").write_text('{"url": "file:///tmp/cache-1/wheels/x.whl"}')
+    (info / "RECORD").write_text(
+        "yaml/__init__.py,sha256=abc,100\n"
+        "PyYAML-6.0.2.dist-info/direct_url.json,sha256=def,40\n"
+        "PyYAML-6.0.2.dist-info/RECORD,,\n"
+    )
+    _drop_direct_urls(tmp_path)
+    assert not (info / "direct_url.json").exists()
+    assert (info / "RECORD").read_text() == (
+        "yaml/__init__.py,sha256=abc,100\nPyYAML-6.0.2.dist-info/RECORD,,\n"
+    )
