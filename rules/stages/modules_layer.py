@@ -302,19 +302,20 @@ def _pip_install(files: list[Path], arch: str, dest: Path) -> None:
 
 def _drop_direct_urls(dest: Path) -> None:
     """pip records where each wheel file was (``direct_url.json``: a path in this machine's
-    cache), which is no fact about the image and would make the same workflow built from
-    another cache folder another layer: the file goes, and its line in ``RECORD`` with it."""
+    cache) and the console scripts it wrote (``../../bin/``, with this machine's Python in
+    their first line, removed above): neither is a fact about the image, and either would make
+    the same workflow built elsewhere another layer. They go, and their ``RECORD`` lines too."""
     for marker in sorted(dest.glob("*.dist-info/direct_url.json")):
         marker.unlink()
-        record = marker.parent / "RECORD"
-        if record.is_file():
-            lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
-            kept = [
-                line
-                for line in lines
-                if not line.startswith(f"{marker.parent.name}/direct_url.json,")
-            ]
-            record.write_text("".join(kept), encoding="utf-8")
+    for record in sorted(dest.glob("*.dist-info/RECORD")):
+        lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [
+            line
+            for line in lines
+            if (dest / line.split(",", 1)[0]).resolve().is_relative_to(dest.resolve())
+            and (dest / line.split(",", 1)[0]).exists()
+        ]
+        record.write_text("".join(kept), encoding="utf-8")
 
 
 def _compile_bytecode(folder: Path, builder_image: str) -> None:

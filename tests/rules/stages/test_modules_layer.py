@@ -208,7 +208,10 @@ def test_where_a_wheel_was_on_this_machine_is_not_in_the_layer(tmp_path):
     info = tmp_path / "PyYAML-6.0.2.dist-info"
     info.mkdir()
     (info / "direct_url.json").write_text('{"url": "file:///tmp/cache-1/wheels/x.whl"}')
+    (tmp_path / "yaml").mkdir()
+    (tmp_path / "yaml" / "__init__.py").write_text("")
     (info / "RECORD").write_text(
+        "../../bin/yamlscript,sha256=shebang-of-this-machine,216\n"
         "yaml/__init__.py,sha256=abc,100\n"
         "PyYAML-6.0.2.dist-info/direct_url.json,sha256=def,40\n"
         "PyYAML-6.0.2.dist-info/RECORD,,\n"
