@@ -178,14 +178,19 @@ def _assemble(request: LayerRequest, stdlib: Stdlib, closure: Closure, out: Path
     extensions = {}
     libraries: dict[str, str] = {}
     shipped = program_libraries(request.program)
+
+    def add_library(library: str) -> None:
+        """A builder library at its own path, once, unless the program ships it already."""
+        if library not in shipped and library not in libraries:
+            _copy(stdlib.root / library.lstrip("/"), out / library.lstrip("/"), 0o755)
+            libraries[library] = file_sha256(out / library.lstrip("/"))
+
     for name in sorted(closure.extensions):
         entry = stdlib.extensions[name]
         _copy(stdlib.dynload / entry["file"], app / entry["file"], 0o755)
         extensions[name] = file_sha256(app / entry["file"])
         for library in entry["libraries"]:
-            if library not in shipped and library not in libraries:
-                _copy(stdlib.root / library.lstrip("/"), out / library.lstrip("/"), 0o755)
-                libraries[library] = file_sha256(out / library.lstrip("/"))
+            add_library(library)
     tls = "ssl" in closure.modules or any(w["name"].lower() == "certifi" for w in request.wheels)
     if tls and stdlib.ca_bundle:
         _copy(stdlib.root / stdlib.ca_bundle.lstrip("/"), out / stdlib.ca_bundle.lstrip("/"))
@@ -193,9 +198,7 @@ def _assemble(request: LayerRequest, stdlib: Stdlib, closure: Closure, out: Path
         installed = installed_wheels(request)
         _copy_tree(installed, app)
         for library in _wheel_libraries(installed, stdlib, request.platform):
-            if library not in shipped and library not in libraries:
-                _copy(stdlib.root / library.lstrip("/"), out / library.lstrip("/"), 0o755)
-                libraries[library] = file_sha256(out / library.lstrip("/"))
+            add_library(library)
     manifest = {
         "platform": request.platform,
         "modules": modules,
@@ -297,24 +300,24 @@ def _pip_install(files: list[Path], arch: str, dest: Path) -> None:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"installing the locked wheels for the module layer failed: {last}")
     shutil.rmtree(dest / "bin", ignore_errors=True)  # console scripts: nothing runs them
-    _drop_direct_urls(dest)
+    _drop_machine_records(dest)
 
 
-def _drop_direct_urls(dest: Path) -> None:
+def _drop_machine_records(dest: Path) -> None:
     """pip records where each wheel file was (``direct_url.json``: a path in this machine's
     cache) and the console scripts it wrote (``../../bin/``, with this machine's Python in
     their first line, removed above): neither is a fact about the image, and either would make
-    the same workflow built elsewhere another layer. They go, and their ``RECORD`` lines too."""
+    the same workflow built elsewhere another layer. They go, and their ``RECORD`` lines too:
+    a RECORD keeps the lines of files that are in the layer."""
     for marker in sorted(dest.glob("*.dist-info/direct_url.json")):
         marker.unlink()
+    root = dest.resolve()
     for record in sorted(dest.glob("*.dist-info/RECORD")):
-        lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = [
-            line
-            for line in lines
-            if (dest / line.split(",", 1)[0]).resolve().is_relative_to(dest.resolve())
-            and (dest / line.split(",", 1)[0]).exists()
-        ]
+        kept = []
+        for line in record.read_text(encoding="utf-8").splitlines(keepends=True):
+            path = (dest / line.split(",", 1)[0]).resolve()
+            if path.is_relative_to(root) and path.exists():
+                kept.append(line)
         record.write_text("".join(kept), encoding="utf-8")
 
 

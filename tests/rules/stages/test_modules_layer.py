@@ -203,7 +203,7 @@ def test_where_a_wheel_was_on_this_machine_is_not_in_the_layer(tmp_path):
     """pip's ``direct_url.json`` names the wheel's path in this machine's cache: the same
     workflow built from another cache folder must give the same layer, so it goes, and its
     RECORD line with it (the other lines stay as pip wrote them)."""
-    from rules.stages.modules_layer import _drop_direct_urls
+    from rules.stages.modules_layer import _drop_machine_records
 
     info = tmp_path / "PyYAML-6.0.2.dist-info"
     info.mkdir()
@@ -216,7 +216,7 @@ def test_where_a_wheel_was_on_this_machine_is_not_in_the_layer(tmp_path):
         "PyYAML-6.0.2.dist-info/direct_url.json,sha256=def,40\n"
         "PyYAML-6.0.2.dist-info/RECORD,,\n"
     )
-    _drop_direct_urls(tmp_path)
+    _drop_machine_records(tmp_path)
     assert not (info / "direct_url.json").exists()
     assert (info / "RECORD").read_text() == (
         "yaml/__init__.py,sha256=abc,100\nPyYAML-6.0.2.dist-info/RECORD,,\n"
