@@ -122,18 +122,21 @@ def _endpoint_secret(options: K8sOptions) -> dict[str, dict[str, Any]]:
     """``secret-endpoint.yaml`` when the endpoint carries a credential, else nothing."""
     if not options.endpoint or not endpoint_is_secret(options.endpoint):
         return {}
-    encoded = base64.b64encode(options.endpoint.encode("utf-8")).decode("ascii")
+    name = dns_name(options.workflow_id, "-endpoint")
     return {
-        "secret-endpoint.yaml": {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": dns_name(options.workflow_id, "-endpoint"),
-                "labels": _labels(options, "endpoint"),
-            },
-            "type": "Opaque",
-            "data": {ENDPOINT_KEY: encoded},
-        }
+        "secret-endpoint.yaml": _secret(options, name, "endpoint", ENDPOINT_KEY, options.endpoint)
+    }
+
+
+def _secret(options: K8sOptions, name: str, component: str, key: str, value: str) -> dict:
+    """An Opaque Secret holding ``value`` under ``key``, labelled like the workflow's other
+    manifests."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "labels": _labels(options, component)},
+        "type": "Opaque",
+        "data": {key: base64.b64encode(value.encode("utf-8")).decode("ascii")},
     }
 
 
@@ -250,19 +253,8 @@ def _auth_secret(options: K8sOptions) -> dict[str, dict[str, Any]]:
     """``secret-auth.yaml`` when the token was given to be written, else nothing."""
     if options.auth_token is None:
         return {}
-    encoded = base64.b64encode(options.auth_token.encode("utf-8")).decode("ascii")
-    return {
-        "secret-auth.yaml": {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": auth_secret_name(options.workflow_id),
-                "labels": _labels(options, "auth"),
-            },
-            "type": "Opaque",
-            "data": {AUTH_KEY: encoded},
-        }
-    }
+    name = auth_secret_name(options.workflow_id)
+    return {"secret-auth.yaml": _secret(options, name, "auth", AUTH_KEY, options.auth_token)}
 
 
 def serve_manifests(options: K8sOptions) -> dict[str, dict[str, Any]]:
