@@ -128,14 +128,26 @@ have_system_tools() {
         && command -v make >/dev/null
 }
 
-install_system_packages() {
-    have_system_tools && return
+# Installing Debian packages needs root and apt: otherwise say what is missing (MESSAGE), exit 1.
+need_apt() {
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        log "missing: $PYTHON with its venv module, gcc, g++, make or cmake; install them (Debian: apt-get install $SYSTEM_PACKAGES)"
+        log "$1"
         exit 1
     fi
+}
+
+# The folder for setup's logs (apt, the toolchain fetch), made if needed, printed.
+setup_logs() {
     local logs="${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow"
     mkdir -p "$logs"
+    echo "$logs"
+}
+
+install_system_packages() {
+    have_system_tools && return
+    need_apt "missing: $PYTHON with its venv module, gcc, g++, make or cmake; install them (Debian: apt-get install $SYSTEM_PACKAGES)"
+    local logs
+    logs="$(setup_logs)"
     log "installing $SYSTEM_PACKAGES from Debian (log: $logs/apt-system.log)"
     # one apt-get update for the Docker packages too
     if [ -n "${platforms:-}" ] && ! have_docker_tools; then add_trixie_sources; fi
@@ -212,12 +224,9 @@ SOURCES
 docker_packages_job=""
 start_docker_packages() {
     have_docker_tools && return
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        log "missing: dockerd, docker buildx, qemu-user-static or mmdebstrap; install them (needs root and apt; docker-workflow doctor says which)"
-        exit 1
-    fi
-    local logs="${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow"
-    mkdir -p "$logs"
+    need_apt "missing: dockerd, docker buildx, qemu-user-static or mmdebstrap; install them (needs root and apt; docker-workflow doctor says which)"
+    local logs
+    logs="$(setup_logs)"
     log "installing the Docker engine, buildx, QEMU and mmdebstrap from Debian, beside the Python install (log: $logs/apt-install.log)"
     add_trixie_sources
     # shellcheck disable=SC2086
@@ -236,7 +245,8 @@ wait_docker_packages() {
         log "docker engine, buildx, qemu, mmdebstrap and debootstrap are installed"
         return
     fi
-    local logs="${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow"
+    local logs
+    logs="$(setup_logs)"
     step "installing the Docker engine, buildx, QEMU, mmdebstrap" "$logs/apt-install-shown.log" apt -- \
         tail -n +1 -f --pid="$docker_packages_job" "$logs/apt-install.log"
     if ! wait "$docker_packages_job"; then
@@ -304,8 +314,8 @@ setup_builder_image() {  # setup_builder_image PLATFORMS
 # builder image is made, instead of in front of the compile.
 toolchain_job=""
 fetch_compile_toolchain() {
-    local logs="${XDG_CACHE_HOME:-$HOME/.cache}/docker-workflow"
-    mkdir -p "$logs"
+    local logs
+    logs="$(setup_logs)"
     (cd "$ROOT" && "$VENV/bin/python" -c 'from rules.stages.toolchain import host_arch, toolchain_dir, zig_dir
 zig_dir()
 toolchain_dir("nuitka", host_arch())') >"$logs/toolchain.log" 2>&1 </dev/null &
