@@ -126,6 +126,8 @@ TUNINGS = {
     "no column tables": "debug-ranges",
     "no CJK codecs": "keep-cjk",
     "no docstrings": "docstrings",
+    "packed relative relocations (amd64, GNU ld)": "no-relr",
+    "the engine as bytecode": "compiled-engine",
 }
 MB = 1024 * 1024
 SECTIONS = ("compile", "size", "requests", "measures", "start")

@@ -1,7 +1,8 @@
 """The shared program and the workflow's module layer, through real images.
 
 One workflow whose five steps import standard-library modules the shared program leaves out
-(decimal, sqlite3, xml.etree.ElementTree, zlib, hashlib) is built once for both platforms:
+(decimal, sqlite3, xml.etree.ElementTree, zlib, hashlib), and a sixth that checks json's C
+speedups are in the program, is built once for both platforms:
 every step works on amd64, the same image's arm64 variant runs under QEMU. Another workflow has
 the same program layer (by digest); a rebuild from a re-assembled layer gives the same image
 digest; a module the builder cannot provide fails the build in one line, before any image.
@@ -51,6 +52,13 @@ def imports_workflow() -> dict:
             "packed", "import zlib\nresult = zlib.decompress(zlib.compress(text.encode())).decode()"
         ),
         step("digest", "import hashlib\nresult = hashlib.sha256(text.encode()).hexdigest()"),
+        # The program's json has its C speedups (_json): Nuitka leaves them out unless asked.
+        step(
+            "speedups",
+            "import json.decoder, json.encoder\n"
+            "result = [json.decoder.scanstring.__module__,"
+            " json.encoder.c_make_encoder is not None]",
+        ),
     ]
     return {
         "workflow_id": "layer-imports",
@@ -69,6 +77,7 @@ EXPECTED = {
     "tags": "hello",
     "packed": "hello",
     "digest": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+    "speedups": ["_json", True],
 }
 
 

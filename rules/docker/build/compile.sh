@@ -27,11 +27,16 @@ if [ -e /lib/ld-musl-"$arch".so.1 ]; then echo musl > /export/.meta/libc; else e
 # this builder emulated by QEMU), targeting this builder's platform and glibc. Nuitka runs here
 # as usual; only its C part moves off the emulator.
 # TUNING (bench/images.py only) turns single size measures off to measure each on its own:
-# no-os, no-lto, debug-ranges, keep-cjk, docstrings.
+# no-os, no-lto, debug-ranges, keep-cjk, docstrings, no-relr, compiled-engine.
 tuning=" ${TUNING:-} "
 has() { case "$tuning" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 os_flag="-Os"
 has no-os && os_flag=""
+# Relative relocations packed (DT_RELR, glibc 2.36 and binutils 2.38 or later; the image carries
+# the builder's glibc): a position-independent program's .rela.dyn shrinks from about 1 MB to
+# a few KB, with ASLR kept. GNU ld only: Zig 0.15's linker refuses the flag.
+relr_flag="-Wl,-z,pack-relative-relocs"
+has no-relr && relr_flag=""
 zig_flag=""
 if [ "${CROSS:-}" = zig ] && [ -x /opt/zig/ziglang/zig ]; then
     glibc="$(getconf GNU_LIBC_VERSION | cut -d' ' -f2)"
@@ -54,7 +59,7 @@ ZIG
     lto=no
 else
     # Smaller code, the same speed for what the engine does (bench/images.py measures it).
-    export CCFLAGS="$os_flag"
+    export CCFLAGS="$os_flag" LDFLAGS="$relr_flag"
     lto=yes
     has no-lto && lto=no
 fi
@@ -64,6 +69,12 @@ has debug-ranges || export PYTHONNODEBUGRANGES=1
 docstrings_flag=--python-flag=no_docstrings
 has docstrings && docstrings_flag=""
 
+# The shared program's engine goes in as bytecode (rules/stages/stdlib_shake.py,
+# ENGINE_AS_BYTECODE); TUNING=compiled-engine compiles it to C to measure what that buys.
+flags="$(cat /src/compile-flags.txt)"
+if has compiled-engine; then
+    flags="$(grep -vx -- '--noinclude-custom-mode=runner_template:bytecode' /src/compile-flags.txt)"
+fi
 case "$COMPILER" in
 nuitka|onefile)
     mode=--standalone
@@ -74,7 +85,7 @@ nuitka|onefile)
     /venv/bin/python -m nuitka $mode --output-dir=/build --output-filename=workflow \
         --python-flag=no_site $docstrings_flag --python-flag=no_warnings \
         --lto="$lto" --assume-yes-for-downloads --report=/export/.meta/compilation-report.xml \
-        --show-progress $zig_flag $(cat /src/compile-flags.txt) main.py
+        --show-progress $zig_flag $flags main.py
     if [ "$COMPILER" = onefile ]; then
         cp /build/workflow /export/app/workflow
     else

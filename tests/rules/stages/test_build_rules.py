@@ -17,8 +17,10 @@ from rules.stages.image_names import default_tag
 from rules.stages.image_request import ImageRequest
 from rules.stages.render import engine_files, engine_sources, program_files
 from rules.stages.stdlib_shake import (
+    ENGINE_AS_BYTECODE,
     ENGINE_UNUSED,
     EXCLUDABLE,
+    JSON_SPEEDUPS,
     LAYERED_IMPORTS,
     TLS,
     excluded_modules,
@@ -69,6 +71,13 @@ def test_the_shared_program_is_the_same_for_every_workflow():
     flags = program_files()["compile-flags.txt"].decode().split()
     assert "--nofollow-import-to=ssl" in flags and "--nofollow-import-to=decimal" in flags
     assert LAYERED_IMPORTS in flags
+    assert ENGINE_AS_BYTECODE in flags and JSON_SPEEDUPS in flags
+
+
+def test_every_nuitka_compile_keeps_the_json_speedups():
+    # onefile compiles the workflow's engine with these flags: json's C part is asked for too.
+    flags = engine_files(["decimal"], False)["compile-flags.txt"].decode().split()
+    assert JSON_SPEEDUPS in flags and ENGINE_AS_BYTECODE not in flags
 
 
 def _engine_stdlib_closure() -> set[str]:
