@@ -267,9 +267,14 @@ start_docker_engine() {
         exit 1
     fi
     mkdir -p /etc/docker
-    if [ ! -f /etc/docker/daemon.json ]; then
-        # The containerd image store: multi-platform --load and cache export need it.
-        echo '{"features": {"containerd-snapshotter": true}}' > /etc/docker/daemon.json
+    # The containerd image store: multi-platform --load and cache export need it. BuildKit's
+    # cache is bounded (20 GB, oldest first): every compile leaves cache mounts and layers, and a
+    # long-lived machine once filled its disk with them (54 GB). Our own earlier file (the store
+    # alone) is brought up to date; a file written by someone else is left alone.
+    old_config='{"features": {"containerd-snapshotter": true}}'
+    config='{"features": {"containerd-snapshotter": true}, "builder": {"gc": {"enabled": true, "defaultKeepStorage": "20GB"}}}'
+    if [ ! -f /etc/docker/daemon.json ] || [ "$(cat /etc/docker/daemon.json)" = "$old_config" ]; then
+        echo "$config" > /etc/docker/daemon.json
     fi
     # A machine handed over after its processes were killed can keep a stale pid file.
     if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
