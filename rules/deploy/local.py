@@ -120,18 +120,26 @@ def serve_local(
     service_args: list[str],
     announce: Callable[[str], None],
 ) -> int:
-    """Serve until Ctrl-C (or SIGTERM), which the service gets to finish running requests;
-    ``announce`` gets the URL for the user once the service starts; ``service_args`` are the
-    runner's serve options (``-j N``, ``--auth-token-env NAME``)."""
+    """Serve until Ctrl-C, SIGTERM or SIGHUP, which the service gets as one SIGTERM to finish
+    running requests (its ``--grace``); the service's exit code. ``announce`` gets the URL for
+    the user once the service starts; ``service_args`` are the runner's serve options (``-j N``,
+    ``--auth-token-env NAME``).
+
+    As with ``run_local``, the service runs in a process group of its own: the terminal's
+    Ctrl-C reaches this process only, and once the service has stopped, whatever its tools
+    started and left behind in that group is ended too. A second signal while the service
+    finishes its requests ends the group at once (``interrupted``, 128 + the signal's number).
+    """
     with local_runner(prepared, platform, endpoint, env) as (command, environment):
         command += ["--serve", "--host", bind, "--port", str(port), *service_args]
-        process = subprocess.Popen(command, env=environment)
-        announce(f"http://{bind}:{port}")
-        previous = signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            process.send_signal(signal.SIGTERM)
-            return process.wait()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        with _signals_raise():
+            process = subprocess.Popen(command, env=environment, process_group=0)
+            try:
+                announce(f"http://{bind}:{port}")
+                try:
+                    return process.wait()
+                except (KeyboardInterrupt, Interrupted):
+                    process.send_signal(signal.SIGTERM)
+                    return process.wait()
+            finally:
+                _end_group(process)

@@ -207,3 +207,63 @@ def test_a_signal_ends_the_runner_its_tools_and_the_bundle_copy(tmp_path, signum
     assert out == ""
     assert wait_until(lambda: not _alive(runner) and not _alive(helper), 5)
     assert not os.path.exists(os.path.dirname(bundle))
+
+
+LEAVER = """
+import subprocess
+helper = subprocess.Popen(["sleep", "90"])
+result = helper.pid
+"""
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_stops_serve_local_and_ends_what_its_tools_left_behind(tmp_path, signum):
+    """Ctrl-C (SIGINT to the CLI's foreground group, as a terminal sends it), SIGTERM or SIGHUP
+    (to the CLI alone, as a service manager or a closed terminal sends it) while ``serve
+    --local`` runs: the service stops gracefully (exit 0, no traceback), and a process a tool
+    started and left running is ended with it, because the service has a process group of its
+    own (before, SIGTERM left it running and SIGHUP left the whole service running)."""
+    import signal
+
+    from helpers import wait_until
+
+    steps = [
+        {
+            "step_id": "leave",
+            "type": "python_tool",
+            "code": LEAVER,
+            "input_mapping": {},
+            "output_name": "pid",
+        }
+    ]
+    workflow = write_json(
+        tmp_path / "wf.json",
+        minimal_workflow(steps=steps, outputs={"pid": {"source_reference": "steps.leave.pid"}}),
+    )
+    port = _free_port()
+    cli = subprocess.Popen(
+        [*CLI, "serve", "--local", str(workflow), "-p", str(port), "-j", "1",
+         "-o", str(tmp_path / "cache")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        start_new_session=True, text=True,
+    )  # fmt: skip
+    try:
+        assert cli.stdout.readline().strip() == f"http://127.0.0.1:{port}"
+        for line in cli.stderr:  # the service's first log line says it listens
+            if "listening" in line:
+                break
+        reply = requests.post(f"http://127.0.0.1:{port}/invoke", json={"text": "x"}, timeout=60)
+        assert reply.status_code == 200, reply.text
+        helper = reply.json()["outputs"]["pid"]
+        assert _alive(helper)
+        if signum == "SIGINT":
+            os.killpg(cli.pid, signal.SIGINT)  # the terminal's Ctrl-C: the foreground group
+        else:
+            os.kill(cli.pid, getattr(signal, signum))
+        _out, err = cli.communicate(timeout=40)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 0, err
+    assert "Traceback" not in err
+    assert wait_until(lambda: not _alive(helper), 5)
