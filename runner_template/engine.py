@@ -266,6 +266,7 @@ class Engine:
         # The DAG is the same for every run: computed once (it was a tenth of a small run's CPU).
         self.waits = step_dependencies(self.workflow["steps"])
         self._timeouts: dict[tuple[str, str | None], float] = {}  # see timeout()
+        self._outputs: list[tuple[str, Any]] | None = None  # see collect_outputs()
 
     # -- public -----------------------------------------------------------------------------
 
@@ -432,11 +433,14 @@ class Engine:
             result = dict(outputs[last])
         else:
             result = {}
-            for name, spec in declared.items():
+            if self._outputs is None:  # the same for every run: parsed once
+                self._outputs = [
+                    (name, parse_reference(spec["source_reference"]))
+                    for name, spec in declared.items()
+                ]
+            for name, reference in self._outputs:
                 try:
-                    result[name] = resolve_reference(
-                        parse_reference(spec["source_reference"]), inputs, outputs
-                    )
+                    result[name] = resolve_reference(reference, inputs, outputs)
                 except LookupError as error:
                     raise ToolError(f"output '{name}': {error}") from error
         try:
@@ -481,10 +485,6 @@ class _Run:
         self.failure: RunnerError | None = None  # the error that ends the run
         self.over = False  # the caller has returned: results arriving now are dropped
         self.wake_at = math.inf  # when the caller's loop wakes by itself next
-
-    def _event(self, event: Event) -> None:
-        if self.emit is not None:
-            self.emit(event)
 
     def execute(self) -> dict[str, Any]:
         steps = self.engine.workflow["steps"]
@@ -582,10 +582,11 @@ class _Run:
         state.attempt_deadline = min(limits)
         state.stats.attempts += 1
         state.stats.tool = state.tool_id
-        label = state.tool_id or ("sub-workflow" if step["type"] == "sub_workflow" else "code")
         if not QUIET:  # the message costs its formatting even when nobody reads it
+            label = state.tool_id or ("sub-workflow" if step["type"] == "sub_workflow" else "code")
             log(f"step {step_id}: start ({label}, attempt {state.attempt})")
-        self._event({"event": "step_started", "step": step_id, "attempt": state.attempt})
+        if self.emit is not None:
+            self.emit({"event": "step_started", "step": step_id, "attempt": state.attempt})
         return state.attempt
 
     def _launch(self, job: tuple[_StepState, int]) -> None:
@@ -665,14 +666,15 @@ class _Run:
             self.handle.note("step", step=step_id, seconds=state.stats.wall_seconds, outcome="ok")
             if not QUIET:
                 log(f"step {step_id}: done in {state.stats.wall_seconds:.3f} s")
-            self._event(
-                {
-                    "event": "step_finished",
-                    "step": step_id,
-                    "seconds": round(state.stats.wall_seconds, 6),
-                    "attempts": state.stats.attempts,
-                }
-            )
+            if self.emit is not None:
+                self.emit(
+                    {
+                        "event": "step_finished",
+                        "step": step_id,
+                        "seconds": round(state.stats.wall_seconds, 6),
+                        "attempts": state.stats.attempts,
+                    }
+                )
             return
         error: RunnerError = value
         time_left = state.step_deadline - now

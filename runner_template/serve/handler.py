@@ -28,6 +28,7 @@ from runner_template.serve.service import Service
 from runner_template.serve.settings import IDLE_SECONDS, STATUS_OF, WRITE_SECONDS
 from runner_template.serve.wire import (
     DeadlineReader,
+    DeadlineWriter,
     FramingError,
     HeaderError,
     body_length,
@@ -51,26 +52,12 @@ ROUTES = {
     ("POST", "/v1/chat/completions"): "_chat",
 }
 OPEN_ROUTES = {"/healthz"}  # answered without a token: liveness probes carry none
-
-
-class _SocketWriter:
-    """``wfile``: every write is one ``sendall`` (no buffering to flush, no split replies)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.closed = False
-
-    def close(self) -> None:
-        self.closed = True
-
-    def write(self, data: bytes) -> int:
-        if self.sock.gettimeout() != WRITE_SECONDS:  # a system call: only when it changes
-            self.sock.settimeout(WRITE_SECONDS)
-        self.sock.sendall(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
+# The log's method and path fields of each route's plain request (a client's other paths are
+# made into JSON text per request: they are the client's, and unbounded).
+_LOGGED = {
+    (method, path): f'"method": {json.dumps(method)}, "path": {json.dumps(path)}'
+    for method, path in ROUTES
+}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -93,11 +80,17 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = DeadlineReader(self.connection)
         self.rfile = io.BufferedReader(self.reader, 65536)
-        self.wfile = _SocketWriter(self.connection)  # type: ignore[assignment]
+        self.wfile = DeadlineWriter(self.connection, WRITE_SECONDS)  # type: ignore[assignment]
+        self.waiting_since: float | None = None  # see server._Server
+        self.server.opened(self)  # type: ignore[attr-defined]
+
+    def finish(self) -> None:
+        self.server.closed(self)  # type: ignore[attr-defined]
+        super().finish()
 
     def handle_one_request(self) -> None:
         """Wait for a request (idle limit), then read all of it under one deadline."""
-        self.server.idle(self, True)  # type: ignore[attr-defined]
+        self.waiting_since = time.monotonic()
         self.reader.wait_idle(IDLE_SECONDS)
         try:
             if not self.rfile.peek(1):
@@ -170,12 +163,16 @@ class Handler(BaseHTTPRequestHandler):
         pass  # one JSON line per request instead (see _log)
 
     def _log(self, status: int, sent: int, started: float) -> None:
-        """One JSON line per request (``service.log``); made by hand: the fields are known."""
-        path = json.dumps(self.path[:200].encode("ascii", "backslashreplace").decode())
+        """One JSON line per request (``service.log``); made by hand: the fields are known, and
+        the method and path of a route's request are JSON text made once (see ``_LOGGED``)."""
+        logged = _LOGGED.get((self.command, self.path))
+        if logged is None:
+            path = json.dumps(self.path[:200].encode("ascii", "backslashreplace").decode())
+            logged = f'"method": {json.dumps(self.command)}, "path": {path}'
         ms = round((time.monotonic() - started) * 1000, 1)
         self.service.log.write(
-            f'{{"time": "{now_stamps()[1]}", "method": {json.dumps(self.command)},'
-            f' "path": {path}, "status": {status}, "ms": {ms}, "bytes": {sent}}}\n'
+            f'{{"time": "{now_stamps()[1]}", {logged},'
+            f' "status": {status}, "ms": {ms}, "bytes": {sent}}}\n'
         )
 
     # -- replies -------------------------------------------------------------------------------
@@ -201,7 +198,7 @@ class Handler(BaseHTTPRequestHandler):
         phrase = self.responses.get(status, ("",))[0]
         lines = [
             f"HTTP/1.1 {status} {phrase}",
-            f"Server: {self.version_string()}",
+            "Server: docker-workflow",  # version_string()
             f"Date: {now_stamps()[0]}",
             f"Content-Type: {content_type}",
             f"Content-Length: {len(body)}",
@@ -329,7 +326,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         started = time.monotonic()
-        self.server.idle(self, False)  # type: ignore[attr-defined]
+        self.waiting_since = None
         self._status, self._sent, self._length = 500, 0, 0
         self._run_handle = None
         path = self.path.split("?", 1)[0]
@@ -378,20 +375,7 @@ class Handler(BaseHTTPRequestHandler):
             if self._length:  # a body nobody read: where the next request starts is unknown
                 self.close_connection = True
             self.service.track(-1)
-            elapsed = time.monotonic() - started
-            metrics = self.service.metrics
-            metrics.inc(
-                "workflow_http_requests_total",
-                "HTTP requests by route and status",
-                route=label,
-                status=str(self._status),
-            )
-            metrics.observe(
-                "workflow_http_request_duration_seconds",
-                "Time to answer a request",
-                elapsed,
-                route=label,
-            )
+            self.service.count_request(label, self._status, time.monotonic() - started)
             self._log(self._status, self._sent, started)
 
     def __getattr__(self, name: str):

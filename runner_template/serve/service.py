@@ -35,6 +35,14 @@ class Service:
         self.active = 0
         self.active_lock = threading.Lock()
         self.stopping = threading.Event()
+        self.metrics.gauge(
+            "workflow_http_requests_in_flight", "Requests being answered", lambda: self.active
+        )
+        self._queue_wait = self.metrics.cell(
+            "histogram", "workflow_queue_wait_seconds", "Time a run waited for a slot (-j)"
+        )
+        self._outcomes: dict[str, Any] = {}  # a run's outcome -> its runs_total cell
+        self._requests: dict[tuple[str, int], tuple[Any, Any]] = {}  # see count_request
         self.openapi = json_bytes(openapi(self.workflow))
         self.schema = json_bytes(
             {"inputs": inputs_schema(self.workflow), "outputs": outputs_schema(self.workflow)}
@@ -47,11 +55,9 @@ class Service:
         """A run slot within ``wait`` seconds (default ``--queue-wait``); the wait is measured."""
         started = time.monotonic()
         got = self.slots.acquire(timeout=self.settings.queue_wait if wait is None else wait)
-        self.metrics.observe(
-            "workflow_queue_wait_seconds",
-            "Time a run waited for a slot (-j)",
-            time.monotonic() - started,
-        )
+        waited = time.monotonic() - started
+        with self.metrics.lock:
+            self._queue_wait.observe(waited)
         return got
 
     def reject(self, reason: str) -> None:
@@ -86,9 +92,40 @@ class Service:
         return outputs
 
     def _count(self, outcome: str) -> None:
-        self.metrics.inc("workflow_runs_total", "Runs of the workflow by outcome", outcome=outcome)
+        cell = self._outcomes.get(outcome)
+        if cell is None:  # outcomes are error types: few, so their cells are kept
+            cell = self._outcomes[outcome] = self.metrics.cell(
+                "counter", "workflow_runs_total", "Runs of the workflow by outcome", outcome=outcome
+            )
+        with self.metrics.lock:
+            cell.value += 1
 
     def track(self, delta: int) -> None:
+        """Requests in flight (the ``http_requests_in_flight`` gauge reads it when scraped)."""
         with self.active_lock:
             self.active += delta
-        self.metrics.add("workflow_http_requests_in_flight", "Requests being answered", delta)
+
+    def count_request(self, route: str, status: int, seconds: float) -> None:
+        """A request answered: ``http_requests_total`` and ``http_request_duration_seconds``
+        under one hold of the metrics lock. ``route`` is a route name and ``status`` one of a
+        few, so the cells of each pair are kept."""
+        cells = self._requests.get((route, status))
+        if cells is None:
+            cells = self._requests[(route, status)] = (
+                self.metrics.cell(
+                    "counter",
+                    "workflow_http_requests_total",
+                    "HTTP requests by route and status",
+                    route=route,
+                    status=str(status),
+                ),
+                self.metrics.cell(
+                    "histogram",
+                    "workflow_http_request_duration_seconds",
+                    "Time to answer a request",
+                    route=route,
+                ),
+            )
+        with self.metrics.lock:
+            cells[0].value += 1
+            cells[1].observe(seconds)
