@@ -325,14 +325,15 @@ class Handler(BaseHTTPRequestHandler):
     _run_handle: Any = None  # the run of a stream being sent
 
     def _dispatch(self) -> None:
-        started = time.monotonic()
+        self._started = time.monotonic()
         self.waiting_since = None
         self._status, self._sent, self._length = 500, 0, 0
         self._run_handle = None
+        self._handed_off = False  # see _invoke
         path = self.path.split("?", 1)[0]
         self._openai = path.startswith("/v1/")
         method = "GET" if self.command == "HEAD" else self.command
-        name, label, params = self._route(method, path)
+        name, self._label, params = self._route(method, path)
         self.service.track(1)
         try:
             try:
@@ -374,9 +375,14 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             if self._length:  # a body nobody read: where the next request starts is unknown
                 self.close_connection = True
-            self.service.track(-1)
-            self.service.count_request(label, self._status, time.monotonic() - started)
-            self._log(self._status, self._sent, started)
+            if not self._handed_off:
+                self._done()
+
+    def _done(self) -> None:
+        """The request's end: no longer in flight, counted, logged."""
+        self.service.track(-1)
+        self.service.count_request(self._label, self._status, time.monotonic() - self._started)
+        self._log(self._status, self._sent, self._started)
 
     def __getattr__(self, name: str):
         """Every method (``do_GET``, ``do_TRACE``, ...) goes through :meth:`_dispatch`, so an
@@ -412,17 +418,55 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     def _invoke(self) -> None:
+        """The run's Python steps run on this thread (:meth:`Engine.run`'s ``on_overrun``):
+        a step that overruns its time is answered (504, the connection then closed) from
+        another thread while this one is still inside it. Whichever of the two takes
+        ``claim`` first answers, releases the run slot and ends the request."""
         body = self._read_body()
         if body is None or not self._take_slot():
             return
+        claim, answered = threading.Lock(), threading.Event()
+
+        def overran(error: RunnerError) -> None:  # the engine's watchdog thread
+            self.close_connection = True  # before the claim: this thread may return any time
+            if claim.acquire(blocking=False):
+                # A thread of its own: a client slow to read must not hold the watchdog.
+                threading.Thread(
+                    target=self._answer_overrun, args=(error, answered), daemon=True
+                ).start()
+
+        failure: RunnerError | None = None
         try:
-            outputs = self.service.run(body[1])
+            outputs = self.service.run(body[1], on_overrun=overran)
         except RunnerError as error:
-            self._runner_error(error)
-            return
-        finally:
+            failure = error
+            outputs = None
+        except BaseException:
+            if not claim.acquire(blocking=False):
+                self._handed_off = answered.wait(WRITE_SECONDS) or True
+                return
             self.service.slots.release()
+            raise
+        if not claim.acquire(blocking=False):  # answered by overran(): the connection closes
+            self._handed_off = answered.wait(WRITE_SECONDS) or True  # once the answer is out
+            return
+        self.service.slots.release()
+        if failure is not None:
+            self._runner_error(failure)
+            return
         self._json(200, {"outputs": outputs})
+
+    def _answer_overrun(self, error: RunnerError, answered: threading.Event) -> None:
+        """The answer to a request whose step overran while its thread is still inside it:
+        the error, then the connection closed (that thread ends when the step returns)."""
+        try:
+            self.service.slots.release()
+            with contextlib.suppress(OSError):
+                self._runner_error(error)
+                self.connection.shutdown(socket.SHUT_RDWR)
+            self._done()
+        finally:
+            answered.set()
 
     def _events(self, inputs: Any) -> queue.Queue:
         """Run in a thread (a slot is held); its events, then ``result`` or ``error``, arrive

@@ -74,13 +74,19 @@ class Service:
         on_event=None,
         handle: RunHandle | None = None,
         deadline: float | None = None,
+        on_overrun=None,
     ) -> dict[str, Any]:
-        """One run of the workflow within ``--request-timeout`` (or ``deadline``), counted."""
+        """One run of the workflow within ``--request-timeout`` (or ``deadline``), counted
+        (``on_overrun``: see :meth:`Engine.run`; the error is counted when the run raises it)."""
         if deadline is None:
             deadline = time.monotonic() + self.settings.request_timeout
         try:
             outputs = self.engine.run(
-                inputs, deadline=deadline, on_event=on_event, handle=handle or self.handle()
+                inputs,
+                deadline=deadline,
+                on_event=on_event,
+                handle=handle or self.handle(),
+                on_overrun=on_overrun,
             )
         except RunnerError as error:
             self._count(error.error_type)
