@@ -151,10 +151,12 @@ class _Watchdog:
     """One thread that fails, on time, attempts run on their caller's own thread (see
     :meth:`Engine.run`'s ``on_overrun``): ``fire`` is called when ``deadline`` passes first.
 
-    It sleeps until the earliest deadline it watches and is woken only for an earlier one, so
-    a service whose attempts take microseconds under a timeout of seconds wakes it about once
-    a timeout, not once a request.
+    It sleeps until the earliest deadline it watches (with none, for :data:`IDLE_SECONDS`)
+    and is woken only for an earlier one, so a service whose attempts take microseconds under
+    a timeout of seconds wakes it about once a timeout, not once a request.
     """
+
+    IDLE_SECONDS = 60.0
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
@@ -184,10 +186,11 @@ class _Watchdog:
                 now = time.monotonic()
                 due = [token for token, (at, _) in self._entries.items() if at <= now]
                 fired = [self._entries.pop(token)[1] for token in due]
-                self._wake_at = min((at for at, _ in self._entries.values()), default=math.inf)
+                self._wake_at = min(
+                    (at for at, _ in self._entries.values()), default=now + self.IDLE_SECONDS
+                )
                 if not fired:
-                    wait = None if self._wake_at == math.inf else self._wake_at - now
-                    self._cond.wait(wait)
+                    self._cond.wait(self._wake_at - now)
                     continue
             for fire in fired:
                 try:
@@ -248,11 +251,11 @@ class RunHandle:
         # Tokens in (prompts) and out (replies) of the run's LLM calls, sub-workflows' included,
         # as the LLM servers count them (0 when a server does not say): the OpenAI face's usage.
         self.usage = [0, 0]
-        self._usage_lock = threading.Lock()
         self._canceled = False  # set once, under the lock; read without it
         self._wake: queue.SimpleQueue | None = None
         self._children: list[RunHandle] = []
         self._lock = threading.Lock()
+        self._usage_lock = self._lock  # a sub-workflow's handle takes its parent's (child())
 
     @property
     def canceled(self) -> bool:

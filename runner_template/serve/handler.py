@@ -68,13 +68,12 @@ class Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "docker-workflow"
 
-    @property
-    def service(self) -> Service:
-        return self.server.service  # type: ignore[attr-defined]
+    service: Service  # the server's (set in setup: a property cost a call at each use)
 
     # -- connection ----------------------------------------------------------------------------
 
     def setup(self) -> None:
+        self.service = self.server.service  # type: ignore[attr-defined]
         self.connection = self.request
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -425,14 +424,16 @@ class Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None or not self._take_slot():
             return
-        claim, answered = threading.Lock(), threading.Event()
+        claim = threading.Lock()
+        answered: list[threading.Event] = []  # made by overran(), before it claims
 
         def overran(error: RunnerError) -> None:  # the engine's watchdog thread
             self.close_connection = True  # before the claim: this thread may return any time
+            answered.append(threading.Event())
             if claim.acquire(blocking=False):
                 # A thread of its own: a client slow to read must not hold the watchdog.
                 threading.Thread(
-                    target=self._answer_overrun, args=(error, answered), daemon=True
+                    target=self._answer_overrun, args=(error, answered[0]), daemon=True
                 ).start()
 
         failure: RunnerError | None = None
@@ -443,12 +444,12 @@ class Handler(BaseHTTPRequestHandler):
             outputs = None
         except BaseException:
             if not claim.acquire(blocking=False):
-                self._handed_off = answered.wait(WRITE_SECONDS) or True
+                self._handed_off = answered[0].wait(WRITE_SECONDS) or True
                 return
             self.service.slots.release()
             raise
         if not claim.acquire(blocking=False):  # answered by overran(): the connection closes
-            self._handed_off = answered.wait(WRITE_SECONDS) or True  # once the answer is out
+            self._handed_off = answered[0].wait(WRITE_SECONDS) or True  # the answer is out
             return
         self.service.slots.release()
         if failure is not None:

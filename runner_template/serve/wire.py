@@ -30,6 +30,8 @@ import struct
 import time
 from typing import Any
 
+from runner_template.jsonsafe import ENCODER
+
 
 class FramingError(Exception):
     """The request's body cannot be delimited without guessing (answer 400 and close)."""
@@ -258,7 +260,7 @@ def now_stamps() -> tuple[str, str]:
 
 def json_bytes(value: Any) -> bytes:
     """``value`` as UTF-8 JSON; strings that UTF-8 cannot carry are written as \\u escapes."""
-    text = json.dumps(value, ensure_ascii=False)
+    text = ENCODER.encode(value)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
