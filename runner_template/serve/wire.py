@@ -125,10 +125,10 @@ class DeadlineWriter:
         pass
 
     def write(self, data: bytes) -> int:
+        deadline = time.monotonic() + self.seconds  # one limit for the whole write
         sent = self._send(data)
         if sent == len(data):
             return sent
-        deadline = time.monotonic() + self.seconds  # a large write: its parts share one limit
         view = memoryview(data)
         try:
             while sent < len(data):
