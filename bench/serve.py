@@ -166,10 +166,16 @@ def start_image(port: int, compiler: str = "nuitka") -> str:
 
 
 def wrk(
-    port: int, connections: int, seconds: float, errors_seen: list[str] | None = None
+    port: int,
+    connections: int,
+    seconds: float,
+    errors_seen: list[str] | None = None,
+    slowest: list[float] | None = None,
 ) -> tuple[float, float, float, int]:
     """requests/s, p50 ms, p99 ms and failures (non-2xx answers and socket errors), from wrk's
-    own report; wrk's lines about failures are added to ``errors_seen`` when given."""
+    own report; wrk's lines about failures are added to ``errors_seen``, and its slowest reply
+    (ms) to ``slowest``, when given (a reply slower than wrk's 2 s timeout is a socket error of
+    kind ``timeout``)."""
     script = Path(tempfile.mkdtemp(prefix="bench-serve-")) / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
@@ -191,6 +197,8 @@ def wrk(
         failures += sum(int(n) for n in re.findall(r"\d+", errors.group(0)))
     if errors_seen is not None and failures:
         errors_seen += [m.group(0) for m in (bad, errors) if m]
+    if slowest is not None:
+        slowest.append(ms(r"Latency\s+[\d.]+(?:us|ms|s)\s+[\d.]+(?:us|ms|s)"))
     return rate, ms("50%"), ms("99%"), failures
 
 

@@ -74,6 +74,7 @@ def main() -> None:
                 "",
                 "",
                 "",
+                "",
                 f"{memory_mib(container):.1f}",
                 str(open_fds(pid)),
                 str(threads(pid)),
@@ -85,7 +86,8 @@ def main() -> None:
         while left > 0:
             seconds = min(60.0, left)
             found: list[str] = []
-            rate, _p50, p99, errors = wrk(port, args.connections, seconds, found)
+            slowest: list[float] = []
+            rate, _p50, p99, errors = wrk(port, args.connections, seconds, found, slowest)
             seen += [f"round {len(rows)}: {line}" for line in found]
             left -= seconds
             total_errors += errors
@@ -96,6 +98,7 @@ def main() -> None:
                     f"{elapsed:.1f} min",
                     f"{rate:,.0f}",
                     f"{p99:.1f} ms",
+                    f"{slowest[0]:,.1f} ms",
                     str(errors),
                     f"{memory_mib(container):.1f}",
                     str(open_fds(pid)),
@@ -106,7 +109,7 @@ def main() -> None:
         alive = running.stdout.strip() == "true"
     finally:
         subprocess.run(["docker", "rm", "-f", container], capture_output=True)
-    columns = ["at", "requests/s", "p99", "errors", "memory MiB", "open fds", "threads"]
+    columns = ["at", "requests/s", "p99", "slowest", "errors", "memory MiB", "open fds", "threads"]
     title = (
         f"soak: POST /invoke, calculator, compiled image, wrk {args.connections} keep-alive"
         f" connections, {args.minutes:g} min, {os.cpu_count()} CPUs"
@@ -127,6 +130,7 @@ def main() -> None:
         *("| " + " | ".join(row) + " |" for row in rows),
         "",
         summary + ".",
+        *(f"- {line}" for line in seen),  # which kind of failure: reset, timeout, status
     ]
     write_doc(
         "\n".join(lines) + "\n", "<!-- bench/soak.py: begin -->", "<!-- bench/soak.py: end -->"

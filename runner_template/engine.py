@@ -21,6 +21,7 @@ call an HTTP API (a tool of kind ``api``) or run a child workflow of the bundle
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -146,6 +147,61 @@ class _Workers:
 _WORKERS = _Workers()
 
 
+class _Watchdog:
+    """One thread that fails, on time, attempts run on their caller's own thread (see
+    :meth:`Engine.run`'s ``on_overrun``): ``fire`` is called when ``deadline`` passes first.
+
+    It sleeps until the earliest deadline it watches (with none, for :data:`IDLE_SECONDS`)
+    and is woken only for an earlier one, so a service whose attempts take microseconds under
+    a timeout of seconds wakes it about once a timeout, not once a request.
+    """
+
+    IDLE_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._entries: dict[int, tuple[float, Callable[[], None]]] = {}
+        self._tokens = itertools.count()
+        self._wake_at = math.inf
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: float, fire: Callable[[], None]) -> int:
+        with self._cond:
+            token = next(self._tokens)
+            self._entries[token] = (deadline, fire)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="watchdog", daemon=True)
+                self._thread.start()
+            elif deadline < self._wake_at:
+                self._cond.notify()
+        return token
+
+    def unwatch(self, token: int) -> None:
+        with self._cond:
+            self._entries.pop(token, None)
+
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [token for token, (at, _) in self._entries.items() if at <= now]
+                fired = [self._entries.pop(token)[1] for token in due]
+                self._wake_at = min(
+                    (at for at, _ in self._entries.values()), default=now + self.IDLE_SECONDS
+                )
+                if not fired:
+                    self._cond.wait(self._wake_at - now)
+                    continue
+            for fire in fired:
+                try:
+                    fire()
+                except Exception as error:  # the watchdog never dies
+                    log(f"watchdog: {error!r}")
+
+
+_WATCHDOG = _Watchdog()
+
+
 class StepStats:
     """What one step cost, for ``--stats`` and the benchmarks."""
 
@@ -195,11 +251,11 @@ class RunHandle:
         # Tokens in (prompts) and out (replies) of the run's LLM calls, sub-workflows' included,
         # as the LLM servers count them (0 when a server does not say): the OpenAI face's usage.
         self.usage = [0, 0]
-        self._usage_lock = threading.Lock()
         self._canceled = False  # set once, under the lock; read without it
         self._wake: queue.SimpleQueue | None = None
         self._children: list[RunHandle] = []
         self._lock = threading.Lock()
+        self._usage_lock = self._lock  # a sub-workflow's handle takes its parent's (child())
 
     @property
     def canceled(self) -> bool:
@@ -266,6 +322,8 @@ class Engine:
         # The DAG is the same for every run: computed once (it was a tenth of a small run's CPU).
         self.waits = step_dependencies(self.workflow["steps"])
         self._timeouts: dict[tuple[str, str | None], float] = {}  # see timeout()
+        self._outputs: list[tuple[str, Any]] | None = None  # see collect_outputs()
+        self._in_place: dict[tuple[str, str | None], bool] = {}  # see runs_in_place()
 
     # -- public -----------------------------------------------------------------------------
 
@@ -275,16 +333,25 @@ class Engine:
         deadline: float | None = None,
         on_event: EventSink | None = None,
         handle: RunHandle | None = None,
+        on_overrun: Callable[[RunnerError], None] | None = None,
     ) -> dict[str, Any]:
         """Run every step and return the workflow's outputs object.
 
         ``deadline`` (``time.monotonic()``) bounds the whole run; ``on_event`` receives
         ``step_started``/``step_finished``/``token`` events (from several threads); ``handle``
         receives the run's statistics and can cancel it.
+
+        With ``on_overrun``, a Python step whose failure is final (no retries, no fallback)
+        and that is the only one running runs on the caller's own thread, without the two
+        hand-overs between threads that a worker costs (about a third of a small run's CPU
+        under ``serve``). If it overruns its time, ``on_overrun(error)`` is called at once,
+        from another thread, while the caller's thread is still inside the step (a thread
+        cannot be stopped); ``run`` raises that same error when the step returns, if ever.
+        The caller answers its client from ``on_overrun``; ``serve``'s ``/invoke`` does.
         """
         inputs = prepare_inputs(self.workflow.get("inputs") or {}, given_inputs)
         handle = handle or RunHandle()
-        run = _Run(self, inputs, deadline, on_event, handle)
+        run = _Run(self, inputs, deadline, on_event, handle, on_overrun)
         try:
             return run.execute()
         except BaseException:
@@ -304,6 +371,24 @@ class Engine:
             seconds = finite_seconds(value, DEFAULT_STEP_TIMEOUT, MAX_STEP_TIMEOUT)
             self._timeouts[key] = seconds
         return seconds
+
+    def runs_in_place(self, state: _StepState) -> bool:
+        """Whether the step may run on the caller's thread (see :meth:`run`): Python code
+        whose overrun ends the run (no retries, no fallback); not an LLM call, an HTTP call
+        or a sub-workflow, which wait on the network or stream."""
+        key = (state.step["step_id"], state.tool_id)
+        found = self._in_place.get(key)
+        if found is None:
+            step = state.step
+            tool = self.tools.get(state.tool_id or "")
+            found = (
+                step["type"] == "python_tool"
+                and (tool is None or tool.get("kind") not in ("llm", "api"))
+                and self.max_retries(state) == 0
+                and not (step.get("fallback_tool") or (tool or {}).get("fallback_tool"))
+            )
+            self._in_place[key] = found
+        return found
 
     def step_budget(self, state: _StepState) -> float:
         """The step's overall deadline, in seconds from its first start."""
@@ -432,11 +517,14 @@ class Engine:
             result = dict(outputs[last])
         else:
             result = {}
-            for name, spec in declared.items():
+            if self._outputs is None:  # the same for every run: parsed once
+                self._outputs = [
+                    (name, parse_reference(spec["source_reference"]))
+                    for name, spec in declared.items()
+                ]
+            for name, reference in self._outputs:
                 try:
-                    result[name] = resolve_reference(
-                        parse_reference(spec["source_reference"]), inputs, outputs
-                    )
+                    result[name] = resolve_reference(reference, inputs, outputs)
                 except LookupError as error:
                     raise ToolError(f"output '{name}': {error}") from error
         try:
@@ -467,8 +555,10 @@ class _Run:
         deadline: float | None,
         emit: EventSink | None,
         handle: RunHandle,
+        on_overrun: Callable[[RunnerError], None] | None = None,
     ):
         self.engine = engine
+        self.on_overrun = on_overrun
         self.inputs = inputs
         self.deadline = deadline
         self.emit = emit
@@ -481,15 +571,12 @@ class _Run:
         self.failure: RunnerError | None = None  # the error that ends the run
         self.over = False  # the caller has returned: results arriving now are dropped
         self.wake_at = math.inf  # when the caller's loop wakes by itself next
-
-    def _event(self, event: Event) -> None:
-        if self.emit is not None:
-            self.emit(event)
+        self.started = 0.0
 
     def execute(self) -> dict[str, Any]:
         steps = self.engine.workflow["steps"]
         self.states = {s["step_id"]: _StepState(s, s.get("tool")) for s in steps}
-        started = time.monotonic()
+        started = self.started = time.monotonic()
         self.handle._attach(self.wakeups)
         try:
             while True:
@@ -502,10 +589,7 @@ class _Run:
                     if self.handle.canceled:
                         raise CanceledError(f"the run was canceled ({now - started:.1f} s in)")
                     if self.deadline is not None and now >= self.deadline:
-                        raise StepTimeoutError(
-                            f"the run did not finish within its deadline"
-                            f" ({now - started:.1f} s spent)"
-                        )
+                        raise self._late(now)
                     for state in self.states.values():
                         if state.status == "running" and now >= state.attempt_deadline:
                             self._settle(state, False, self._overrun(state))
@@ -513,6 +597,16 @@ class _Run:
                         raise self.failure
                     jobs = self._ready(now)
                     self.wake_at = self._next_wake()
+                    in_place = (
+                        self.on_overrun is not None
+                        and THREADS
+                        and len(jobs) == 1
+                        and self.engine.runs_in_place(jobs[0][0])
+                        and sum(st.status == "running" for st in self.states.values()) == 1
+                    )
+                if in_place:
+                    self._in_place(*jobs[0])
+                    continue
                 for job in jobs:
                     self._launch(job)
                 timeout = None
@@ -528,6 +622,41 @@ class _Run:
         if not QUIET:
             log(f"done in {time.monotonic() - started:.3f} s")
         return self.engine.collect_outputs(self.inputs, self.outputs)
+
+    def _late(self, now: float) -> StepTimeoutError:
+        return StepTimeoutError(
+            f"the run did not finish within its deadline ({now - self.started:.1f} s spent)"
+        )
+
+    def _in_place(self, state: _StepState, attempt: int) -> None:
+        """Run an attempt on this (the caller's) thread, watched by the watchdog, and settle
+        it (see :meth:`Engine.run`)."""
+        token = _WATCHDOG.watch(state.attempt_deadline, lambda: self._overran(state, attempt))
+        try:
+            ok, value = self._attempt(state, attempt)
+        finally:
+            _WATCHDOG.unwatch(token)
+        with self.lock:
+            if state.status == "running" and state.attempt == attempt:  # not settled as overrun
+                if time.monotonic() >= state.attempt_deadline:
+                    ok, value = False, self._overrun(state)  # late: what the watchdog says
+                self._settle(state, ok, value)
+
+    def _overran(self, state: _StepState, attempt: int) -> None:
+        """The watchdog's call: the attempt running on the caller's thread overran. It is
+        settled as the caller's loop would (this step's failure is final), then reported."""
+        with self.lock:
+            if self.over or state.status != "running" or state.attempt != attempt:
+                return  # it ended just in time
+            now = time.monotonic()
+            if self.deadline is not None and now >= self.deadline:
+                error: RunnerError = self._late(now)
+            else:
+                error = self._overrun(state)
+            self._settle(state, False, error)
+            self.failure = self.failure or error
+            failure = self.failure
+        self.on_overrun(failure)  # type: ignore[misc]
 
     def _next_wake(self) -> float:
         """The earliest time the caller's loop must look at the run again."""
@@ -582,10 +711,11 @@ class _Run:
         state.attempt_deadline = min(limits)
         state.stats.attempts += 1
         state.stats.tool = state.tool_id
-        label = state.tool_id or ("sub-workflow" if step["type"] == "sub_workflow" else "code")
         if not QUIET:  # the message costs its formatting even when nobody reads it
+            label = state.tool_id or ("sub-workflow" if step["type"] == "sub_workflow" else "code")
             log(f"step {step_id}: start ({label}, attempt {state.attempt})")
-        self._event({"event": "step_started", "step": step_id, "attempt": state.attempt})
+        if self.emit is not None:
+            self.emit({"event": "step_started", "step": step_id, "attempt": state.attempt})
         return state.attempt
 
     def _launch(self, job: tuple[_StepState, int]) -> None:
@@ -665,14 +795,15 @@ class _Run:
             self.handle.note("step", step=step_id, seconds=state.stats.wall_seconds, outcome="ok")
             if not QUIET:
                 log(f"step {step_id}: done in {state.stats.wall_seconds:.3f} s")
-            self._event(
-                {
-                    "event": "step_finished",
-                    "step": step_id,
-                    "seconds": round(state.stats.wall_seconds, 6),
-                    "attempts": state.stats.attempts,
-                }
-            )
+            if self.emit is not None:
+                self.emit(
+                    {
+                        "event": "step_finished",
+                        "step": step_id,
+                        "seconds": round(state.stats.wall_seconds, 6),
+                        "attempts": state.stats.attempts,
+                    }
+                )
             return
         error: RunnerError = value
         time_left = state.step_deadline - now

@@ -176,11 +176,15 @@ def loads(
     return value
 
 
+# ``json.dumps`` with an argument builds an encoder per call; this one is made once.
+ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
 def dumps(value: Any) -> str:
     """``json.dumps(value, ensure_ascii=False)``; a value JSON cannot write (an integer of more
     than 4,300 digits, a circular list) is a :class:`JSONLimitError`, not a bare ``ValueError``."""
     try:
-        return json.dumps(value, ensure_ascii=False)
+        return ENCODER.encode(value)
     except ValueError as error:
         reason = str(error).split(";")[0]
         raise JSONLimitError(f"a value cannot be written as JSON: {reason}") from None

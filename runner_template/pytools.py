@@ -42,6 +42,8 @@ class _ThreadRoutedStream:
 
 
 def _install_routing() -> None:
+    if isinstance(sys.stdin, _ThreadRoutedStream) and isinstance(sys.stdout, _ThreadRoutedStream):
+        return  # installed already (the usual case: no lock to take)
     with _install_lock:
         if not isinstance(sys.stdin, _ThreadRoutedStream):
             sys.stdin = _ThreadRoutedStream(sys.stdin, "stdin")

@@ -28,6 +28,7 @@ from runner_template.serve.service import Service
 from runner_template.serve.settings import IDLE_SECONDS, STATUS_OF, WRITE_SECONDS
 from runner_template.serve.wire import (
     DeadlineReader,
+    DeadlineWriter,
     FramingError,
     HeaderError,
     body_length,
@@ -51,26 +52,12 @@ ROUTES = {
     ("POST", "/v1/chat/completions"): "_chat",
 }
 OPEN_ROUTES = {"/healthz"}  # answered without a token: liveness probes carry none
-
-
-class _SocketWriter:
-    """``wfile``: every write is one ``sendall`` (no buffering to flush, no split replies)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.closed = False
-
-    def close(self) -> None:
-        self.closed = True
-
-    def write(self, data: bytes) -> int:
-        if self.sock.gettimeout() != WRITE_SECONDS:  # a system call: only when it changes
-            self.sock.settimeout(WRITE_SECONDS)
-        self.sock.sendall(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
+# The log's method and path fields of each route's plain request (a client's other paths are
+# made into JSON text per request: they are the client's, and unbounded).
+_LOGGED = {
+    (method, path): f'"method": {json.dumps(method)}, "path": {json.dumps(path)}'
+    for method, path in ROUTES
+}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -81,23 +68,28 @@ class Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "docker-workflow"
 
-    @property
-    def service(self) -> Service:
-        return self.server.service  # type: ignore[attr-defined]
+    service: Service  # the server's (set in setup: a property cost a call at each use)
 
     # -- connection ----------------------------------------------------------------------------
 
     def setup(self) -> None:
+        self.service = self.server.service  # type: ignore[attr-defined]
         self.connection = self.request
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = DeadlineReader(self.connection)
         self.rfile = io.BufferedReader(self.reader, 65536)
-        self.wfile = _SocketWriter(self.connection)  # type: ignore[assignment]
+        self.wfile = DeadlineWriter(self.connection, WRITE_SECONDS)  # type: ignore[assignment]
+        self.waiting_since: float | None = None  # see server._Server
+        self.server.opened(self)  # type: ignore[attr-defined]
+
+    def finish(self) -> None:
+        self.server.closed(self)  # type: ignore[attr-defined]
+        super().finish()
 
     def handle_one_request(self) -> None:
         """Wait for a request (idle limit), then read all of it under one deadline."""
-        self.server.idle(self, True)  # type: ignore[attr-defined]
+        self.waiting_since = time.monotonic()
         self.reader.wait_idle(IDLE_SECONDS)
         try:
             if not self.rfile.peek(1):
@@ -170,12 +162,16 @@ class Handler(BaseHTTPRequestHandler):
         pass  # one JSON line per request instead (see _log)
 
     def _log(self, status: int, sent: int, started: float) -> None:
-        """One JSON line per request (``service.log``); made by hand: the fields are known."""
-        path = json.dumps(self.path[:200].encode("ascii", "backslashreplace").decode())
+        """One JSON line per request (``service.log``); made by hand: the fields are known, and
+        the method and path of a route's request are JSON text made once (see ``_LOGGED``)."""
+        logged = _LOGGED.get((self.command, self.path))
+        if logged is None:
+            path = json.dumps(self.path[:200].encode("ascii", "backslashreplace").decode())
+            logged = f'"method": {json.dumps(self.command)}, "path": {path}'
         ms = round((time.monotonic() - started) * 1000, 1)
         self.service.log.write(
-            f'{{"time": "{now_stamps()[1]}", "method": {json.dumps(self.command)},'
-            f' "path": {path}, "status": {status}, "ms": {ms}, "bytes": {sent}}}\n'
+            f'{{"time": "{now_stamps()[1]}", {logged},'
+            f' "status": {status}, "ms": {ms}, "bytes": {sent}}}\n'
         )
 
     # -- replies -------------------------------------------------------------------------------
@@ -201,7 +197,7 @@ class Handler(BaseHTTPRequestHandler):
         phrase = self.responses.get(status, ("",))[0]
         lines = [
             f"HTTP/1.1 {status} {phrase}",
-            f"Server: {self.version_string()}",
+            "Server: docker-workflow",  # version_string()
             f"Date: {now_stamps()[0]}",
             f"Content-Type: {content_type}",
             f"Content-Length: {len(body)}",
@@ -328,14 +324,15 @@ class Handler(BaseHTTPRequestHandler):
     _run_handle: Any = None  # the run of a stream being sent
 
     def _dispatch(self) -> None:
-        started = time.monotonic()
-        self.server.idle(self, False)  # type: ignore[attr-defined]
+        self._started = time.monotonic()
+        self.waiting_since = None
         self._status, self._sent, self._length = 500, 0, 0
         self._run_handle = None
+        self._handed_off = False  # see _invoke
         path = self.path.split("?", 1)[0]
         self._openai = path.startswith("/v1/")
         method = "GET" if self.command == "HEAD" else self.command
-        name, label, params = self._route(method, path)
+        name, self._label, params = self._route(method, path)
         self.service.track(1)
         try:
             try:
@@ -377,22 +374,14 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             if self._length:  # a body nobody read: where the next request starts is unknown
                 self.close_connection = True
-            self.service.track(-1)
-            elapsed = time.monotonic() - started
-            metrics = self.service.metrics
-            metrics.inc(
-                "workflow_http_requests_total",
-                "HTTP requests by route and status",
-                route=label,
-                status=str(self._status),
-            )
-            metrics.observe(
-                "workflow_http_request_duration_seconds",
-                "Time to answer a request",
-                elapsed,
-                route=label,
-            )
-            self._log(self._status, self._sent, started)
+            if not self._handed_off:
+                self._done()
+
+    def _done(self) -> None:
+        """The request's end: no longer in flight, counted, logged."""
+        self.service.track(-1)
+        self.service.count_request(self._label, self._status, time.monotonic() - self._started)
+        self._log(self._status, self._sent, self._started)
 
     def __getattr__(self, name: str):
         """Every method (``do_GET``, ``do_TRACE``, ...) goes through :meth:`_dispatch`, so an
@@ -428,17 +417,57 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     def _invoke(self) -> None:
+        """The run's Python steps run on this thread (:meth:`Engine.run`'s ``on_overrun``):
+        a step that overruns its time is answered (504, the connection then closed) from
+        another thread while this one is still inside it. Whichever of the two takes
+        ``claim`` first answers, releases the run slot and ends the request."""
         body = self._read_body()
         if body is None or not self._take_slot():
             return
+        claim = threading.Lock()
+        answered: list[threading.Event] = []  # made by overran(), before it claims
+
+        def overran(error: RunnerError) -> None:  # the engine's watchdog thread
+            self.close_connection = True  # before the claim: this thread may return any time
+            answered.append(threading.Event())
+            if claim.acquire(blocking=False):
+                # A thread of its own: a client slow to read must not hold the watchdog.
+                threading.Thread(
+                    target=self._answer_overrun, args=(error, answered[0]), daemon=True
+                ).start()
+
+        failure: RunnerError | None = None
         try:
-            outputs = self.service.run(body[1])
+            outputs = self.service.run(body[1], on_overrun=overran)
         except RunnerError as error:
-            self._runner_error(error)
-            return
-        finally:
+            failure = error
+            outputs = None
+        except BaseException:
+            if not claim.acquire(blocking=False):
+                self._handed_off = answered[0].wait(WRITE_SECONDS) or True
+                return
             self.service.slots.release()
+            raise
+        if not claim.acquire(blocking=False):  # answered by overran(): the connection closes
+            self._handed_off = answered[0].wait(WRITE_SECONDS) or True  # the answer is out
+            return
+        self.service.slots.release()
+        if failure is not None:
+            self._runner_error(failure)
+            return
         self._json(200, {"outputs": outputs})
+
+    def _answer_overrun(self, error: RunnerError, answered: threading.Event) -> None:
+        """The answer to a request whose step overran while its thread is still inside it:
+        the error, then the connection closed (that thread ends when the step returns)."""
+        try:
+            self.service.slots.release()
+            with contextlib.suppress(OSError):
+                self._runner_error(error)
+                self.connection.shutdown(socket.SHUT_RDWR)
+            self._done()
+        finally:
+            answered.set()
 
     def _events(self, inputs: Any) -> queue.Queue:
         """Run in a thread (a slot is held); its events, then ``result`` or ``error``, arrive

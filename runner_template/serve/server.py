@@ -45,25 +45,30 @@ class _Server(ThreadingHTTPServer):
         self.service = service
         self._lock = threading.Lock()
         self._open = 0
-        self._waiting: dict[Handler, float] = {}  # connections reading: since when
+        # Each connection's handler, whose ``waiting_since`` is the time it began to wait for
+        # request bytes (None while it answers): a plain attribute, set without a lock twice a
+        # request; only an eviction, when every connection is taken, reads them all.
+        self._handlers: set[Handler] = set()
 
-    def idle(self, handler: Handler, waiting: bool) -> None:
-        """Called by each connection: True while it waits for request bytes, False when busy."""
+    def opened(self, handler: Handler) -> None:
         with self._lock:
-            if waiting:
-                self._waiting[handler] = time.monotonic()
-            else:
-                self._waiting.pop(handler, None)
+            self._handlers.add(handler)
+
+    def closed(self, handler: Handler) -> None:
+        with self._lock:
+            self._handlers.discard(handler)
 
     def _make_room(self) -> bool:
         with self._lock:
             if self._open < MAX_CONNECTIONS:
                 self._open += 1
                 return True
-            if not self._waiting:
+            waiting = [h for h in self._handlers if h.waiting_since is not None]
+            if not waiting:
                 return False
-            oldest = min(self._waiting, key=self._waiting.__getitem__)
-            del self._waiting[oldest]
+            oldest = min(waiting, key=lambda h: h.waiting_since)  # type: ignore[arg-type,return-value]
+            oldest.waiting_since = None  # not chosen twice
+            self._handlers.discard(oldest)
         with contextlib.suppress(OSError):
             oldest.connection.shutdown(socket.SHUT_RDWR)  # its thread ends; this one takes over
         with self._lock:
@@ -92,8 +97,6 @@ class _Server(ThreadingHTTPServer):
         finally:
             with self._lock:
                 self._open -= 1
-                for handler in [h for h in self._waiting if h.request is request]:
-                    del self._waiting[handler]
 
 
 def serve(bundle: dict[str, Any], host: str, port: int, settings: Settings) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from typing import Any
@@ -18,6 +19,46 @@ from runner_template.serve.wire import json_bytes
 from runner_template.web import playground_files
 
 
+class RunSlots:
+    """The ``-j`` run slots: ``acquire(timeout)`` and ``release()`` as a bounded semaphore's,
+    each one hold of a lock when a slot is free (``threading.BoundedSemaphore`` goes through
+    a ``Condition`` written in Python, several calls each way, on every request). A freed slot
+    goes straight to the longest waiter, so waiters are served in order."""
+
+    def __init__(self, size: int) -> None:
+        self._size = self._free = size
+        self._lock = threading.Lock()
+        self._waiters: collections.deque = collections.deque()  # locks held until handed a slot
+
+    def acquire(self, timeout: float) -> bool:
+        with self._lock:
+            if self._free:
+                self._free -= 1
+                return True
+            if timeout <= 0:
+                return False
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiters.append(waiter)
+        if waiter.acquire(timeout=timeout):
+            return True
+        with self._lock:
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:  # handed a slot just as the wait ended: it is ours
+                return True
+        return False
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().release()
+                return
+            if self._free >= self._size:
+                raise ValueError("a run slot was released more often than taken")
+            self._free += 1
+
+
 class Service:
     """One per process; safe to use from every handler thread."""
 
@@ -26,7 +67,7 @@ class Service:
         self.workflow = bundle["workflow"]
         self.settings = settings
         self.engine = Engine(bundle, endpoint=settings.endpoint, provider=settings.provider)
-        self.slots = threading.BoundedSemaphore(settings.jobs)
+        self.slots = RunSlots(settings.jobs)
         self.runs = RunStore()
         self.metrics = Metrics()
         self.log = AccessLog()
@@ -35,6 +76,14 @@ class Service:
         self.active = 0
         self.active_lock = threading.Lock()
         self.stopping = threading.Event()
+        self.metrics.gauge(
+            "workflow_http_requests_in_flight", "Requests being answered", lambda: self.active
+        )
+        self._queue_wait = self.metrics.cell(
+            "histogram", "workflow_queue_wait_seconds", "Time a run waited for a slot (-j)"
+        )
+        self._outcomes: dict[str, Any] = {}  # a run's outcome -> its runs_total cell
+        self._requests: dict[tuple[str, int], tuple[Any, Any]] = {}  # see count_request
         self.openapi = json_bytes(openapi(self.workflow))
         self.schema = json_bytes(
             {"inputs": inputs_schema(self.workflow), "outputs": outputs_schema(self.workflow)}
@@ -47,11 +96,9 @@ class Service:
         """A run slot within ``wait`` seconds (default ``--queue-wait``); the wait is measured."""
         started = time.monotonic()
         got = self.slots.acquire(timeout=self.settings.queue_wait if wait is None else wait)
-        self.metrics.observe(
-            "workflow_queue_wait_seconds",
-            "Time a run waited for a slot (-j)",
-            time.monotonic() - started,
-        )
+        waited = time.monotonic() - started
+        with self.metrics.lock:
+            self._queue_wait.observe(waited)
         return got
 
     def reject(self, reason: str) -> None:
@@ -68,13 +115,19 @@ class Service:
         on_event=None,
         handle: RunHandle | None = None,
         deadline: float | None = None,
+        on_overrun=None,
     ) -> dict[str, Any]:
-        """One run of the workflow within ``--request-timeout`` (or ``deadline``), counted."""
+        """One run of the workflow within ``--request-timeout`` (or ``deadline``), counted
+        (``on_overrun``: see :meth:`Engine.run`; the error is counted when the run raises it)."""
         if deadline is None:
             deadline = time.monotonic() + self.settings.request_timeout
         try:
             outputs = self.engine.run(
-                inputs, deadline=deadline, on_event=on_event, handle=handle or self.handle()
+                inputs,
+                deadline=deadline,
+                on_event=on_event,
+                handle=handle or self.handle(),
+                on_overrun=on_overrun,
             )
         except RunnerError as error:
             self._count(error.error_type)
@@ -86,9 +139,40 @@ class Service:
         return outputs
 
     def _count(self, outcome: str) -> None:
-        self.metrics.inc("workflow_runs_total", "Runs of the workflow by outcome", outcome=outcome)
+        cell = self._outcomes.get(outcome)
+        if cell is None:  # outcomes are error types: few, so their cells are kept
+            cell = self._outcomes[outcome] = self.metrics.cell(
+                "counter", "workflow_runs_total", "Runs of the workflow by outcome", outcome=outcome
+            )
+        with self.metrics.lock:
+            cell.value += 1
 
     def track(self, delta: int) -> None:
+        """Requests in flight (the ``http_requests_in_flight`` gauge reads it when scraped)."""
         with self.active_lock:
             self.active += delta
-        self.metrics.add("workflow_http_requests_in_flight", "Requests being answered", delta)
+
+    def count_request(self, route: str, status: int, seconds: float) -> None:
+        """A request answered: ``http_requests_total`` and ``http_request_duration_seconds``
+        under one hold of the metrics lock. ``route`` is a route name and ``status`` one of a
+        few, so the cells of each pair are kept."""
+        cells = self._requests.get((route, status))
+        if cells is None:
+            cells = self._requests[(route, status)] = (
+                self.metrics.cell(
+                    "counter",
+                    "workflow_http_requests_total",
+                    "HTTP requests by route and status",
+                    route=route,
+                    status=str(status),
+                ),
+                self.metrics.cell(
+                    "histogram",
+                    "workflow_http_request_duration_seconds",
+                    "Time to answer a request",
+                    route=route,
+                ),
+            )
+        with self.metrics.lock:
+            cells[0].value += 1
+            cells[1].observe(seconds)

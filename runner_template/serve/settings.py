@@ -13,7 +13,7 @@ STATUS_OF = {
 }
 MAX_CONNECTIONS = 256
 IDLE_SECONDS = 30.0  # a keep-alive connection may wait this long for its next request
-WRITE_SECONDS = 30.0  # a client must take each part of a reply within this time
+WRITE_SECONDS = 30.0  # a client must take each write (a whole reply, an event) within this time
 MAX_BATCH = 1000  # inputs in one POST /batch
 KEPT_RUNS = 1000  # finished webhook runs kept for GET /runs/ID ...
 KEPT_SECONDS = 3600.0  # ... and for at most this long

@@ -2,7 +2,9 @@
 
 * :class:`DeadlineReader` reads a connection's bytes under one deadline (a monotonic time),
   however the bytes are spread out: a socket timeout alone restarts with every byte, so a client
-  sending one byte a second (slow loris) would hold a thread for ever.
+  sending one byte a second (slow loris) would hold a thread for ever. :class:`DeadlineWriter`
+  bounds the writes. Both keep the socket blocking, with the waits bounded by the kernel, so a
+  read or a write is one system call.
 * :func:`body_length` refuses ambiguous framing (RFC 9112 section 6.3): two Content-Length
   headers, a length that is not plain digits, any Transfer-Encoding next to a Content-Length or
   other than ``chunked``. The caller answers 400 and closes, since the next request's start is
@@ -24,28 +26,43 @@ import json
 import math
 import re
 import socket
+import struct
 import time
 from typing import Any
+
+from runner_template.jsonsafe import ENCODER
 
 
 class FramingError(Exception):
     """The request's body cannot be delimited without guessing (answer 400 and close)."""
 
 
+def set_kernel_timeout(sock: socket.socket, option: int, seconds: float) -> None:
+    """``SO_RCVTIMEO`` or ``SO_SNDTIMEO`` of a blocking socket: each ``recv``/``send`` waits
+    at most ``seconds`` (at least a microsecond), then fails with ``EAGAIN``."""
+    whole = int(seconds)
+    micro = max(int((seconds - whole) * 1_000_000), 0 if whole else 1)
+    sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", whole, micro))
+
+
 class DeadlineReader(io.RawIOBase):
-    """A socket's receive side with one deadline for a whole request (set :attr:`deadline`),
+    """A connection's receive side with one deadline for a whole request (set :attr:`deadline`),
     or, once, a wait for the next request of an idle connection (:meth:`wait_idle`).
 
-    The socket's timeout is changed only when it must be (every ``settimeout`` is a system
-    call, and they were a tenth of a small request's time): lowered when less time is left
-    than it allows, and when it allowed less than is left, the read that timed out early is
-    tried again for the rest. Either way no read waits past the deadline, nor stops before it.
+    The socket stays blocking and its waits are bounded by the kernel (``SO_RCVTIMEO``): a
+    Python socket timeout makes every read a ``poll`` and then a ``recv``, two system calls
+    that each let go of the GIL, where a blocking read is one. The bound is changed only when it
+    must be (each change is a system call too): lowered when less time is left than it allows,
+    and when it allowed less than is left, the read that timed out early is tried again for the
+    rest. Either way no read waits past the deadline, nor stops before it; a read that does
+    raises :class:`TimeoutError`.
     """
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.deadline = math.inf
         self._idle: float | None = None
+        self._bound = math.inf  # the socket's SO_RCVTIMEO (inf: none set)
 
     def readable(self) -> bool:
         return True
@@ -57,26 +74,78 @@ class DeadlineReader(io.RawIOBase):
     def end_idle(self) -> None:
         self._idle = None
 
+    def _bound_to(self, seconds: float) -> None:
+        set_kernel_timeout(self.sock, socket.SO_RCVTIMEO, seconds)
+        self._bound = seconds
+
+    def _recv(self, buffer) -> int:
+        try:
+            return self.sock.recv_into(buffer)
+        except BlockingIOError:  # SO_RCVTIMEO passed
+            raise TimeoutError("the request did not arrive in time") from None
+
     def readinto(self, buffer) -> int:  # type: ignore[override]
         if self._idle is not None:
             seconds, self._idle = self._idle, None
-            if self.sock.gettimeout() != seconds:
-                self.sock.settimeout(seconds)
-            return self.sock.recv_into(buffer)
+            if self._bound != seconds:
+                self._bound_to(seconds)
+            return self._recv(buffer)
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("the request did not arrive in time")
-        current = self.sock.gettimeout()
-        if current is None or current > left:
-            self.sock.settimeout(left)
+        if self._bound > left:
+            self._bound_to(left)
         try:
-            return self.sock.recv_into(buffer)
+            return self._recv(buffer)
         except TimeoutError:
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise
-            self.sock.settimeout(left)  # the timeout was set for less than the time left
-            return self.sock.recv_into(buffer)
+            self._bound_to(left)  # the bound was set for less than the time left
+            return self._recv(buffer)
+
+
+class DeadlineWriter:
+    """A connection's send side (``wfile``): every write is sent whole, within
+    ``seconds``, on a blocking socket whose sends the kernel bounds (``SO_SNDTIMEO``), so a
+    reply that fits the socket's buffer is one ``send``, as the bare standard library server
+    writes it (a Python socket timeout adds a ``poll`` before it). A client that does not take
+    a write in time gets :class:`TimeoutError`."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self.sock = sock
+        self.seconds = seconds
+        self.closed = False
+        set_kernel_timeout(sock, socket.SO_SNDTIMEO, seconds)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def flush(self) -> None:
+        pass
+
+    def write(self, data: bytes) -> int:
+        deadline = time.monotonic() + self.seconds  # one limit for the whole write
+        sent = self._send(data)
+        if sent == len(data):
+            return sent
+        view = memoryview(data)
+        try:
+            while sent < len(data):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the client did not take the reply in time")
+                set_kernel_timeout(self.sock, socket.SO_SNDTIMEO, min(left, self.seconds))
+                sent += self._send(view[sent:])
+        finally:
+            set_kernel_timeout(self.sock, socket.SO_SNDTIMEO, self.seconds)
+        return sent
+
+    def _send(self, data) -> int:
+        try:
+            return self.sock.send(data)
+        except BlockingIOError:  # SO_SNDTIMEO passed with nothing sent
+            raise TimeoutError("the client did not take the reply in time") from None
 
 
 MAX_HEADER_LINE = 65536  # bytes in one header line (as the standard library's limit)
@@ -191,7 +260,7 @@ def now_stamps() -> tuple[str, str]:
 
 def json_bytes(value: Any) -> bytes:
     """``value`` as UTF-8 JSON; strings that UTF-8 cannot carry are written as \\u escapes."""
-    text = json.dumps(value, ensure_ascii=False)
+    text = ENCODER.encode(value)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:

@@ -185,6 +185,43 @@ def test_step_timeout_stops_waiting():
     assert time.monotonic() - started < 2
 
 
+def test_a_step_run_in_place_reports_its_overrun_on_time():
+    # With on_overrun, a Python step runs on the caller's thread; the watchdog reports its
+    # overrun from another thread at the deadline, and run() raises the same error after.
+    steps = [
+        {"step_id": "first", "type": "python_tool", "code": "import threading\nresult = 1"},
+        {
+            "step_id": "slow",
+            "type": "python_tool",
+            "tool": "sleepy",
+            "timeout": 0.3,
+            "input_mapping": {"sleep": 1.5},
+            "depends_on": ["first"],
+        },
+    ]
+    caller = threading.current_thread()
+    reported: list[tuple[float, object, threading.Thread]] = []
+    started = time.monotonic()
+    with pytest.raises(StepTimeoutError, match=r"within 0\.3 s") as caught:
+        Engine(make_bundle(steps, {"sleepy": SLEEPY})).run(
+            {},
+            on_overrun=lambda error: reported.append(
+                (time.monotonic() - started, error, threading.current_thread())
+            ),
+        )
+    assert time.monotonic() - started >= 1.5  # run() returned when the step did
+    [(at, error, thread)] = reported
+    assert at < 1.0 and error is caught.value and thread is not caller
+
+
+def test_steps_with_retries_never_run_in_place():
+    step = {"step_id": "s", "type": "python_tool", "code": "result = 1"}
+    retried = {**step, "step_id": "r", "retry_on_failure": True}
+    engine = Engine(make_bundle([step, retried], {}))
+    assert engine.runs_in_place(engine_module._StepState(step, None))
+    assert not engine.runs_in_place(engine_module._StepState(retried, None))
+
+
 def test_bad_inputs_fail_before_any_step():
     bundle = make_bundle(
         [{"step_id": "s", "type": "python_tool", "code": "result = 1"}],

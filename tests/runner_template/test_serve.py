@@ -120,6 +120,34 @@ def test_every_request_is_one_json_log_line():
     assert all(isinstance(e["ms"], float) for e in lines)
 
 
+@pytest.mark.parametrize(
+    ("step_timeout", "args", "message"),
+    [(0.5, (), "within 0.5 s"), (None, ("--request-timeout", "0.5"), "within its deadline")],
+)
+def test_a_python_step_that_overruns_is_answered_on_time(step_timeout, args, message):
+    # The step runs on the connection's own thread; the engine's watchdog answers for it.
+    bundle = json.loads(json.dumps(CALC))
+    if step_timeout:
+        bundle["workflow"]["steps"][0]["timeout"] = step_timeout
+    served = ServeProcess(bundle, *args)
+    try:
+        started = time.monotonic()
+        reply = post(served.url + "/invoke", {"a": 1, "b": 3, "op": "sleep"})
+        assert time.monotonic() - started < 2.5
+        assert reply.status_code == 504, reply.text
+        assert reply.json()["error"]["type"] == "step_timeout"
+        assert message in reply.json()["error"]["message"]
+        assert reply.headers["Connection"] == "close"
+        assert post(served.url + "/invoke", {"a": 2, "b": 3}).json() == {"outputs": {"value": 5}}
+        metrics = requests.get(served.url + "/metrics", timeout=5).text
+        assert 'workflow_http_requests_total{route="/invoke",status="504"} 1' in metrics
+        assert "workflow_http_requests_in_flight 1" in metrics  # the scrape itself
+    finally:
+        served.stop()
+    statuses = [e["status"] for e in served.log if e.get("path") == "/invoke"]
+    assert statuses == [504, 200]
+
+
 def test_llm_failures_map_to_gateway_statuses():
     served = ServeProcess(llm_bundle(), env={"OLLAMA_ENDPOINT": closed_port_url()})
     try:
