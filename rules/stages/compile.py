@@ -12,7 +12,9 @@ compilers compile the workflow's engine (``runner/engine/``), and its pip packag
 in the builder from the lock's wheels, offline and checked against their hashes. Nuitka's and
 ccache's caches live in a BuildKit cache mount, so a recompile of a slightly changed engine is
 warm; BuildKit's layer cache (the toolchain layer) is exported to
-``cache/buildx/<arch>`` so that a CI job restoring ``cache/`` has it too.
+``cache/buildx/<arch>`` so that a CI job restoring ``cache/`` has it too. The compiler itself
+(Nuitka, PyInstaller) comes installed and byte-compiled from the host as the named build
+context ``site`` (``rules/stages/toolchain_site.py``): nothing of it is installed under QEMU.
 """
 
 from __future__ import annotations
@@ -22,18 +24,18 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from rules.docker.buildx import build
 from rules.docker.dockerfiles import docker_file
 from rules.docker.image_store import image_labels
 from rules.errors import UserError
-from rules.fsutil import file_sha256, locked, replace_tree, staging_dir
+from rules.fsutil import locked, replace_tree, staging_dir
 from rules.paths import cache_dir
 from rules.platforms import arch_of
 from rules.stages.lock import ENGINE_LOCK_FILE, ensure_wheel, lock_wheels, requirements_txt
-from rules.stages.toolchain import ZIG, host_arch, toolchain_dir, zig_dir
+from rules.stages.toolchain import ZIG, folder_digest, host_arch, toolchain_dir, zig_dir
+from rules.stages.toolchain_site import site_dir
 
 COMPILERS = ("nuitka", "onefile", "pyinstaller", "none")
 DOCKER_FILES = ("Dockerfile.compile", "compile.sh", "elf_closure.py")
@@ -69,22 +71,6 @@ class CompileRequest:
         if self.cross == "off" or not foreign or self.compiler not in ("nuitka", "onefile"):
             return None
         return "zig"
-
-
-@cache
-def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
-    """sha256 of a file's bytes (memoized per process by path, size and mtime)."""
-    return file_sha256(path)
-
-
-def folder_digest(folder: Path) -> dict[str, str]:
-    """Name -> sha256 of the bytes of every file in ``folder`` (the toolchain downloads)."""
-    found = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file():
-            info = path.stat()
-            found[path.name] = _file_digest(path, info.st_size, info.st_mtime_ns)
-    return found
 
 
 def compile_key(request: CompileRequest) -> str:
@@ -169,7 +155,6 @@ def _compile_into(request: CompileRequest, target: Path) -> None:
     try:
         shutil.copytree(request.engine_dir, context / "engine")
         inputs = context / "inputs"
-        shutil.copytree(toolchain_dir(request.compiler, request.arch), inputs / "wheels")
         _copy_packages(request, inputs / "packages")
         for name in DOCKER_FILES:
             (inputs if name != "Dockerfile.compile" else context).joinpath(name).write_bytes(
@@ -183,8 +168,10 @@ def _compile_into(request: CompileRequest, target: Path) -> None:
             "CROSS": request.cross_compiler or "",
             "TUNING": " ".join(sorted(request.tuning)),
         }
+        site = site_dir(request.compiler, request.arch, request.builder_image)
+        options["build_contexts"] = {"site": str(site)}
         if request.cross_compiler == "zig":
-            options["build_contexts"] = {"zig": str(zig_dir())}
+            options["build_contexts"]["zig"] = str(zig_dir())
         if os.environ.get("DOCKER_WORKFLOW_NO_CACHE") == "1":
             options["cache"] = False  # compile for real, even if BuildKit remembers the result
         elif (layer_cache / "index.json").exists():
