@@ -95,3 +95,19 @@ def test_the_arm64_copy_has_arm64_files(copied):
         for path in files:
             head = path.read_bytes()[:20]
             assert head[:4] == b"\x7fELF" and head[18] == 183, path  # EM_AARCH64
+
+
+def test_a_module_without_bytecode_gets_it_from_the_builders_python(builder_image, tmp_path):
+    # The official python images delete __pycache__: the builder's own Python (this machine's
+    # platform) compiles what has none, without timestamps, naming the builder's path.
+    import marshal
+
+    from rules.stages.builder_python import _compile_missing_bytecode
+
+    source = tmp_path / "usr/lib/python3.11/shout.py"
+    source.parent.mkdir(parents=True)
+    source.write_text("def shout(text):\n    return text.upper()\n")
+    _compile_missing_bytecode(tmp_path, "/usr/lib/python3.11", "cpython-311", builder_image)
+    data = (source.parent / "__pycache__" / "shout.cpython-311.pyc").read_bytes()
+    assert int.from_bytes(data[4:8], "little") == 0b01  # unchecked hash
+    assert marshal.loads(data[16:]).co_filename == "/usr/lib/python3.11/shout.py"
