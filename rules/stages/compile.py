@@ -11,10 +11,11 @@ per platform and its modules come as a layer (``rules/stages/modules_layer.py``)
 compilers compile the workflow's engine (``runner/engine/``), and its pip packages are installed
 in the builder from the lock's wheels, offline and checked against their hashes. Nuitka's and
 ccache's caches live in a BuildKit cache mount, so a recompile of a slightly changed engine is
-warm; BuildKit's layer cache (the toolchain layer) is exported to
-``cache/buildx/<arch>`` so that a CI job restoring ``cache/`` has it too. The compiler itself
-(Nuitka, PyInstaller) comes installed and byte-compiled from the host as the named build
-context ``site`` (``rules/stages/toolchain_site.py``): nothing of it is installed under QEMU.
+warm. The compiler itself (Nuitka, PyInstaller) comes installed and byte-compiled from the
+host as the named build context ``site`` (``rules/stages/toolchain_site.py``): nothing of it is
+installed under QEMU, and the toolchain layer is a copy. BuildKit's layer cache is not
+exported: what a CI job restoring ``cache/`` needs is there as files (``cache/compiled/``,
+``cache/toolchain/``), and the export cost 5-18 s per compile (the Zig layer alone is 160 MB).
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ def compile_engine(request: CompileRequest) -> Path:
     if (target / "app").is_dir():
         return target
     # One compile per architecture at a time: a second build of the same engine waits and
-    # reuses the result, and the shared layer cache in cache/buildx/<arch> has one writer.
-    with locked(cache_dir() / "buildx" / f"{request.arch}.lock"):
+    # reuses the result.
+    with locked(cache_dir() / f".compile-{request.arch}.lock"):
         if (target / "app").is_dir():  # another build finished it while we waited
             return target
         _compile_into(request, target)
@@ -160,8 +161,7 @@ def _compile_into(request: CompileRequest, target: Path) -> None:
             (inputs if name != "Dockerfile.compile" else context).joinpath(name).write_bytes(
                 docker_file(name)
             )
-        layer_cache = cache_dir() / "buildx" / request.arch
-        options: dict = {"cache_to": f"type=local,dest={layer_cache},mode=max"}
+        options: dict = {}
         build_args = {
             "BUILDER_IMAGE": request.builder_image,
             "COMPILER": request.compiler,
@@ -174,8 +174,6 @@ def _compile_into(request: CompileRequest, target: Path) -> None:
             options["build_contexts"]["zig"] = str(zig_dir())
         if os.environ.get("DOCKER_WORKFLOW_NO_CACHE") == "1":
             options["cache"] = False  # compile for real, even if BuildKit remembers the result
-        elif (layer_cache / "index.json").exists():
-            options["cache_from"] = f"type=local,src={layer_cache}"
         build(
             f"compiling the engine with {request.compiler} for {request.platform}",
             context,

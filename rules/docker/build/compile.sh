@@ -134,6 +134,6 @@ closure_extra=""
 python3 /inputs/elf_closure.py /export $closure_extra
 # Same input, same bytes: no timestamps from this build in the output tree.
 find /export -exec touch -h -d @0 {} +
-# Nuitka's build folder (C sources, objects: about 170 MB compressed) would be in the layer that
-# BuildKit's layer cache exports (rules/stages/compile.py): only /export leaves this step.
+# Nuitka's build folder (C sources, objects: about 170 MB compressed) would stay in this step's
+# layer, which BuildKit keeps in its cache: only /export leaves this step.
 rm -rf /build
