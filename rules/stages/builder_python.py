@@ -1,11 +1,16 @@
 """The builder's Python on the host: its standard library, extension modules and their libraries.
 
 The module layer (``rules/stages/modules_layer.py``) is assembled on the host, in Python, from
-files of the builder. They are copied out once per (builder image, platform) by one container
-running ``rules/docker/build/builder_python.py`` (for a foreign platform under QEMU, once) into
-``cache/builder-python/<image id>/<arch>/``: ``root/`` (the standard library with Debian's
+files of the builder, copied out once per (builder image, platform) into
+``cache/builder-python/<image id>-<code>/<arch>/``: ``root/`` (the standard library with its
 bytecode, ``lib-dynload/``, the libraries its extension modules load, the CA bundle) and
-``facts.json`` (built-in modules, each extension's libraries). Every later layer reads files.
+``facts.json`` (built-in modules, each extension's libraries). The files come out of a created,
+never started, container (``docker cp``, ``rules/stages/builder_files.py``); each extension's
+libraries are found on the host from their ``DT_NEEDED`` entries, as the builder's loader would.
+The builder runs once, for what only its interpreter knows (``rules/docker/build/
+builder_python.py``: built-in and frozen modules; one interpreter start under QEMU for a
+foreign platform), and the host's platform again only when some standard-library module has
+no bytecode (the official python images delete it). Every later layer reads files.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -25,9 +31,31 @@ from rules.errors import UserError
 from rules.fsutil import locked, replace_tree, staging_dir
 from rules.paths import cache_dir
 from rules.platforms import arch_of
+from rules.progress import status
+from rules.stages import builder_files, elf_needed
+from rules.stages.builder_files import LibrarySearch, ld_so_conf_dirs, run_builder
+from rules.stages.toolchain import host_arch
 
-SCRIPTS = ("builder_python.py", "elf_closure.py")
+SCRIPT = "builder_python.py"
 BYTECODE_TAG = "cpython-311"  # rules/stages/lock.py BUILDER_PYTHON
+SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__phello__"}
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# The system libraries a manylinux wheel may load (its policy's list; auditwheel bundles the
+# rest into the wheel): copied with their own closure, for the wheels' extension modules.
+WHEEL_SYSTEM_LIBRARIES = (
+    "libc.so.6",
+    "libm.so.6",
+    "libdl.so.2",
+    "librt.so.1",
+    "libpthread.so.0",
+    "libutil.so.1",
+    "libresolv.so.2",
+    "libcrypt.so.1",
+    "libgcc_s.so.1",
+    "libstdc++.so.6",
+    "libz.so.1",
+    "libexpat.so.1",
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +83,7 @@ class Stdlib:
         return sorted(name for name in self.sources if name.startswith(prefix))
 
 
-def _image_id(reference: str) -> str:
+def image_id(reference: str) -> str:
     result = subprocess.run(
         ["docker", "image", "inspect", "--format", "{{.Id}}", reference],
         capture_output=True,
@@ -68,13 +96,20 @@ def _image_id(reference: str) -> str:
     return found.split(":")[-1][:16]
 
 
+@cache
+def _code_digest() -> str:
+    """The extraction's code: the builder's script and the host modules that read the files."""
+    digest = hashlib.sha256(docker_file(SCRIPT))
+    for module in (sys.modules[__name__], builder_files, elf_needed):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def builder_python_path(builder_image: str, platform: str) -> Path:
-    """``cache/builder-python/<image id>-<script>/<arch>``: a new folder when the builder or the
-    extraction script changes."""
-    script = hashlib.sha256(b"".join(docker_file(name) for name in SCRIPTS)).hexdigest()[:8]
-    return (
-        cache_dir() / "builder-python" / f"{_image_id(builder_image)}-{script}" / arch_of(platform)
-    )
+    """``cache/builder-python/<image id>-<code>/<arch>``: a new folder when the builder or the
+    extraction's code changes."""
+    folder = f"{image_id(builder_image)}-{_code_digest()}"
+    return cache_dir() / "builder-python" / folder / arch_of(platform)
 
 
 def builder_python_dir(builder_image: str, platform: str) -> Path:
@@ -84,50 +119,128 @@ def builder_python_dir(builder_image: str, platform: str) -> Path:
         return target
     with locked(target.parent / f".{arch_of(platform)}.lock"):
         if not (target / "facts.json").is_file():
-            _extract(builder_image, platform, target)
+            with status(f"copying the builder's Python out for {platform} (once per builder)"):
+                _extract(builder_image, platform, target)
     return target
 
 
 def _extract(builder_image: str, platform: str, target: Path) -> None:
     output = staging_dir(target)
-    scripts = staging_dir(target.with_name(target.name + "-scripts"))
+    scratch = staging_dir(target.with_name(target.name + "-files"))
     try:
-        for name in SCRIPTS:
-            (scripts / name).write_bytes(docker_file(name))
-        result = subprocess.run(
-            [
-                "docker",
-                "run",
-                "--rm",
-                "--platform",
-                platform,
-                "--network",
-                "none",
-                "--user",
-                f"{os.getuid()}:{os.getgid()}",
-                "-v",
-                f"{scripts}:/scripts:ro",
-                "-v",
-                f"{output}:/out",
-                "--entrypoint",
-                "python3",
-                builder_image,
-                "/scripts/builder_python.py",
-                "/out",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise UserError(
-                f"reading the Python of builder image {builder_image} for {platform} failed: {last}"
+        facts = _interpreter_facts(builder_image, platform, scratch / "scripts")
+        root = output / "root"
+        stdlib = facts["stdlib"]
+        with builder_files.builder_files(builder_image, platform) as files:
+            if not files.copy_out(stdlib, root, _stdlib_file, links=False):
+                raise UserError(f"builder image {builder_image} for {platform} has no {stdlib}")
+            _compile_missing_bytecode(root, stdlib, facts["cache_tag"], builder_image)
+            for path in ("/etc/ld.so.conf", "/etc/ld.so.conf.d", facts["executable"]):
+                files.copy_out(path, scratch / "files", lambda _: True, links=False)
+            search = LibrarySearch(
+                files,
+                scratch / "libraries",
+                _search_dirs(scratch / "files" / "etc", facts["multiarch"]),
+                elf_needed.interpreter(scratch / "files" / facts["executable"].lstrip("/")),
             )
+            extensions, system = _libraries(search, root, stdlib, facts["multiarch"])
+            has_bundle = files.copy_out(CA_BUNDLE, root, lambda _: True, links=False)
+        document = {
+            "python": facts["python"],
+            "stdlib": stdlib,
+            "builtin": facts["builtin"],
+            "preloaded": facts["preloaded"],
+            "system_libraries": system,
+            "extensions": extensions,
+            "ca_bundle": CA_BUNDLE if has_bundle else None,
+        }
+        (output / "facts.json").write_text(json.dumps(document, indent=1, sort_keys=True))
         replace_tree(output, target)
     finally:
         shutil.rmtree(output, ignore_errors=True)
-        shutil.rmtree(scripts, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _interpreter_facts(builder_image: str, platform: str, scripts: Path) -> dict:
+    """What only the builder's interpreter knows (its built-in and frozen modules, paths)."""
+    scripts.mkdir(parents=True, exist_ok=True)
+    (scripts / SCRIPT).write_bytes(docker_file(SCRIPT))
+    what = f"reading the Python of builder image {builder_image}"
+    out = run_builder(builder_image, platform, [f"/scripts/{SCRIPT}"], {scripts: "/scripts"}, what)
+    return json.loads(out)
+
+
+def _stdlib_file(path: str) -> bool:
+    """A file of the standard library the layers may take: no tests, site-packages or build
+    configuration."""
+    return not any(part in SKIP_DIRS or part.startswith("config-") for part in path.split("/"))
+
+
+def _compile_missing_bytecode(root: Path, stdlib: str, tag: str, builder_image: str) -> None:
+    """Bytecode for the modules that have none (the official python images delete it), by
+    the builder's own Python for this machine's platform (bytecode is the same on every
+    platform: no emulator), without timestamps, naming the builder's paths."""
+    missing = []
+    for source in sorted((root / stdlib.lstrip("/")).rglob("*.py")):
+        if not (source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc").is_file():
+            missing.append("/w/" + source.relative_to(root).as_posix())
+    if not missing:
+        return
+    # A file that is not Python 3 (a test fixture) is never imported: compileall's exit 1.
+    compileall = ["-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash"]
+    run_builder(
+        builder_image,
+        f"linux/{host_arch()}",
+        [*compileall, "-s", "/w", "-p", "/", "-i", "-"],
+        {root: "/w"},
+        "compiling the standard library's bytecode",
+        stdin="\n".join(missing) + "\n",
+        accept=(0, 1),
+    )
+
+
+def _search_dirs(etc: Path, multiarch: str) -> list[str]:
+    """The loader's folders: ``ld.so.conf``'s (its cache), then glibc's default ones."""
+    defaults = [f"/lib/{multiarch}", f"/usr/lib/{multiarch}"] if multiarch else []
+    found: list[str] = []
+    for folder in [*ld_so_conf_dirs(etc), *defaults, "/lib", "/usr/lib"]:
+        if folder not in found:
+            found.append(folder)
+    return found
+
+
+def _libraries(
+    search: LibrarySearch, root: Path, stdlib: str, multiarch: str
+) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """Each extension module's libraries (copied into ``root`` at their builder paths) and the
+    system libraries a manylinux wheel may load, each with its closure."""
+
+    def copy(library: str) -> None:
+        target = root / library.lstrip("/")
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(search.content(library), target)
+
+    extensions = {}
+    dynload = root / stdlib.lstrip("/") / "lib-dynload"
+    for path in sorted(dynload.glob("*.so")):
+        libraries, missing = search.closure(path)
+        for library in libraries:
+            copy(library)
+        extensions[path.name.split(".")[0]] = {
+            "file": path.name,
+            "libraries": libraries,
+            "missing": missing,
+        }
+    system = {}
+    for soname in WHEEL_SYSTEM_LIBRARIES:
+        path = f"/lib/{multiarch}/{soname}"
+        if search.host_path(path) is not None:
+            closure, _ = search.closure(search.content(path))
+            system[soname] = sorted({path, *closure})
+            for library in system[soname]:
+                copy(library)
+    return extensions, system
 
 
 @cache

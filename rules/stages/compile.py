@@ -11,8 +11,11 @@ per platform and its modules come as a layer (``rules/stages/modules_layer.py``)
 compilers compile the workflow's engine (``runner/engine/``), and its pip packages are installed
 in the builder from the lock's wheels, offline and checked against their hashes. Nuitka's and
 ccache's caches live in a BuildKit cache mount, so a recompile of a slightly changed engine is
-warm; BuildKit's layer cache (the toolchain layer) is exported to
-``cache/buildx/<arch>`` so that a CI job restoring ``cache/`` has it too.
+warm. The compiler itself (Nuitka, PyInstaller) comes installed and byte-compiled from the
+host as the named build context ``site`` (``rules/stages/toolchain_site.py``): nothing of it is
+installed under QEMU, and the toolchain layer is a copy. BuildKit's layer cache is not
+exported: what a CI job restoring ``cache/`` needs is there as files (``cache/compiled/``,
+``cache/toolchain/``), and the export cost 5-18 s per compile (the Zig layer alone is 160 MB).
 """
 
 from __future__ import annotations
@@ -22,18 +25,18 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from rules.docker.buildx import build
 from rules.docker.dockerfiles import docker_file
 from rules.docker.image_store import image_labels
 from rules.errors import UserError
-from rules.fsutil import file_sha256, locked, replace_tree, staging_dir
+from rules.fsutil import locked, replace_tree, staging_dir
 from rules.paths import cache_dir
 from rules.platforms import arch_of
 from rules.stages.lock import ENGINE_LOCK_FILE, ensure_wheel, lock_wheels, requirements_txt
-from rules.stages.toolchain import ZIG, host_arch, toolchain_dir, zig_dir
+from rules.stages.toolchain import ZIG, folder_digest, host_arch, toolchain_dir, zig_dir
+from rules.stages.toolchain_site import site_dir
 
 COMPILERS = ("nuitka", "onefile", "pyinstaller", "none")
 DOCKER_FILES = ("Dockerfile.compile", "compile.sh", "elf_closure.py")
@@ -69,22 +72,6 @@ class CompileRequest:
         if self.cross == "off" or not foreign or self.compiler not in ("nuitka", "onefile"):
             return None
         return "zig"
-
-
-@cache
-def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
-    """sha256 of a file's bytes (memoized per process by path, size and mtime)."""
-    return file_sha256(path)
-
-
-def folder_digest(folder: Path) -> dict[str, str]:
-    """Name -> sha256 of the bytes of every file in ``folder`` (the toolchain downloads)."""
-    found = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file():
-            info = path.stat()
-            found[path.name] = _file_digest(path, info.st_size, info.st_mtime_ns)
-    return found
 
 
 def compile_key(request: CompileRequest) -> str:
@@ -129,8 +116,8 @@ def compile_engine(request: CompileRequest) -> Path:
     if (target / "app").is_dir():
         return target
     # One compile per architecture at a time: a second build of the same engine waits and
-    # reuses the result, and the shared layer cache in cache/buildx/<arch> has one writer.
-    with locked(cache_dir() / "buildx" / f"{request.arch}.lock"):
+    # reuses the result.
+    with locked(cache_dir() / f".compile-{request.arch}.lock"):
         if (target / "app").is_dir():  # another build finished it while we waited
             return target
         _compile_into(request, target)
@@ -169,26 +156,24 @@ def _compile_into(request: CompileRequest, target: Path) -> None:
     try:
         shutil.copytree(request.engine_dir, context / "engine")
         inputs = context / "inputs"
-        shutil.copytree(toolchain_dir(request.compiler, request.arch), inputs / "wheels")
         _copy_packages(request, inputs / "packages")
         for name in DOCKER_FILES:
             (inputs if name != "Dockerfile.compile" else context).joinpath(name).write_bytes(
                 docker_file(name)
             )
-        layer_cache = cache_dir() / "buildx" / request.arch
-        options: dict = {"cache_to": f"type=local,dest={layer_cache},mode=max"}
+        options: dict = {}
         build_args = {
             "BUILDER_IMAGE": request.builder_image,
             "COMPILER": request.compiler,
             "CROSS": request.cross_compiler or "",
             "TUNING": " ".join(sorted(request.tuning)),
         }
+        site = site_dir(request.compiler, request.arch, request.builder_image)
+        options["build_contexts"] = {"site": str(site)}
         if request.cross_compiler == "zig":
-            options["build_contexts"] = {"zig": str(zig_dir())}
+            options["build_contexts"]["zig"] = str(zig_dir())
         if os.environ.get("DOCKER_WORKFLOW_NO_CACHE") == "1":
             options["cache"] = False  # compile for real, even if BuildKit remembers the result
-        elif (layer_cache / "index.json").exists():
-            options["cache_from"] = f"type=local,src={layer_cache}"
         build(
             f"compiling the engine with {request.compiler} for {request.platform}",
             context,

@@ -39,6 +39,7 @@ from rules.errors import UserError
 from rules.fsutil import file_sha256, locked, replace_tree, staging_dir
 from rules.paths import cache_dir
 from rules.platforms import arch_of
+from rules.stages.builder_files import run_builder
 from rules.stages.builder_python import Stdlib, builder_python_dir, load_stdlib
 from rules.stages.elf_needed import needed_libraries
 from rules.stages.lock import BUILDER_PYTHON, ensure_wheel, wheel_platform_tags
@@ -77,10 +78,11 @@ class LayerRequest:
 @cache
 def _code_digest() -> str:
     """The bytes of the layer's code: a layer made by other code is another layer."""
-    from rules.stages import builder_python, elf_needed, module_closure
+    from rules.stages import builder_files, builder_python, elf_needed, module_closure
 
     digest = hashlib.sha256()
-    for module in (sys.modules[__name__], builder_python, elf_needed, module_closure):
+    modules = (sys.modules[__name__], builder_files, builder_python, elf_needed, module_closure)
+    for module in modules:
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -324,41 +326,16 @@ def _drop_machine_records(dest: Path) -> None:
 def _compile_bytecode(folder: Path, builder_image: str) -> None:
     """Bytecode by the builder's own Python (this machine's platform: no emulator; bytecode
     is the same on every platform), sourceless, without timestamps; then the sources go."""
-    result = subprocess.run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "--platform",
-            f"linux/{host_arch()}",
-            "--network",
-            "none",
-            "--user",
-            f"{os.getuid()}:{os.getgid()}",
-            "-v",
-            f"{folder}:/w",
-            "--entrypoint",
-            "python3",
-            builder_image,
-            "-m",
-            "compileall",
-            "-q",
-            "-b",
-            "--invalidation-mode",
-            "unchecked-hash",
-            "-s",
-            "/w",
-            "-p",
-            "/app",
-            "/w",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    # compileall's exit 1 means a file kept its source (not Python 3 syntax: never imported).
+    compileall = ["-m", "compileall", "-q", "-b", "--invalidation-mode", "unchecked-hash"]
+    run_builder(
+        builder_image,
+        f"linux/{host_arch()}",
+        [*compileall, "-s", "/w", "-p", "/app", "/w"],
+        {folder: "/w"},
+        "compiling the locked wheels' bytecode",
+        accept=(0, 1),
     )
-    if result.returncode >= 125:  # docker itself; compileall's 1 means a file kept its source
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(f"compiling the locked wheels' bytecode in the builder failed: {last}")
     for path in sorted(folder.rglob("*.py")):
         if path.with_suffix(".pyc").is_file():
             path.unlink()

@@ -18,9 +18,11 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from functools import cache
 from pathlib import Path
 
 from rules.errors import UserError
+from rules.fsutil import file_sha256
 from rules.paths import cache_dir
 
 NUITKA = "nuitka==4.3.3"
@@ -109,3 +111,19 @@ def toolchain_dir(compiler: str, arch: str) -> Path:
             )
         return dest
     raise UserError(f"unknown compiler {compiler!r}")
+
+
+@cache
+def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
+    """sha256 of a file's bytes (memoized per process by path, size and mtime)."""
+    return file_sha256(path)
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    """Name -> sha256 of the bytes of every file in ``folder`` (the toolchain downloads)."""
+    found = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            info = path.stat()
+            found[path.name] = _file_digest(path, info.st_size, info.st_mtime_ns)
+    return found

@@ -14,8 +14,9 @@ if [ "$have_python" != "$want_python" ]; then
     echo "error: the builder image has Python $have_python; docker-workflow needs $want_python" >&2
     exit 2
 fi
-# The workflow's packages (installed from the lock into /pkgs) are importable while compiling.
-export PYTHONPATH=/pkgs
+# The workflow's packages (installed from the lock into /pkgs) are importable while compiling,
+# and so is the compiler, installed on the host into /toolchain (rules/stages/toolchain_site.py).
+export PYTHONPATH=/pkgs:/toolchain
 # Nuitka's module cache (import analysis of the standard library, by source digest) is the same
 # for every platform of one Debian Python: shared, so a native amd64 compile warms the arm64
 # compile under QEMU. The C caches (ccache, zig) are per platform.
@@ -80,9 +81,13 @@ nuitka|onefile)
     mode=--standalone
     [ "$COMPILER" = onefile ] && mode=--onefile
     cd /src
+    # Nuitka writes the file name of the Python that runs it into the program (its
+    # sys.executable in standalone mode: /app/<name>). It ran as "python" (a venv's) before it
+    # came installed from the host: the same name, the same program bytes.
+    command -v python >/dev/null 2>&1 || ln -s python3 "$(dirname "$(command -v python3)")/python"
     # --show-progress: a line per module optimized, which the progress display counts.
     # shellcheck disable=SC2086
-    /venv/bin/python -m nuitka $mode --output-dir=/build --output-filename=workflow \
+    python -m nuitka $mode --output-dir=/build --output-filename=workflow \
         --python-flag=no_site $docstrings_flag --python-flag=no_warnings \
         --lto="$lto" --assume-yes-for-downloads --report=/export/.meta/compilation-report.xml \
         --show-progress $zig_flag $flags main.py
@@ -94,7 +99,7 @@ nuitka|onefile)
     ;;
 pyinstaller)
     cd /src
-    /venv/bin/python -m PyInstaller --noconfirm --onedir --name workflow --distpath /build/dist \
+    python3 -m PyInstaller --noconfirm --onedir --name workflow --distpath /build/dist \
         --workpath /build/work --specpath /build --log-level WARN --paths /pkgs main.py
     cp -a /build/dist/workflow/. /export/app/
     ;;
@@ -140,3 +145,6 @@ closure_extra=""
 python3 /inputs/elf_closure.py /export $closure_extra
 # Same input, same bytes: no timestamps from this build in the output tree.
 find /export -exec touch -h -d @0 {} +
+# Nuitka's build folder (C sources, objects: about 170 MB compressed) would stay in this step's
+# layer, which BuildKit keeps in its cache: only /export leaves this step.
+rm -rf /build
