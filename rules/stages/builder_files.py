@@ -237,6 +237,9 @@ def run_builder(
         check=False,
     )
     if result.returncode not in accept:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(f"{what} in builder image {builder_image} for {platform} failed: {last}")
+        lines = result.stderr.strip().splitlines() or ["no output"]
+        # The docker CLI's own failure (no such image, no python3 in it) is its "docker: " line;
+        # the last line is then only "Run 'docker run --help' for more information".
+        reason = next((line for line in reversed(lines) if line.startswith("docker: ")), lines[-1])
+        raise UserError(f"{what} in builder image {builder_image} for {platform} failed: {reason}")
     return result.stdout

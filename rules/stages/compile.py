@@ -168,14 +168,22 @@ def _compile_into(request: CompileRequest, target: Path) -> None:
             "CROSS": request.cross_compiler or "",
             "TUNING": " ".join(sorted(request.tuning)),
         }
-        site = site_dir(request.compiler, request.arch, request.builder_image)
+        what = f"compiling the engine with {request.compiler} for {request.platform}"
+        hint = (
+            f"The compile used builder image {request.builder_image}: make one with"
+            " 'docker-workflow bases', or pass --builder-image (docker-workflow doctor)."
+        )
+        try:
+            site = site_dir(request.compiler, request.arch, request.builder_image)
+        except UserError as error:  # the builder could not even install the compiler
+            raise UserError(f"{what} failed: {error}\n{hint}") from None
         options["build_contexts"] = {"site": str(site)}
         if request.cross_compiler == "zig":
             options["build_contexts"]["zig"] = str(zig_dir())
         if os.environ.get("DOCKER_WORKFLOW_NO_CACHE") == "1":
             options["cache"] = False  # compile for real, even if BuildKit remembers the result
         build(
-            f"compiling the engine with {request.compiler} for {request.platform}",
+            what,
             context,
             **options,
             file=context / "Dockerfile.compile",
@@ -183,10 +191,7 @@ def _compile_into(request: CompileRequest, target: Path) -> None:
             build_args=build_args,
             target="export",
             output={"type": "local", "dest": str(output)},
-            hint=(
-                f"The compile used builder image {request.builder_image}: make one with"
-                " 'docker-workflow bases', or pass --builder-image (docker-workflow doctor)."
-            ),
+            hint=hint,
         )
         if not (output / "app").is_dir():
             raise UserError(f"compiling for {request.platform} produced no program")
