@@ -64,10 +64,12 @@ def test_quiet_keeps_only_errors(tmp_path):
     )
     loud = run_cli(*args)
     assert loud.returncode == 1 and loud.stdout == ""
-    assert "compiling the engine with nuitka for linux/amd64: starting, 0s" in loud.stderr
-    assert re.search(
-        r"compiling the engine with nuitka for linux/amd64: failed after \d+s", loud.stderr
-    )
+    # The compile's first step installs Nuitka with the builder (once per builder): that is
+    # the step whose progress shows, and which fails.
+    step = "installing nuitka for the compile stage (once per builder)"
+    assert f"{step}: starting, 0s" in loud.stderr
+    assert re.search(rf"{re.escape(step)}: failed after \d+s", loud.stderr)
+    assert "error: compiling the engine with nuitka for linux/amd64 failed" in loud.stderr
     quiet = run_cli(*args, "-q")
     assert quiet.returncode == 1 and quiet.stdout == ""
     assert quiet.stderr.startswith("error: compiling the engine with nuitka for linux/amd64 failed")
