@@ -84,8 +84,8 @@ def builder_files(builder_image: str, platform: str) -> Iterator[BuilderFiles]:
         check=False,
     )
     if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(f"reading builder image {builder_image} for {platform} failed: {last}")
+        reason = _docker_failure(result.stderr)
+        raise UserError(f"reading builder image {builder_image} for {platform} failed: {reason}")
     container = result.stdout.strip()
     try:
         yield BuilderFiles(container)
@@ -237,9 +237,14 @@ def run_builder(
         check=False,
     )
     if result.returncode not in accept:
-        lines = result.stderr.strip().splitlines() or ["no output"]
-        # The docker CLI's own failure (no such image, no python3 in it) is its "docker: " line;
-        # the last line is then only "Run 'docker run --help' for more information".
-        reason = next((line for line in reversed(lines) if line.startswith("docker: ")), lines[-1])
+        reason = _docker_failure(result.stderr)
         raise UserError(f"{what} in builder image {builder_image} for {platform} failed: {reason}")
     return result.stdout
+
+
+def _docker_failure(stderr: str) -> str:
+    """The line that says why a ``docker create``/``docker run`` failed: the docker CLI's own
+    failure (no such image, no python3 in it) is its "docker: " line, after which comes only
+    "Run 'docker run --help' for more information"; otherwise the last line (the program's)."""
+    lines = stderr.strip().splitlines() or ["no output"]
+    return next((line for line in reversed(lines) if line.startswith("docker: ")), lines[-1])
