@@ -443,19 +443,26 @@ class Handler(BaseHTTPRequestHandler):
             failure = error
             outputs = None
         except BaseException:
-            if not claim.acquire(blocking=False):
-                self._handed_off = answered[0].wait(WRITE_SECONDS) or True
-                return
-            self.service.slots.release()
-            raise
-        if not claim.acquire(blocking=False):  # answered by overran(): the connection closes
-            self._handed_off = answered[0].wait(WRITE_SECONDS) or True  # the answer is out
+            if self._claimed(claim, answered):
+                raise
             return
-        self.service.slots.release()
+        if not self._claimed(claim, answered):  # answered by overran(): the connection closes
+            return
         if failure is not None:
             self._runner_error(failure)
             return
         self._json(200, {"outputs": outputs})
+
+    def _claimed(self, claim: threading.Lock, answered: list[threading.Event]) -> bool:
+        """After the run: True when this thread answers (the run slot released here); False
+        when ``overran`` claimed the answer first, once its answer is out (within the write
+        limit) and the request handed off to it."""
+        if claim.acquire(blocking=False):
+            self.service.slots.release()
+            return True
+        answered[0].wait(WRITE_SECONDS)
+        self._handed_off = True
+        return False
 
     def _answer_overrun(self, error: RunnerError, answered: threading.Event) -> None:
         """The answer to a request whose step overran while its thread is still inside it:
