@@ -172,26 +172,44 @@ class Metrics:
         return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+class KeptCells:
+    """The cells of one series by their label values, made on first use and kept, so a hot path
+    updates a cell (under :attr:`Metrics.lock`) without looking the series up. For labels with
+    few values only: route names, statuses, outcomes, step ids."""
+
+    def __init__(self, metrics: Metrics, kind: str, name: str, help_text: str, *labels: str):
+        self._metrics = metrics
+        self._series = (kind, name, help_text)
+        self._labels = labels
+        self._cells: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        found = self._cells.get(values)
+        if found is None:
+            found = self._cells[values] = self._metrics.cell(
+                *self._series, **dict(zip(self._labels, values, strict=True))
+            )
+        return found
+
+
 class RunObserver:
     """What the engine tells about a run (steps, LLM calls), recorded as metrics."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
-        self._steps: dict[tuple[str, str], _Histogram] = {}  # (step, outcome) -> its cell
+        self._steps = KeptCells(
+            metrics,
+            "histogram",
+            "workflow_step_duration_seconds",
+            "Time each step took, attempts and retries included",
+            "step",
+            "outcome",
+        )
 
     def __call__(self, kind: str, **facts: Any) -> None:
         m = self.metrics
         if kind == "step":
-            key = (facts["step"], facts["outcome"])
-            histogram = self._steps.get(key)
-            if histogram is None:  # steps and outcomes are few: the cells are kept
-                histogram = self._steps[key] = m.cell(
-                    "histogram",
-                    "workflow_step_duration_seconds",
-                    "Time each step took, attempts and retries included",
-                    step=key[0],
-                    outcome=key[1],
-                )
+            histogram = self._steps(facts["step"], facts["outcome"])
             with m.lock:
                 histogram.observe(facts["seconds"])
         elif kind == "step_retry":

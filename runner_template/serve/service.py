@@ -10,7 +10,7 @@ from typing import Any
 from runner_template.engine import Engine, RunHandle
 from runner_template.errors import RunnerError
 from runner_template.serve.access_log import AccessLog
-from runner_template.serve.metrics import Metrics, RunObserver
+from runner_template.serve.metrics import KeptCells, Metrics, RunObserver
 from runner_template.serve.readiness import Readiness
 from runner_template.serve.runs import RunStore
 from runner_template.serve.schemas import inputs_schema, openapi, outputs_schema
@@ -82,8 +82,18 @@ class Service:
         self._queue_wait = self.metrics.cell(
             "histogram", "workflow_queue_wait_seconds", "Time a run waited for a slot (-j)"
         )
-        self._outcomes: dict[str, Any] = {}  # a run's outcome -> its runs_total cell
-        self._requests: dict[tuple[str, int], tuple[Any, Any]] = {}  # see count_request
+        self._runs = KeptCells(
+            self.metrics, "counter", "workflow_runs_total", "Runs of the workflow by outcome",
+            "outcome",
+        )  # fmt: skip
+        self._request_counts = KeptCells(
+            self.metrics, "counter", "workflow_http_requests_total",
+            "HTTP requests by route and status", "route", "status",
+        )  # fmt: skip
+        self._request_seconds = KeptCells(
+            self.metrics, "histogram", "workflow_http_request_duration_seconds",
+            "Time to answer a request", "route",
+        )  # fmt: skip
         self.openapi = json_bytes(openapi(self.workflow))
         self.schema = json_bytes(
             {"inputs": inputs_schema(self.workflow), "outputs": outputs_schema(self.workflow)}
@@ -139,11 +149,7 @@ class Service:
         return outputs
 
     def _count(self, outcome: str) -> None:
-        cell = self._outcomes.get(outcome)
-        if cell is None:  # outcomes are error types: few, so their cells are kept
-            cell = self._outcomes[outcome] = self.metrics.cell(
-                "counter", "workflow_runs_total", "Runs of the workflow by outcome", outcome=outcome
-            )
+        cell = self._runs(outcome)  # outcomes are error types: few
         with self.metrics.lock:
             cell.value += 1
 
@@ -155,24 +161,9 @@ class Service:
     def count_request(self, route: str, status: int, seconds: float) -> None:
         """A request answered: ``http_requests_total`` and ``http_request_duration_seconds``
         under one hold of the metrics lock. ``route`` is a route name and ``status`` one of a
-        few, so the cells of each pair are kept."""
-        cells = self._requests.get((route, status))
-        if cells is None:
-            cells = self._requests[(route, status)] = (
-                self.metrics.cell(
-                    "counter",
-                    "workflow_http_requests_total",
-                    "HTTP requests by route and status",
-                    route=route,
-                    status=str(status),
-                ),
-                self.metrics.cell(
-                    "histogram",
-                    "workflow_http_request_duration_seconds",
-                    "Time to answer a request",
-                    route=route,
-                ),
-            )
+        few, so their cells are kept (``KeptCells``)."""
+        count = self._request_counts(route, str(status))
+        duration = self._request_seconds(route)
         with self.metrics.lock:
-            cells[0].value += 1
-            cells[1].observe(seconds)
+            count.value += 1
+            duration.observe(seconds)
