@@ -1,8 +1,9 @@
 """The shared program and the workflow's module layer, through real images.
 
 One workflow whose five steps import standard-library modules the shared program leaves out
-(decimal, sqlite3, xml.etree.ElementTree, zlib, hashlib), and a sixth that checks json's C
-speedups are in the program, is built once for both platforms:
+(decimal, sqlite3, xml.etree.ElementTree, zlib, hashlib), a sixth that checks json's C
+speedups are in the program, and two that reach across the program's stdlib.zip (a layered
+``email.mime`` under the zipped ``email``, the idna codec), is built once for both platforms:
 every step works on amd64, the same image's arm64 variant runs under QEMU. Another workflow has
 the same program layer (by digest); a rebuild from a re-assembled layer gives the same image
 digest; a module the builder cannot provide fails the build in one line, before any image.
@@ -59,6 +60,13 @@ def imports_workflow() -> dict:
             "result = [json.decoder.scanstring.__module__,"
             " json.encoder.c_make_encoder is not None]",
         ),
+        # A layered submodule of a package from the program's stdlib.zip (email), and a
+        # codec in the zip under the package the binary keeps (encodings).
+        step(
+            "mail",
+            "from email.mime.text import MIMEText\nresult = MIMEText(text)['Content-Type']",
+        ),
+        step("idna", "result = ('b\\u00fccher.' + text).encode('idna').decode()"),
     ]
     return {
         "workflow_id": "layer-imports",
@@ -78,6 +86,8 @@ EXPECTED = {
     "packed": "hello",
     "digest": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
     "speedups": ["_json", True],
+    "mail": 'text/plain; charset="us-ascii"',
+    "idna": "xn--bcher-kva.hello",
 }
 
 
@@ -120,8 +130,11 @@ def test_the_layer_holds_only_what_the_imports_need(imports_image):
     assert "app/decimal.pyc" in files and "app/xml/etree/ElementTree.pyc" in files
     assert not any(name.endswith(".py") for name in files)  # bytecode only
     # No TLS, no compression modules, nothing of a group no step imports.
-    for absent in ("_ssl", "libssl", "_lzma", "_bz2", "asyncio", "email/mime"):
+    for absent in ("_ssl", "libssl", "_lzma", "_bz2", "asyncio", "email/feedparser"):
         assert not any(absent in name for name in files), absent
+    # The program's own standard library is zipped beside it: email is there, not loose.
+    assert "app/stdlib.zip" in files and "app/email/mime/text.pyc" in files
+    assert "app/email/__init__.pyc" not in files
 
 
 def test_two_workflows_share_the_program_layer(imports_image, dw):
