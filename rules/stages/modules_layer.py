@@ -44,6 +44,7 @@ from rules.stages.builder_python import Stdlib, builder_python_dir, load_stdlib
 from rules.stages.elf_needed import needed_libraries
 from rules.stages.lock import BUILDER_PYTHON, ensure_wheel, wheel_platform_tags
 from rules.stages.module_closure import Closure, ImportsMemo, module_closure
+from rules.stages.stdlib_shake import excluded_modules
 from rules.stages.toolchain import host_arch
 
 LAYER_META = ".meta/layer.json"
@@ -136,6 +137,15 @@ def program_libraries(program: Path) -> set[str]:
     return found
 
 
+def layer_leave_out(request: LayerRequest) -> frozenset[str]:
+    """The groups of the standard library (``stdlib_shake.EXCLUDABLE``, TLS) that neither a tool
+    nor a locked package imports: the closure does not follow into them, as the program does
+    not. A module reached only through one (``pickle``'s ``_test`` imports ``doctest``, which
+    brings unittest, asyncio and ssl) never loads without it."""
+    wanted = [*request.roots(), *(n for w in request.wheels for n in w.get("stdlib_imports", []))]
+    return frozenset(excluded_modules(sorted({n.split(".")[0] for n in wanted}), request.https))
+
+
 def layer_dir(request: LayerRequest) -> Path:
     return cache_dir() / "layers" / layer_key(request) / request.arch
 
@@ -157,6 +167,7 @@ def build_layer(request: LayerRequest) -> Path:
         request.platform,
         memo,
         wheel_sources(request),
+        leave_out=layer_leave_out(request),
     )
     if request.cjk_codecs:
         closure.extensions |= {n for n in CJK_CODECS if n in stdlib.extensions}

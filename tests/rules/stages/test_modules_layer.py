@@ -25,6 +25,7 @@ from rules.stages.modules_layer import (
     PROGRAM_ZIP_MANIFEST,
     LayerRequest,
     build_layer,
+    layer_leave_out,
     program_modules,
 )
 from rules.stages.program_stdlib import COMPUTED_ROOTS, engine_roots, left_out
@@ -268,3 +269,16 @@ def test_what_the_program_leaves_out_stays_out_of_the_zip():
     assert set(TLS) | set(ENGINE_UNUSED) <= out
     assert {name for group in EXCLUDABLE.values() for name in group} <= out
     assert "json" not in out and "email" not in out
+
+
+def test_the_layer_does_not_follow_into_a_group_nothing_imports(tmp_path):
+    def request(imports: dict, https: bool = False, wheels: tuple = ()) -> LayerRequest:
+        return LayerRequest("linux/amd64", BUILDER, tmp_path, imports, https=https, wheels=wheels)
+
+    # pickle's _test() imports doctest (dev tools), which would bring unittest, asyncio, ssl.
+    out = layer_leave_out(request({"hashlib": ["tool a"]}))
+    assert {"doctest", "unittest", "asyncio", "ssl"} <= out and "hashlib" not in out
+    assert "ssl" not in layer_leave_out(request({"hashlib": ["tool a"]}, https=True))
+    wheel = {"stdlib_imports": ["ssl", "xml.dom"]}  # what a locked package imports counts too
+    out = layer_leave_out(request({}, wheels=(wheel,)))
+    assert "ssl" not in out and "xml" not in out and "sqlite3" in out
