@@ -33,6 +33,7 @@ from rules.stages.builder_files import run_builder
 from rules.stages.builder_python import Stdlib, builder_python_dir, load_stdlib
 from rules.stages.module_closure import ImportsMemo, module_closure
 from rules.stages.modules_layer import (
+    CJK_CODECS,
     PROGRAM_ZIP_MANIFEST,
     copy_extensions,
     program_libraries,
@@ -60,9 +61,10 @@ def code_digest() -> str:
 
 def left_out() -> frozenset[str]:
     """What the shared program never carries (a workflow's layer brings it when a tool needs
-    it): the excludable groups, TLS and the modules the engine never imports."""
+    it): the excludable groups, TLS, the modules the engine never imports, and the CJK codecs'
+    extension modules (0.9 MB; their codec modules are in the zip)."""
     groups = {name for members in EXCLUDABLE.values() for name in members}
-    return frozenset(groups | set(TLS) | set(ENGINE_UNUSED))
+    return frozenset(groups | set(TLS) | set(ENGINE_UNUSED) | set(CJK_CODECS))
 
 
 def engine_roots(stdlib: Stdlib) -> tuple[dict[str, list[str]], set[str]]:

@@ -28,7 +28,7 @@ if [ -e /lib/ld-musl-"$arch".so.1 ]; then echo musl > /export/.meta/libc; else e
 # this builder emulated by QEMU), targeting this builder's platform and glibc. Nuitka runs here
 # as usual; only its C part moves off the emulator.
 # TUNING (bench/images.py only) turns single size measures off to measure each on its own:
-# no-os, no-lto, debug-ranges, keep-cjk, docstrings, no-relr, compiled-engine, no-zip.
+# no-os, no-lto, debug-ranges, keep-cjk, docstrings, no-relr, compiled-engine, no-zip, all-codecs.
 tuning=" ${TUNING:-} "
 has() { case "$tuning" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 os_flag="-Os"
@@ -83,6 +83,8 @@ fi
 # in the binary, to measure it.
 if [ -f /src/stdlib-zip ] && ! has no-zip; then
     has compiled-engine || flags="$flags --nofollow-import-to=runner_template"
+    # Only the codecs a UTF-8 start needs stay early imports; the others are in the zip.
+    has all-codecs || flags="$flags --user-plugin=/inputs/nuitka_startup.py"
     flags="$flags $(python3 -c '
 import os, sysconfig
 stdlib = sysconfig.get_paths()["stdlib"]
