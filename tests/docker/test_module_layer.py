@@ -116,6 +116,15 @@ def test_the_five_imports_work_in_the_amd64_image(imports_image):
     assert json.loads(proc.stdout) == EXPECTED
 
 
+@pytest.mark.parametrize("lang", ["C.UTF-8", "de_DE.ISO-8859-1"])
+def test_a_locale_named_from_outside_does_not_stop_the_program(imports_image, lang):
+    # The image has no locale files: before LC_CTYPE=C in its environment, any such LANG made
+    # the program die at start with SIGSEGV.
+    proc = docker_run(imports_image, '{"text": "hello"}', options=["-e", f"LANG={lang}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout) == EXPECTED
+
+
 def test_the_arm64_image_imports_from_its_layer_under_qemu(imports_image):
     proc = docker_run(imports_image, '{"text": "hello"}', platform="linux/arm64")
     assert proc.returncode == 0, proc.stderr[-2000:]
