@@ -66,7 +66,11 @@ def imports_workflow() -> dict:
             "mail",
             "from email.mime.text import MIMEText\nresult = MIMEText(text)['Content-Type']",
         ),
-        step("idna", "result = ('b\\u00fccher.' + text).encode('idna').decode()"),
+        step(
+            "idna",
+            "result = [('b\\u00fccher.' + text).encode('idna').decode(),"
+            " '\\u00e9'.encode('cp1252').hex()]",
+        ),
     ]
     return {
         "workflow_id": "layer-imports",
@@ -87,7 +91,7 @@ EXPECTED = {
     "digest": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
     "speedups": ["_json", True],
     "mail": 'text/plain; charset="us-ascii"',
-    "idna": "xn--bcher-kva.hello",
+    "idna": ["xn--bcher-kva.hello", "e9"],
 }
 
 
