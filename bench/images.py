@@ -128,6 +128,8 @@ TUNINGS = {
     "no docstrings": "docstrings",
     "packed relative relocations (amd64, GNU ld)": "no-relr",
     "the engine as bytecode": "compiled-engine",
+    "the standard library and the engine zipped beside the program": "no-zip",
+    "only the start-up codecs as early imports": "all-codecs",
 }
 MB = 1024 * 1024
 SECTIONS = ("compile", "size", "requests", "measures", "start")

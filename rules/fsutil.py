@@ -108,3 +108,15 @@ def resolve_name(folder: Path, name: str) -> Path:
         raise BadPath("is a symbolic link loop") from None
     except OSError as error:
         raise BadPath(f"cannot be resolved: {os.strerror(error.errno or 0)}") from None
+
+
+def reset_metadata(root: Path) -> None:
+    """mtime 0 and 0755 folders everywhere below ``root``: the same image layer bytes wherever
+    the folder is made (BuildKit's COPY keeps both)."""
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(Path(folder) / name, 0o755)
+        for name in [*dirs, *files]:
+            os.utime(Path(folder) / name, (0, 0), follow_symlinks=False)
+    os.chmod(root, 0o755)
+    os.utime(root, (0, 0))

@@ -8,11 +8,20 @@ a submodule of a package the program has compiled in (``email.mime`` beside a co
 ``email``) is not: Nuitka's path hook claims the package's folder first and knows only what it
 compiled. :func:`install` adds one finder after all others that looks in those folders the way
 CPython does, so a module the program lacks is found in the layer and nothing else changes.
+
+The program's standard library beyond its binary is a zip on ``sys.path``
+(``rules/stages/program_stdlib.py``), and a package is split between the two places: a package
+from the zip (``email``) may have a submodule in the layer's folder (``email.mime``), and a
+package in the binary (``importlib``, ``encodings``) has its other submodules in the zip
+(``importlib.util``, ``encodings.idna``). The finder looks in the other place, its twin, too;
+for a package with an empty ``__path__`` (``encodings`` comes frozen) in the folder and the zip
+below each ``sys.path`` entry that its name gives.
 """
 
 from __future__ import annotations
 
 import sys
+import zipimport
 from importlib.machinery import (
     BYTECODE_SUFFIXES,
     EXTENSION_SUFFIXES,
@@ -31,25 +40,56 @@ _LOADERS = (
 
 
 class LayerFinder:
-    """A meta-path finder over plain file finders: the last resort of every import."""
+    """A meta-path finder over plain file finders and zip importers: the last resort of every
+    import."""
 
     def __init__(self) -> None:
-        self._finders: dict[str, FileFinder] = {}
+        self._finders: dict[str, FileFinder | zipimport.zipimporter | None] = {}
 
-    def find_spec(self, name: str, path=None, target=None):
-        for entry in list(path) if path is not None else list(sys.path):
+    def find_spec(self, name, path=None, target=None):
+        zips = [entry for entry in sys.path if isinstance(entry, str) and entry.endswith(".zip")]
+        entries = list(path) if path is not None else list(sys.path)
+        if path is not None and not entries and "." in name:
+            # A package with no folder of its own (the frozen ``encodings``): its submodules
+            # are where its name says, below the program's folders.
+            parent = name.rpartition(".")[0].replace(".", "/")
+            entries = [f"{entry}/{parent}" for entry in sys.path if isinstance(entry, str)]
+        for entry in entries:
             if not isinstance(entry, str):
                 continue
-            finder = self._finders.get(entry)
-            if finder is None:
-                finder = self._finders[entry] = FileFinder(entry, *_LOADERS)
-            spec = finder.find_spec(name, target)
-            if spec is not None and spec.loader is not None:
-                return spec
+            for place in (entry, *_twins(entry, zips)):
+                finder = self._finder(place, zips)
+                spec = finder.find_spec(name, target) if finder is not None else None
+                if spec is not None and spec.loader is not None:
+                    return spec
         return None
+
+    def _finder(self, place: str, zips: list[str]) -> FileFinder | zipimport.zipimporter | None:
+        if place not in self._finders:
+            if any(place == z or place.startswith(z + "/") for z in zips):
+                try:
+                    self._finders[place] = zipimport.zipimporter(place)
+                except zipimport.ZipImportError:
+                    self._finders[place] = None
+            else:
+                self._finders[place] = FileFinder(place, *_LOADERS)
+        return self._finders[place]
 
     def invalidate_caches(self) -> None:
         self._finders.clear()
+
+
+def _twins(entry: str, zips: list[str]) -> list[str]:
+    """The same package folder in the other place: a zip's ``Z/pkg`` is the folder's
+    ``dirname(Z)/pkg`` and the other way round."""
+    found = []
+    for archive in zips:
+        folder = archive.rpartition("/")[0]
+        if entry.startswith(archive + "/"):
+            found.append(folder + entry[len(archive) :])
+        elif entry.startswith(folder + "/") and entry != archive:
+            found.append(archive + entry[len(folder) :])
+    return found
 
 
 def install() -> None:

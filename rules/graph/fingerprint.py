@@ -30,7 +30,9 @@ DATA_FILES = {
         "rules/docker/build/Dockerfile.compile",
         "rules/docker/build/compile.sh",
         "rules/docker/build/elf_closure.py",
+        "rules/docker/build/nuitka_startup.py",
     ),
+    "rules.stages.program_stdlib": ("rules/docker/build/stdlib_zip.py",),
     "rules.stages.image": ("rules/docker/build/Dockerfile.image",),
     "rules.stages.builder_python": (
         "rules/docker/build/builder_python.py",

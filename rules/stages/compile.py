@@ -34,12 +34,14 @@ from rules.errors import UserError
 from rules.fsutil import locked, replace_tree, staging_dir
 from rules.paths import cache_dir
 from rules.platforms import arch_of
+from rules.stages import program_stdlib
 from rules.stages.lock import ENGINE_LOCK_FILE, ensure_wheel, lock_wheels, requirements_txt
+from rules.stages.render import STDLIB_ZIP_MARKER
 from rules.stages.toolchain import ZIG, folder_digest, host_arch, toolchain_dir, zig_dir
 from rules.stages.toolchain_site import site_dir
 
 COMPILERS = ("nuitka", "onefile", "pyinstaller", "none")
-DOCKER_FILES = ("Dockerfile.compile", "compile.sh", "elf_closure.py")
+DOCKER_FILES = ("Dockerfile.compile", "compile.sh", "elf_closure.py", "nuitka_startup.py")
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,16 @@ def compile_key(request: CompileRequest) -> str:
     }
     if request.tuning:
         facts["tuning"] = sorted(request.tuning)
+    if _zips_stdlib(request):
+        facts["stdlib_zip"] = program_stdlib.code_digest()
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _zips_stdlib(request: CompileRequest) -> bool:
+    """Whether this compile is the shared program's, with its standard library zipped beside
+    it (``rules/stages/program_stdlib.py``)."""
+    marked = (request.engine_dir / STDLIB_ZIP_MARKER).is_file()
+    return marked and request.compiler == "nuitka" and "no-zip" not in request.tuning
 
 
 def _copy_packages(request: CompileRequest, dest: Path) -> None:
@@ -195,6 +206,11 @@ def _compile_into(request: CompileRequest, target: Path) -> None:
         )
         if not (output / "app").is_dir():
             raise UserError(f"compiling for {request.platform} produced no program")
+        if _zips_stdlib(request):
+            with_engine = "compiled-engine" not in request.tuning
+            program_stdlib.zip_program_stdlib(
+                request.builder_image, request.platform, output, request.engine_dir, with_engine
+            )
         replace_tree(output, target)
     finally:
         shutil.rmtree(context, ignore_errors=True)

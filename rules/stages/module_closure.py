@@ -85,13 +85,15 @@ def module_closure(
     platform: str,
     memo: ImportsMemo | None = None,
     packages: dict[str, tuple[bytes, bool]] | None = None,
+    leave_out: frozenset[str] = frozenset(),
 ) -> Closure:
     """The modules and extensions to layer for ``roots`` (dotted module -> who imports it:
     ``tool NAME``, ``step ID``, ``an https endpoint``), given what ``program`` has.
 
     ``packages`` (module -> source, is a package) is the locked wheels' code: the layer ships it
     whole, and the closure follows the imports of what the roots reach in it. What a package
-    imports is its own concern: never an error here."""
+    imports is its own concern: never an error here. Nothing in ``leave_out`` (a module and its
+    submodules) is followed."""
     closure = Closure()
     memo = memo or ImportsMemo()
     packages = packages or {}
@@ -107,7 +109,7 @@ def module_closure(
     seen: set[str] = set()
     while todo:
         name, who, required, root = todo.pop()
-        if name in seen or name in have:
+        if name in seen or name in have or _left_out(name, leave_out):
             continue
         if name in packages and name not in stdlib.sources:
             seen.add(name)
@@ -148,6 +150,10 @@ def module_closure(
                 todo.append((candidate, who, required and imported in found, root))
     memo.save()
     return closure
+
+
+def _left_out(name: str, leave_out: frozenset[str]) -> bool:
+    return bool(leave_out) and any(parent in leave_out for parent in _parents(name))
 
 
 def _libraries_present(

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from rules.errors import UserError
-from rules.fsutil import file_sha256, locked, replace_tree, staging_dir
+from rules.fsutil import file_sha256, locked, replace_tree, reset_metadata, staging_dir
 from rules.paths import cache_dir
 from rules.platforms import arch_of
 from rules.stages.builder_files import run_builder
@@ -44,9 +44,12 @@ from rules.stages.builder_python import Stdlib, builder_python_dir, load_stdlib
 from rules.stages.elf_needed import needed_libraries
 from rules.stages.lock import BUILDER_PYTHON, ensure_wheel, wheel_platform_tags
 from rules.stages.module_closure import Closure, ImportsMemo, module_closure
+from rules.stages.stdlib_shake import excluded_modules
 from rules.stages.toolchain import host_arch
 
 LAYER_META = ".meta/layer.json"
+# What the shared program's app/stdlib.zip holds (rules/stages/program_stdlib.py).
+PROGRAM_ZIP_MANIFEST = ".meta/stdlib-zip.json"
 CJK_CODECS = ("_multibytecodec", "_codecs_cn", "_codecs_hk", "_codecs_iso2022", "_codecs_jp")
 CJK_CODECS += ("_codecs_kr", "_codecs_tw")
 
@@ -103,7 +106,8 @@ def layer_key(request: LayerRequest) -> str:
 
 
 def program_modules(program: Path) -> set[str]:
-    """The modules the shared program has: compiled in, or extension modules beside it."""
+    """The modules the shared program has: compiled in, in its stdlib.zip, or extension
+    modules beside it."""
     from rules.stages.sbom import REPORT, extension_file, report_facts
 
     _, modules = report_facts(program / ".meta" / REPORT)
@@ -111,7 +115,16 @@ def program_modules(program: Path) -> set[str]:
         module.name
         for module in modules
         if module.kind != "PythonExtensionModule" or extension_file(program, module) is not None
-    }
+    } | zipped_modules(program)
+
+
+def zipped_modules(program: Path) -> set[str]:
+    """What ``app/stdlib.zip`` and the extension modules beside it give the program."""
+    path = program / PROGRAM_ZIP_MANIFEST
+    if not path.is_file():
+        return set()
+    manifest = json.loads(path.read_text())
+    return set(manifest["modules"]) | set(manifest["extensions"])
 
 
 def program_libraries(program: Path) -> set[str]:
@@ -122,6 +135,15 @@ def program_libraries(program: Path) -> set[str]:
         if relative.parts[0] not in (".meta", "app") and (path.is_file() or path.is_symlink()):
             found.add("/" + relative.as_posix())
     return found
+
+
+def layer_leave_out(request: LayerRequest) -> frozenset[str]:
+    """The groups of the standard library (``stdlib_shake.EXCLUDABLE``, TLS) that neither a tool
+    nor a locked package imports: the closure does not follow into them, as the program does
+    not. A module reached only through one (``pickle``'s ``_test`` imports ``doctest``, which
+    brings unittest, asyncio and ssl) never loads without it."""
+    wanted = [*request.roots(), *(n for w in request.wheels for n in w.get("stdlib_imports", []))]
+    return frozenset(excluded_modules(sorted({n.split(".")[0] for n in wanted}), request.https))
 
 
 def layer_dir(request: LayerRequest) -> Path:
@@ -145,6 +167,7 @@ def build_layer(request: LayerRequest) -> Path:
         request.platform,
         memo,
         wheel_sources(request),
+        leave_out=layer_leave_out(request),
     )
     if request.cjk_codecs:
         closure.extensions |= {n for n in CJK_CODECS if n in stdlib.extensions}
@@ -157,6 +180,31 @@ def build_layer(request: LayerRequest) -> Path:
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def copy_extensions(
+    stdlib: Stdlib, names: set[str], out: Path, shipped: set[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Extension modules into ``out/app/`` and the builder libraries they load (at their
+    builder paths, once, unless ``shipped`` has them): ``{module: sha256}``, ``{path: sha256}``."""
+    extensions: dict[str, str] = {}
+    libraries: dict[str, str] = {}
+    for name in sorted(names):
+        entry = stdlib.extensions[name]
+        _copy(stdlib.dynload / entry["file"], out / "app" / entry["file"], 0o755)
+        extensions[name] = file_sha256(out / "app" / entry["file"])
+        for library in entry["libraries"]:
+            copy_library(stdlib, library, out, shipped, libraries)
+    return extensions, libraries
+
+
+def copy_library(
+    stdlib: Stdlib, library: str, out: Path, shipped: set[str], copied: dict[str, str]
+) -> None:
+    """A builder library at its own path under ``out``, once, unless ``shipped`` has it."""
+    if library not in shipped and library not in copied:
+        _copy(stdlib.root / library.lstrip("/"), out / library.lstrip("/"), 0o755)
+        copied[library] = file_sha256(out / library.lstrip("/"))
 
 
 def _copy(source: Path, target: Path, mode: int = 0o644) -> None:
@@ -177,22 +225,8 @@ def _assemble(request: LayerRequest, stdlib: Stdlib, closure: Closure, out: Path
         relative = relative or Path(*parts[:-1], parts[-1] + ".pyc")
         _copy(pyc, app / relative)
         modules[name] = file_sha256(pyc)
-    extensions = {}
-    libraries: dict[str, str] = {}
     shipped = program_libraries(request.program)
-
-    def add_library(library: str) -> None:
-        """A builder library at its own path, once, unless the program ships it already."""
-        if library not in shipped and library not in libraries:
-            _copy(stdlib.root / library.lstrip("/"), out / library.lstrip("/"), 0o755)
-            libraries[library] = file_sha256(out / library.lstrip("/"))
-
-    for name in sorted(closure.extensions):
-        entry = stdlib.extensions[name]
-        _copy(stdlib.dynload / entry["file"], app / entry["file"], 0o755)
-        extensions[name] = file_sha256(app / entry["file"])
-        for library in entry["libraries"]:
-            add_library(library)
+    extensions, libraries = copy_extensions(stdlib, closure.extensions, out, shipped)
     tls = "ssl" in closure.modules or any(w["name"].lower() == "certifi" for w in request.wheels)
     if tls and stdlib.ca_bundle:
         _copy(stdlib.root / stdlib.ca_bundle.lstrip("/"), out / stdlib.ca_bundle.lstrip("/"))
@@ -200,7 +234,7 @@ def _assemble(request: LayerRequest, stdlib: Stdlib, closure: Closure, out: Path
         installed = installed_wheels(request)
         _copy_tree(installed, app)
         for library in _wheel_libraries(installed, stdlib, request.platform):
-            add_library(library)
+            copy_library(stdlib, library, out, shipped, libraries)
     manifest = {
         "platform": request.platform,
         "modules": modules,
@@ -211,7 +245,7 @@ def _assemble(request: LayerRequest, stdlib: Stdlib, closure: Closure, out: Path
     }
     (out / ".meta").mkdir()
     (out / LAYER_META).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    _fix_metadata(out)
+    reset_metadata(out)
 
 
 def _wheel_libraries(installed: Path, stdlib: Stdlib, platform: str) -> list[str]:
@@ -255,17 +289,6 @@ def _copy_tree(source: Path, target: Path) -> None:
             (target / relative).mkdir(parents=True, exist_ok=True)
         else:
             _copy(path, target / relative, 0o755 if path.suffix == ".so" else 0o644)
-
-
-def _fix_metadata(root: Path) -> None:
-    """mtime 0 and 0755 folders everywhere: the same layer bytes wherever it is built."""
-    for folder, dirs, files in os.walk(root):
-        for name in dirs:
-            os.chmod(Path(folder) / name, 0o755)
-        for name in [*dirs, *files]:
-            os.utime(Path(folder) / name, (0, 0), follow_symlinks=False)
-    os.chmod(root, 0o755)
-    os.utime(root, (0, 0))
 
 
 def installed_wheels(request: LayerRequest) -> Path:

@@ -117,6 +117,29 @@ def _shipped_modules(compiled: Path, modules: list[Module]) -> list[Module]:
     return [shipped[key] for key in sorted(shipped)]
 
 
+def _zipped_origin(name: str) -> str:
+    return "engine" if name.split(".")[0] == "runner_template" else "stdlib"
+
+
+def _zipped_modules(compiled: Path) -> list[Module]:
+    """The shared program's standard library beyond its binary: bytecode in app/stdlib.zip and
+    the extension modules beside it (rules/stages/program_stdlib.py), with their digests."""
+    from rules.stages.modules_layer import PROGRAM_ZIP_MANIFEST
+
+    path = compiled / PROGRAM_ZIP_MANIFEST
+    if not path.is_file():
+        return []
+    manifest = json.loads(path.read_text())
+    found = [
+        Module(n, "ZippedBytecodeModule", _zipped_origin(n), d)
+        for n, d in manifest["modules"].items()
+    ]
+    found += [
+        Module(n, "PythonExtensionModule", "stdlib", d) for n, d in manifest["extensions"].items()
+    ]
+    return sorted(found, key=lambda module: (module.name, module.kind))
+
+
 _SHARED_LIBRARY = re.compile(r"\.so(\.[0-9]+)*$")
 
 
@@ -156,7 +179,7 @@ def builder_facts(compiled: Path) -> BuilderFacts:
         version = (meta / "python").read_text().strip().removeprefix("python")
     libc = (meta / "libc").read_text().strip() if (meta / "libc").exists() else "glibc"
     libc_version, libc_origin = _libc_version(compiled) if libc == "glibc" else (None, None)
-    modules = _shipped_modules(compiled, modules)
+    modules = _shipped_modules(compiled, modules) + _zipped_modules(compiled)
     program = compiled / "app" / "workflow"
     return BuilderFacts(
         python_version=version,

@@ -1,8 +1,9 @@
 """The shared program and the workflow's module layer, through real images.
 
 One workflow whose five steps import standard-library modules the shared program leaves out
-(decimal, sqlite3, xml.etree.ElementTree, zlib, hashlib), and a sixth that checks json's C
-speedups are in the program, is built once for both platforms:
+(decimal, sqlite3, xml.etree.ElementTree, zlib, hashlib), a sixth that checks json's C
+speedups are in the program, and two that reach across the program's stdlib.zip (a layered
+``email.mime`` under the zipped ``email``, the idna codec), is built once for both platforms:
 every step works on amd64, the same image's arm64 variant runs under QEMU. Another workflow has
 the same program layer (by digest); a rebuild from a re-assembled layer gives the same image
 digest; a module the builder cannot provide fails the build in one line, before any image.
@@ -59,6 +60,17 @@ def imports_workflow() -> dict:
             "result = [json.decoder.scanstring.__module__,"
             " json.encoder.c_make_encoder is not None]",
         ),
+        # A layered submodule of a package from the program's stdlib.zip (email), and a
+        # codec in the zip under the package the binary keeps (encodings).
+        step(
+            "mail",
+            "from email.mime.text import MIMEText\nresult = MIMEText(text)['Content-Type']",
+        ),
+        step(
+            "idna",
+            "result = [('b\\u00fccher.' + text).encode('idna').decode(),"
+            " '\\u00e9'.encode('cp1252').hex()]",
+        ),
     ]
     return {
         "workflow_id": "layer-imports",
@@ -78,6 +90,8 @@ EXPECTED = {
     "packed": "hello",
     "digest": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
     "speedups": ["_json", True],
+    "mail": 'text/plain; charset="us-ascii"',
+    "idna": ["xn--bcher-kva.hello", "e9"],
 }
 
 
@@ -106,6 +120,15 @@ def test_the_five_imports_work_in_the_amd64_image(imports_image):
     assert json.loads(proc.stdout) == EXPECTED
 
 
+@pytest.mark.parametrize("lang", ["C.UTF-8", "de_DE.ISO-8859-1"])
+def test_a_locale_named_from_outside_does_not_stop_the_program(imports_image, lang):
+    # The image has no locale files: before LC_CTYPE=C in its environment, any such LANG made
+    # the program die at start with SIGSEGV.
+    proc = docker_run(imports_image, '{"text": "hello"}', options=["-e", f"LANG={lang}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout) == EXPECTED
+
+
 def test_the_arm64_image_imports_from_its_layer_under_qemu(imports_image):
     proc = docker_run(imports_image, '{"text": "hello"}', platform="linux/arm64")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -120,8 +143,11 @@ def test_the_layer_holds_only_what_the_imports_need(imports_image):
     assert "app/decimal.pyc" in files and "app/xml/etree/ElementTree.pyc" in files
     assert not any(name.endswith(".py") for name in files)  # bytecode only
     # No TLS, no compression modules, nothing of a group no step imports.
-    for absent in ("_ssl", "libssl", "_lzma", "_bz2", "asyncio", "email/mime"):
+    for absent in ("_ssl", "libssl", "_lzma", "_bz2", "asyncio", "email/feedparser"):
         assert not any(absent in name for name in files), absent
+    # The program's own standard library is zipped beside it: email is there, not loose.
+    assert "app/stdlib.zip" in files and "app/email/mime/text.pyc" in files
+    assert "app/email/__init__.pyc" not in files
 
 
 def test_two_workflows_share_the_program_layer(imports_image, dw):

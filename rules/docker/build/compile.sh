@@ -28,7 +28,7 @@ if [ -e /lib/ld-musl-"$arch".so.1 ]; then echo musl > /export/.meta/libc; else e
 # this builder emulated by QEMU), targeting this builder's platform and glibc. Nuitka runs here
 # as usual; only its C part moves off the emulator.
 # TUNING (bench/images.py only) turns single size measures off to measure each on its own:
-# no-os, no-lto, debug-ranges, keep-cjk, docstrings, no-relr, compiled-engine.
+# no-os, no-lto, debug-ranges, keep-cjk, docstrings, no-relr, compiled-engine, no-zip, all-codecs.
 tuning=" ${TUNING:-} "
 has() { case "$tuning" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 os_flag="-Os"
@@ -75,6 +75,24 @@ has docstrings && docstrings_flag=""
 flags="$(cat /src/compile-flags.txt)"
 if has compiled-engine; then
     flags="$(grep -vx -- '--noinclude-custom-mode=runner_template:bytecode' /src/compile-flags.txt)"
+fi
+# The shared program keeps in its binary only what Nuitka must have before any import (its
+# early imports) and its entry point: it follows no other standard-library module, nor the
+# engine (unless TUNING=compiled-engine), and what the engine reaches comes zipped beside it,
+# made on the host after this step (rules/stages/program_stdlib.py). TUNING=no-zip keeps them
+# in the binary, to measure it.
+if [ -f /src/stdlib-zip ] && ! has no-zip; then
+    has compiled-engine || flags="$flags --nofollow-import-to=runner_template"
+    # Only the codecs a UTF-8 start needs stay early imports; the others are in the zip.
+    has all-codecs || flags="$flags --user-plugin=/inputs/nuitka_startup.py"
+    flags="$flags $(python3 -c '
+import os, sysconfig
+stdlib = sysconfig.get_paths()["stdlib"]
+for entry in sorted(os.listdir(stdlib)):
+    path = os.path.join(stdlib, entry)
+    if entry.endswith(".py") or os.path.isfile(os.path.join(path, "__init__.py")):
+        print("--nofollow-import-to=" + entry.removesuffix(".py"))
+')"
 fi
 case "$COMPILER" in
 nuitka|onefile)

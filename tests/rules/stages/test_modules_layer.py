@@ -21,7 +21,15 @@ from rules.paths import cache_dir
 from rules.stages.builder_python import builder_python_path, load_stdlib
 from rules.stages.elf_needed import needed_libraries
 from rules.stages.module_closure import module_closure
-from rules.stages.modules_layer import LayerRequest, build_layer
+from rules.stages.modules_layer import (
+    PROGRAM_ZIP_MANIFEST,
+    LayerRequest,
+    build_layer,
+    layer_leave_out,
+    program_modules,
+)
+from rules.stages.program_stdlib import COMPUTED_ROOTS, engine_roots, left_out
+from rules.stages.stdlib_shake import ENGINE_UNUSED, EXCLUDABLE, TLS
 
 BUILDER = "fake/builder:1"  # never in the engine: the extracted folder below stands for it
 STDLIB = "usr/lib/python3.11"
@@ -221,3 +229,57 @@ def test_where_a_wheel_was_on_this_machine_is_not_in_the_layer(tmp_path):
     assert (info / "RECORD").read_text() == (
         "yaml/__init__.py,sha256=abc,100\nPyYAML-6.0.2.dist-info/RECORD,,\n"
     )
+
+
+def test_the_closure_follows_nothing_it_is_told_to_leave_out(builder):
+    stdlib = load_stdlib(builder)
+    program = {"os", "numbers", "runner_template.main"}
+    roots = {"shop": ["the engine"]}
+    found = module_closure(
+        roots, set(), stdlib, program, "linux/amd64", leave_out=frozenset({"money"})
+    )
+    assert found.modules == {"shop", "shop.cart", "shop.till"} and found.extensions == set()
+    found = module_closure(
+        roots, set(), stdlib, program, "linux/amd64", leave_out=frozenset({"shop"})
+    )
+    assert found.modules == set()
+
+
+def test_what_the_programs_zip_holds_counts_as_the_programs(tmp_path):
+    program = fake_program(tmp_path)
+    assert "money" not in program_modules(program)
+    manifest = {"modules": {"money": "0" * 64}, "extensions": {"_money": "1" * 64}}
+    (program / PROGRAM_ZIP_MANIFEST).write_text(json.dumps({**manifest, "libraries": {}}))
+    assert {"money", "_money", "os", "numbers"} <= program_modules(program)
+
+
+def test_the_programs_zip_roots_are_the_engines_imports_and_the_lookups_by_name(builder):
+    stdlib = load_stdlib(builder)
+    roots, optional = engine_roots(stdlib)
+    # What the engine imports itself, required where it is not inside a try.
+    assert {"json", "http.client", "threading", "urllib.parse"} <= set(roots)
+    assert "json" not in optional and "http.client" not in optional
+    assert roots["json"][0].startswith("the engine (")
+    # What is reached by a computed name comes too, and may be missing.
+    assert set(COMPUTED_ROOTS) <= set(roots) and set(COMPUTED_ROOTS) <= optional
+
+
+def test_what_the_program_leaves_out_stays_out_of_the_zip():
+    out = left_out()
+    assert set(TLS) | set(ENGINE_UNUSED) <= out
+    assert {name for group in EXCLUDABLE.values() for name in group} <= out
+    assert "_codecs_jp" in out and "_multibytecodec" in out  # a layer brings them
+    assert "json" not in out and "email" not in out
+
+
+def test_the_layer_does_not_follow_into_a_group_nothing_imports(tmp_path):
+    def request(imports: dict, https: bool = False, wheels: tuple = ()) -> LayerRequest:
+        return LayerRequest("linux/amd64", BUILDER, tmp_path, imports, https=https, wheels=wheels)
+
+    # pickle's _test() imports doctest (dev tools), which would bring unittest, asyncio, ssl.
+    out = layer_leave_out(request({"hashlib": ["tool a"]}))
+    assert {"doctest", "unittest", "asyncio", "ssl"} <= out and "hashlib" not in out
+    assert "ssl" not in layer_leave_out(request({"hashlib": ["tool a"]}, https=True))
+    wheel = {"stdlib_imports": ["ssl", "xml.dom"]}  # what a locked package imports counts too
+    out = layer_leave_out(request({}, wheels=(wheel,)))
+    assert "ssl" not in out and "xml" not in out and "sqlite3" in out
