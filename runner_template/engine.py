@@ -324,6 +324,9 @@ class Engine:
         self._timeouts: dict[tuple[str, str | None], float] = {}  # see timeout()
         self._outputs: list[tuple[str, Any]] | None = None  # see collect_outputs()
         self._in_place: dict[tuple[str, str | None], bool] = {}  # see runs_in_place()
+        # Every run with ``on_overrun`` is a chain of steps run in place on the caller's thread,
+        # which then never waits for a worker: serve's /invoke takes a fair turn for those.
+        self.in_place_only = THREADS and self._chain_in_place()
 
     # -- public -----------------------------------------------------------------------------
 
@@ -389,6 +392,18 @@ class Engine:
             )
             self._in_place[key] = found
         return found
+
+    def _chain_in_place(self) -> bool:
+        """Whether each step waits for every step before it and runs in place."""
+        earlier: set[str] = set()
+        for step in self.workflow["steps"]:
+            step_id = step["step_id"]
+            if not self.waits[step_id] >= earlier:
+                return False
+            if not self.runs_in_place(_StepState(step, step.get("tool"))):
+                return False
+            earlier.add(step_id)
+        return True
 
     def step_budget(self, state: _StepState) -> float:
         """The step's overall deadline, in seconds from its first start."""
