@@ -21,6 +21,7 @@ call an HTTP API (a tool of kind ``api``) or run a child workflow of the bundle
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -159,14 +160,15 @@ class _Watchdog:
     IDLE_SECONDS = 60.0
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # the condition's: held directly on the hot path
+        self._cond = threading.Condition(self._lock)
         self._entries: dict[int, tuple[float, Callable[[], None]]] = {}
         self._tokens = itertools.count()
         self._wake_at = math.inf
         self._thread: threading.Thread | None = None
 
     def watch(self, deadline: float, fire: Callable[[], None]) -> int:
-        with self._cond:
+        with self._lock:
             token = next(self._tokens)
             self._entries[token] = (deadline, fire)
             if self._thread is None:
@@ -177,7 +179,7 @@ class _Watchdog:
         return token
 
     def unwatch(self, token: int) -> None:
-        with self._cond:
+        with self._lock:
             self._entries.pop(token, None)
 
     def _serve(self) -> None:
@@ -322,8 +324,13 @@ class Engine:
         # The DAG is the same for every run: computed once (it was a tenth of a small run's CPU).
         self.waits = step_dependencies(self.workflow["steps"])
         self._timeouts: dict[tuple[str, str | None], float] = {}  # see timeout()
+        self._budgets: dict[tuple[str, str | None], float] = {}  # see step_budget()
         self._outputs: list[tuple[str, Any]] | None = None  # see collect_outputs()
         self._in_place: dict[tuple[str, str | None], bool] = {}  # see runs_in_place()
+        self._mappings: dict[str, list[tuple[str, Any, Any]]] = {}  # see mapping()
+        # Every run with ``on_overrun`` is a chain of steps run in place on the caller's thread,
+        # which then never waits for a worker: serve's /invoke takes a fair turn for those.
+        self.in_place_only = THREADS and self._chain_in_place()
 
     # -- public -----------------------------------------------------------------------------
 
@@ -390,10 +397,43 @@ class Engine:
             self._in_place[key] = found
         return found
 
+    def _chain_in_place(self) -> bool:
+        """Whether each step waits for every step before it and runs in place."""
+        earlier: set[str] = set()
+        for step in self.workflow["steps"]:
+            step_id = step["step_id"]
+            if not self.waits[step_id] >= earlier:
+                return False
+            if not self.runs_in_place(_StepState(step, step.get("tool"))):
+                return False
+            earlier.add(step_id)
+        return True
+
+    def mapping(self, step: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+        """The step's ``input_mapping`` as ``(key, reference, value)``: the reference parsed
+        once (None for a literal or a constant, or text that does not parse, which
+        :func:`resolve_mapping_value` then reports at each run as before)."""
+        found = self._mappings.get(step["step_id"])
+        if found is None:
+            found = []
+            for key, value in (step.get("input_mapping") or {}).items():
+                reference = None
+                if isinstance(value, str):
+                    with contextlib.suppress(ValueError):
+                        reference = parse_reference(value)
+                found.append((key, reference, value))
+            self._mappings[step["step_id"]] = found
+        return found
+
     def step_budget(self, state: _StepState) -> float:
-        """The step's overall deadline, in seconds from its first start."""
-        default = min(2 * self.timeout(state), MAX_STEP_DEADLINE)
-        return finite_seconds(state.step.get("deadline"), default, MAX_STEP_DEADLINE)
+        """The step's overall deadline, in seconds from its first start (worked out once)."""
+        key = (state.step["step_id"], state.tool_id)
+        seconds = self._budgets.get(key)
+        if seconds is None:
+            default = min(2 * self.timeout(state), MAX_STEP_DEADLINE)
+            seconds = finite_seconds(state.step.get("deadline"), default, MAX_STEP_DEADLINE)
+            self._budgets[key] = seconds
+        return seconds
 
     def max_retries(self, state: _StepState) -> int:
         step = state.step
@@ -571,6 +611,7 @@ class _Run:
         self.failure: RunnerError | None = None  # the error that ends the run
         self.over = False  # the caller has returned: results arriving now are dropped
         self.wake_at = math.inf  # when the caller's loop wakes by itself next
+        self.running = 0  # attempts running, as _ready last counted them
         self.started = 0.0
 
     def execute(self) -> dict[str, Any]:
@@ -586,7 +627,7 @@ class _Run:
                         raise self.failure
                     if len(self.outputs) == len(steps):
                         break
-                    if self.handle.canceled:
+                    if self.handle._canceled:
                         raise CanceledError(f"the run was canceled ({now - started:.1f} s in)")
                     if self.deadline is not None and now >= self.deadline:
                         raise self._late(now)
@@ -601,8 +642,8 @@ class _Run:
                         self.on_overrun is not None
                         and THREADS
                         and len(jobs) == 1
+                        and self.running == 1
                         and self.engine.runs_in_place(jobs[0][0])
-                        and sum(st.status == "running" for st in self.states.values()) == 1
                     )
                 if in_place:
                     self._in_place(*jobs[0])
@@ -660,11 +701,13 @@ class _Run:
 
     def _next_wake(self) -> float:
         """The earliest time the caller's loop must look at the run again."""
-        wake = [st.attempt_deadline for st in self.states.values() if st.status == "running"]
-        wake += [st.not_before for st in self.states.values() if st.status == "backoff"]
-        if self.deadline is not None:
-            wake.append(self.deadline)
-        return min(wake) if wake else math.inf
+        wake = math.inf if self.deadline is None else self.deadline
+        for state in self.states.values():
+            if state.status == "running":
+                wake = min(wake, state.attempt_deadline)
+            elif state.status == "backoff":
+                wake = min(wake, state.not_before)
+        return wake
 
     def _overrun(self, state: _StepState) -> StepTimeoutError:
         step_id = state.step["step_id"]
@@ -680,19 +723,23 @@ class _Run:
         )
 
     def _ready(self, now: float) -> list[tuple[_StepState, int]]:
-        """Start every step that may start now (lock held); the attempts to run are returned."""
-        waits = self.engine.waits
-        running = sum(1 for st in self.states.values() if st.status == "running")
+        """Start every step that may start now (lock held); the attempts to run are returned,
+        and :attr:`running` is then the number of attempts running."""
+        waits, done = self.engine.waits, self.outputs.keys()
+        running = 0
+        for state in self.states.values():
+            if state.status == "running":
+                running += 1
         jobs = []
         for step_id, state in self.states.items():
-            ready = state.status == "waiting" or (
-                state.status == "backoff" and now >= state.not_before
-            )
-            if ready and running < MAX_PARALLEL and waits[step_id] <= self.outputs.keys():
+            status = state.status
+            ready = status == "waiting" or (status == "backoff" and now >= state.not_before)
+            if ready and running < MAX_PARALLEL and waits[step_id] <= done:
                 jobs.append((state, self._start(state)))
                 running += 1
                 if not THREADS:  # one at a time, each to its end before the next starts
                     break
+        self.running = running
         return jobs
 
     def _start(self, state: _StepState) -> int:
@@ -705,10 +752,8 @@ class _Run:
             state.step_deadline = now + self.engine.step_budget(state)
         state.attempt += 1
         state.status = "running"
-        limits = [now + self.engine.timeout(state), state.step_deadline]
-        if self.deadline is not None:
-            limits.append(self.deadline)
-        state.attempt_deadline = min(limits)
+        limit = min(now + self.engine.timeout(state), state.step_deadline)
+        state.attempt_deadline = limit if self.deadline is None else min(limit, self.deadline)
         state.stats.attempts += 1
         state.stats.tool = state.tool_id
         if not QUIET:  # the message costs its formatting even when nobody reads it
@@ -731,10 +776,14 @@ class _Run:
         step_id = step["step_id"]
         deadline, tool_id = state.attempt_deadline, state.tool_id
         try:
-            values = {
-                key: resolve_mapping_value(value, self.inputs, self.outputs)
-                for key, value in (step.get("input_mapping") or {}).items()
-            }
+            inputs, outputs = self.inputs, self.outputs
+            values = {}
+            for key, reference, value in self.engine.mapping(step):
+                values[key] = (
+                    resolve_mapping_value(value, inputs, outputs)
+                    if reference is None
+                    else resolve_reference(reference, inputs, outputs)
+                )
             engine = self.engine
             result = engine.execute(
                 step, tool_id, values, deadline, state.stats, self.emit, self.handle

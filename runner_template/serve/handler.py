@@ -25,7 +25,7 @@ from runner_template.serve import openai_face
 from runner_template.serve.callbacks import callback_problem, deliver_callback
 from runner_template.serve.runs import run_id_problem
 from runner_template.serve.service import Service
-from runner_template.serve.settings import IDLE_SECONDS, STATUS_OF, WRITE_SECONDS
+from runner_template.serve.settings import IDLE_SECONDS, STATUS_OF, TURN_SECONDS, WRITE_SECONDS
 from runner_template.serve.wire import (
     DeadlineReader,
     DeadlineWriter,
@@ -416,14 +416,26 @@ class Handler(BaseHTTPRequestHandler):
             return False
         return True
 
+    _turn = False  # this request holds one of the service's turns (see Service.turns)
+
+    def _end_turn(self) -> None:
+        if self._turn:
+            self._turn = False
+            self.service.turns.release()
+
     def _invoke(self) -> None:
         """The run's Python steps run on this thread (:meth:`Engine.run`'s ``on_overrun``):
         a step that overruns its time is answered (504, the connection then closed) from
         another thread while this one is still inside it. Whichever of the two takes
-        ``claim`` first answers, releases the run slot and ends the request."""
+        ``claim`` first answers, releases the run slot and the turn, and ends the request.
+
+        A run whose steps all run in place (a bounded stretch of CPU on this thread, no wait
+        for a worker) and its reply take a turn first (:attr:`Service.turns`)."""
         body = self._read_body()
         if body is None or not self._take_slot():
             return
+        if self.service.engine.in_place_only:
+            self._turn = self.service.turns.acquire(TURN_SECONDS)
         claim = threading.Lock()
         answered: list[threading.Event] = []  # made by overran(), before it claims
 
@@ -444,14 +456,18 @@ class Handler(BaseHTTPRequestHandler):
             outputs = None
         except BaseException:
             if self._claimed(claim, answered):
+                self._end_turn()
                 raise
             return
         if not self._claimed(claim, answered):  # answered by overran(): the connection closes
             return
-        if failure is not None:
-            self._runner_error(failure)
-            return
-        self._json(200, {"outputs": outputs})
+        try:
+            if failure is not None:
+                self._runner_error(failure)
+            else:
+                self._json(200, {"outputs": outputs})
+        finally:
+            self._end_turn()
 
     def _claimed(self, claim: threading.Lock, answered: list[threading.Event]) -> bool:
         """After the run: True when this thread answers (the run slot released here); False
@@ -469,6 +485,7 @@ class Handler(BaseHTTPRequestHandler):
         the error, then the connection closed (that thread ends when the step returns)."""
         try:
             self.service.slots.release()
+            self._end_turn()
             with contextlib.suppress(OSError):
                 self._runner_error(error)
                 self.connection.shutdown(socket.SHUT_RDWR)

@@ -13,6 +13,8 @@ STATUS_OF = {
 }
 MAX_CONNECTIONS = 256
 IDLE_SECONDS = 30.0  # a keep-alive connection may wait this long for its next request
+# An /invoke whose steps all run in place waits at most this long for its turn (Service.turns)
+TURN_SECONDS = 0.002
 WRITE_SECONDS = 30.0  # a client must take each write (a whole reply, an event) within this time
 MAX_BATCH = 1000  # inputs in one POST /batch
 KEPT_RUNS = 1000  # finished webhook runs kept for GET /runs/ID ...

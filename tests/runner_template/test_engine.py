@@ -222,6 +222,16 @@ def test_steps_with_retries_never_run_in_place():
     assert not engine.runs_in_place(engine_module._StepState(retried, None))
 
 
+def test_a_chain_of_steps_run_in_place_is_known_before_any_run():
+    first = {"step_id": "a", "type": "python_tool", "code": "result = 1"}
+    second = {"step_id": "b", "type": "python_tool", "code": "result = 2"}
+    assert Engine(make_bundle([first, second], {})).in_place_only
+    grouped = [{**first, "parallel_group": "g"}, {**second, "parallel_group": "g"}]
+    assert not Engine(make_bundle(grouped, {})).in_place_only  # the two run on workers
+    retried = {**second, "retry_on_failure": True}
+    assert not Engine(make_bundle([first, retried], {})).in_place_only
+
+
 def test_bad_inputs_fail_before_any_step():
     bundle = make_bundle(
         [{"step_id": "s", "type": "python_tool", "code": "result = 1"}],

@@ -148,6 +148,40 @@ def test_a_python_step_that_overruns_is_answered_on_time(step_timeout, args, mes
     assert statuses == [504, 200]
 
 
+def test_an_invoke_run_in_place_holds_a_turn_until_answered():
+    # In-process, to look at the service's turns while a request is inside its step.
+    from runner_template.serve.server import _Server
+    from runner_template.serve.service import Service
+    from runner_template.serve.settings import Settings
+
+    bundle = json.loads(json.dumps(CALC))
+    bundle["workflow"]["steps"][0]["timeout"] = 0.4
+    service = Service(bundle, Settings())
+    assert service.engine.in_place_only
+    server = _Server(("127.0.0.1", 0), service)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/invoke"
+    try:
+        assert post(url, {"a": 2, "b": 3}).json() == {"outputs": {"value": 5}}
+        deadline = time.monotonic() + 5
+        while not service.turns.acquire(0):  # handed back just after the reply is written
+            assert time.monotonic() < deadline, "the turn was never handed back"
+            time.sleep(0.01)
+        service.turns.release()
+        with ThreadPoolExecutor(1) as pool:
+            started = time.monotonic()
+            slow = pool.submit(post, url, {"a": 1, "b": 1.5, "op": "sleep"})
+            time.sleep(0.2)
+            assert not service.turns.acquire(0)  # the step runs in its turn
+            assert slow.result().status_code == 504
+            # Answered by the watchdog while the step still sleeps: its turn is handed on.
+            assert time.monotonic() - started < 1.2 and service.turns.acquire(0)
+            service.turns.release()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_llm_failures_map_to_gateway_statuses():
     served = ServeProcess(llm_bundle(), env={"OLLAMA_ENDPOINT": closed_port_url()})
     try:
