@@ -10,8 +10,9 @@ compiled. :func:`install` adds one finder after all others that looks in those f
 CPython does, so a module the program lacks is found in the layer and nothing else changes.
 
 The program's standard library beyond its binary is a zip on ``sys.path``
-(``rules/stages/program_stdlib.py``), and a package is split between the two places: a package
-from the zip (``email``) may have a submodule in the layer's folder (``email.mime``), and a
+(``rules/stages/program_stdlib.py``), the layer's is another (``layer.zip``), and a package is
+split between the places: a package from the program's zip (``email``) may have a submodule in
+the layer's zip (``email.mime``) or folder (a wheel's), and a
 package in the binary (``importlib``, ``encodings``) has its other submodules in the zip
 (``importlib.util``, ``encodings.idna``). The finder looks in the other place, its twin, too;
 for a package with an empty ``__path__`` (``encodings`` comes frozen) in the folder and the zip
@@ -80,16 +81,16 @@ class LayerFinder:
 
 
 def _twins(entry: str, zips: list[str]) -> list[str]:
-    """The same package folder in the other place: a zip's ``Z/pkg`` is the folder's
-    ``dirname(Z)/pkg`` and the other way round."""
-    found = []
-    for archive in zips:
-        folder = archive.rpartition("/")[0]
-        if entry.startswith(archive + "/"):
-            found.append(folder + entry[len(archive) :])
-        elif entry.startswith(folder + "/") and entry != archive:
-            found.append(archive + entry[len(folder) :])
-    return found
+    """The same package folder in the other places: a zip's ``Z/pkg`` is the folder's
+    ``dirname(Z)/pkg`` and every other zip's ``Z2/pkg``, and the other way round."""
+    if entry in zips:
+        return []
+    for base in [*zips, *(archive.rpartition("/")[0] for archive in zips)]:
+        if entry.startswith(base + "/"):
+            rest = entry[len(base) :]
+            folders = {archive.rpartition("/")[0] for archive in zips}
+            return [place + rest for place in [*zips, *sorted(folders)] if place != base]
+    return []
 
 
 def install() -> None:

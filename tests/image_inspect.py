@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import tarfile
+import zipfile
 from pathlib import Path
 
 
@@ -81,6 +82,27 @@ def image_files(tag: str, platform: str) -> dict[str, int]:
         subprocess.run(["docker", "rm", created], capture_output=True, check=False)
     with tarfile.open(fileobj=io.BytesIO(exported.stdout)) as archive:
         return {m.name: m.size for m in archive.getmembers() if m.isfile()}
+
+
+def zip_members(tag: str, platform: str, path: str) -> set[str]:
+    """The member names of the zip at ``path`` in the image's file system for ``platform``."""
+    created = subprocess.run(
+        ["docker", "create", "--platform", platform, tag],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        copied = subprocess.run(
+            ["docker", "cp", f"{created}:{path}", "-"], capture_output=True, check=True
+        )
+    finally:
+        subprocess.run(["docker", "rm", created], capture_output=True, check=False)
+    with tarfile.open(fileobj=io.BytesIO(copied.stdout)) as archive:
+        member = archive.extractfile(archive.getmembers()[0])
+        assert member is not None
+        with zipfile.ZipFile(io.BytesIO(member.read())) as zipped:
+            return set(zipped.namelist())
 
 
 def image_id(tag: str) -> str:

@@ -23,7 +23,6 @@ import hashlib
 import json
 import shutil
 import sys
-import zipfile
 from functools import cache
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from rules.stages.modules_layer import (
     copy_extensions,
     program_libraries,
     program_modules,
+    write_zip,
 )
 from rules.stages.stdlib_shake import ENGINE_UNUSED, EXCLUDABLE, TLS
 from rules.stages.toolchain import host_arch
@@ -141,16 +141,18 @@ def zip_program_stdlib(
             f"compiling the program's standard library for {platform}",
             stdin=json.dumps(entries),
         )
-        shutil.move(scratch / "out" / ZIP_NAME, program / "app" / ZIP_NAME)
+        members = {
+            path.relative_to(scratch / "out").as_posix(): path.read_bytes()
+            for path in sorted((scratch / "out").rglob("*.pyc"))
+        }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    with zipfile.ZipFile(program / "app" / ZIP_NAME) as archive:
-        members = {
-            info.filename: hashlib.sha256(archive.read(info)).hexdigest()
-            for info in archive.infolist()
-        }
+    write_zip(program / "app" / ZIP_NAME, members)
     packages = {name: name in stdlib.packages for name in closure.modules} | engine
-    modules = {name: members[_member(name, package)] for name, package in packages.items()}
+    modules = {
+        name: hashlib.sha256(members[_member(name, package)]).hexdigest()
+        for name, package in packages.items()
+    }
     extensions, libraries = copy_extensions(
         stdlib, closure.extensions, program, program_libraries(program)
     )

@@ -65,3 +65,6 @@ def test_twins_map_both_ways_and_leave_other_folders_alone():
     assert _twins("/app/encodings", zips) == ["/app/stdlib.zip/encodings"]
     assert _twins("/usr/lib/python3.11", zips) == []
     assert _twins("/app/stdlib.zip", zips) == []
+    both = ["/app/stdlib.zip", "/app/layer.zip"]
+    assert _twins("/app/stdlib.zip/email", both) == ["/app/layer.zip/email", "/app/email"]
+    assert _twins("/app/email", both) == ["/app/stdlib.zip/email", "/app/layer.zip/email"]

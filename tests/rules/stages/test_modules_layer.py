@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import py_compile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -173,15 +174,20 @@ def test_the_layer_holds_bytecode_extensions_and_only_the_libraries_the_program_
     files = {p.relative_to(layer).as_posix() for p in layer.rglob("*") if p.is_file()}
     assert files == {
         ".meta/layer.json",
-        "app/shop/__init__.pyc",
-        "app/shop/cart.pyc",
-        "app/shop/till.pyc",
-        "app/money.pyc",
+        "app/layer.zip",
         "app/_money.cpython-311-x86_64-linux-gnu.so",
         "lib/x86_64-linux-gnu/libmoney.so.1",  # libc ships with the program
     }
-    source = builder / "root" / STDLIB / "__pycache__" / "money.cpython-311.pyc"
-    assert (layer / "app" / "money.pyc").read_bytes() == source.read_bytes()  # sourceless
+    with zipfile.ZipFile(layer / "app" / "layer.zip") as archive:
+        assert archive.namelist() == [
+            "money.pyc",
+            "shop/__init__.pyc",
+            "shop/cart.pyc",
+            "shop/till.pyc",
+        ]
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+        source = builder / "root" / STDLIB / "__pycache__" / "money.cpython-311.pyc"
+        assert archive.read("money.pyc") == source.read_bytes()  # sourceless
     manifest = json.loads((layer / ".meta" / "layer.json").read_text())
     assert sorted(manifest["modules"]) == ["money", "shop", "shop.cart", "shop.till"]
     assert list(manifest["libraries"]) == ["/lib/x86_64-linux-gnu/libmoney.so.1"]
