@@ -126,7 +126,7 @@ TUNINGS = {
     "no column tables": "debug-ranges",
     "no CJK codecs": "keep-cjk",
     "no docstrings": "docstrings",
-    "packed relative relocations (amd64, GNU ld)": "no-relr",
+    "packed relative relocations": "no-relr",
     "the engine as bytecode": "compiled-engine",
 }
 MB = 1024 * 1024
