@@ -126,7 +126,7 @@ TUNINGS = {
     "no column tables": "debug-ranges",
     "no CJK codecs": "keep-cjk",
     "no docstrings": "docstrings",
-    "packed relative relocations (amd64, GNU ld)": "no-relr",
+    "packed relative relocations": "no-relr",
     "the engine as bytecode": "compiled-engine",
     "the standard library and the engine zipped beside the program": "no-zip",
     "only the start-up codecs as early imports": "all-codecs",

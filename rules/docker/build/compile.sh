@@ -35,7 +35,9 @@ os_flag="-Os"
 has no-os && os_flag=""
 # Relative relocations packed (DT_RELR, glibc 2.36 and binutils 2.38 or later; the image carries
 # the builder's glibc): a position-independent program's .rela.dyn shrinks from about 1 MB to
-# a few KB, with ASLR kept. GNU ld only: Zig 0.15's linker refuses the flag.
+# a few KB, with ASLR kept. Zig 0.15's cc refuses the flag, but the LLD it bundles takes it:
+# the zig wrapper below links the program as zig does (-v prints that LLD command line), then
+# runs that command again with the flag (under a second, native).
 relr_flag="-Wl,-z,pack-relative-relocs"
 has no-relr && relr_flag=""
 zig_flag=""
@@ -43,14 +45,33 @@ if [ "${CROSS:-}" = zig ] && [ -x /opt/zig/ziglang/zig ]; then
     glibc="$(getconf GNU_LIBC_VERSION | cut -d' ' -f2)"
     triple="$arch-linux-gnu"
     mkdir -p /build/zigbin "/cache/$arch/zig"
+    relr_link=no
+    [ -n "$relr_flag" ] && relr_link=yes
     cat > /build/zigbin/zig <<ZIG
 #!/bin/sh
+z=/opt/zig/ziglang/zig
 case "\$1" in
-cc|c++) sub=\$1; shift
-    exec /opt/zig/ziglang/zig "\$sub" -target $arch-linux-gnu.$glibc -idirafter /usr/include \
-        -L/usr/lib/$triple -L/lib/$triple "\$@" ;;
-*) exec /opt/zig/ziglang/zig "\$@" ;;
+cc|c++) sub=\$1; shift ;;
+*) exec \$z "\$@" ;;
 esac
+set -- -target $arch-linux-gnu.$glibc -idirafter /usr/include -L/usr/lib/$triple -L/lib/$triple "\$@"
+link=$relr_link
+for a in "\$@"; do case "\$a" in -c|-E|-S|-M|-MM) link=no ;; esac; done
+[ "\$link" = yes ] || exec \$z "\$sub" "\$@"
+# A link with packed relative relocations: zig's own link, -v printing its LLD command line
+# (and, on a cold cache, the archives it made), then LLD again with -z pack-relative-relocs.
+log=\$(mktemp)
+\$z "\$sub" "\$@" -v 2>"\$log" || { cat "\$log" >&2; rm -f "\$log"; exit 1; }
+grep -v -e '^ld.lld ' -e '^ar rcs ' "\$log" >&2
+lld="\$(grep '^ld.lld ' "\$log")"
+rm -f "\$log"
+if [ -z "\$lld" ] || [ "\$(printf '%s\\n' "\$lld" | wc -l)" != 1 ]; then
+    echo "error: zig cc -v printed no single LLD command line to add -z pack-relative-relocs to" >&2
+    exit 1
+fi
+set -f
+# shellcheck disable=SC2086
+exec \$z \$lld -z pack-relative-relocs
 ZIG
     chmod 755 /build/zigbin/zig
     # A position-independent executable, as the builder's gcc makes by default (ASLR).
