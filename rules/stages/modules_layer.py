@@ -51,8 +51,6 @@ from rules.stages.toolchain import host_arch
 LAYER_META = ".meta/layer.json"
 # The layer's standard-library bytecode, deflated (the engine's entry point puts it on sys.path).
 LAYER_ZIP = "layer.zip"
-# What the shared program's app/stdlib.zip holds (rules/stages/program_stdlib.py).
-PROGRAM_ZIP_MANIFEST = ".meta/stdlib-zip.json"
 CJK_CODECS = ("_multibytecodec", "_codecs_cn", "_codecs_hk", "_codecs_iso2022", "_codecs_jp")
 CJK_CODECS += ("_codecs_kr", "_codecs_tw")
 
@@ -111,23 +109,14 @@ def layer_key(request: LayerRequest) -> str:
 def program_modules(program: Path) -> set[str]:
     """The modules the shared program has: compiled in, in its stdlib.zip, or extension
     modules beside it."""
-    from rules.stages.sbom import REPORT, extension_file, report_facts
+    from rules.stages.sbom import REPORT, extension_file, report_facts, zip_manifest
 
     _, modules = report_facts(program / ".meta" / REPORT)
     return {
         module.name
         for module in modules
         if module.kind != "PythonExtensionModule" or extension_file(program, module) is not None
-    } | zipped_modules(program)
-
-
-def zipped_modules(program: Path) -> set[str]:
-    """What ``app/stdlib.zip`` and the extension modules beside it give the program."""
-    path = program / PROGRAM_ZIP_MANIFEST
-    if not path.is_file():
-        return set()
-    manifest = json.loads(path.read_text())
-    return set(manifest["modules"]) | set(manifest["extensions"])
+    } | {name for part in ("modules", "extensions") for name in zip_manifest(program)[part]}
 
 
 def program_libraries(program: Path) -> set[str]:

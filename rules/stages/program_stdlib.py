@@ -33,12 +33,12 @@ from rules.stages.builder_python import Stdlib, builder_python_dir, load_stdlib
 from rules.stages.module_closure import ImportsMemo, module_closure
 from rules.stages.modules_layer import (
     CJK_CODECS,
-    PROGRAM_ZIP_MANIFEST,
     copy_extensions,
     program_libraries,
     program_modules,
     write_zip,
 )
+from rules.stages.sbom import PROGRAM_ZIP_MANIFEST
 from rules.stages.stdlib_shake import ENGINE_UNUSED, EXCLUDABLE, TLS
 from rules.stages.toolchain import host_arch
 
@@ -51,10 +51,10 @@ COMPUTED_ROOTS = ("stringprep", "sysconfig", "importlib.util", "pkgutil")
 @cache
 def code_digest() -> str:
     """The zip's code: a program whose zip another version made is another program."""
-    from rules.stages import builder_python, module_closure
+    from rules.stages import analyze, builder_python, module_closure, modules_layer
 
     digest = hashlib.sha256(docker_file(SCRIPT))
-    for module in (sys.modules[__name__], builder_python, module_closure):
+    for module in (sys.modules[__name__], analyze, builder_python, module_closure, modules_layer):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
 

@@ -29,6 +29,9 @@ from rules.fsutil import file_sha256
 from rules.platforms import arch_of
 from rules.stages.prepared import digest
 
+# Beside Nuitka's report in a compiled program's .meta/: what its stdlib.zip holds.
+PROGRAM_ZIP_MANIFEST = ".meta/stdlib-zip.json"
+
 if TYPE_CHECKING:
     from rules.stages.image_request import ImageRequest
 
@@ -121,15 +124,19 @@ def _zipped_origin(name: str) -> str:
     return "engine" if name.split(".")[0] == "runner_template" else "stdlib"
 
 
-def _zipped_modules(compiled: Path) -> list[Module]:
-    """The shared program's standard library beyond its binary: bytecode in app/stdlib.zip and
-    the extension modules beside it (rules/stages/program_stdlib.py), with their digests."""
-    from rules.stages.modules_layer import PROGRAM_ZIP_MANIFEST
-
+def zip_manifest(compiled: Path) -> dict:
+    """What the shared program's ``app/stdlib.zip`` and the extension modules beside it hold
+    (rules/stages/program_stdlib.py): ``{"modules", "extensions", "libraries"}``, each name ->
+    sha256; empty for a program without the zip."""
     path = compiled / PROGRAM_ZIP_MANIFEST
     if not path.is_file():
-        return []
-    manifest = json.loads(path.read_text())
+        return {"modules": {}, "extensions": {}, "libraries": {}}
+    return json.loads(path.read_text())
+
+
+def _zipped_modules(compiled: Path) -> list[Module]:
+    """The shared program's standard library and engine beyond its binary, with digests."""
+    manifest = zip_manifest(compiled)
     found = [
         Module(n, "ZippedBytecodeModule", _zipped_origin(n), d)
         for n, d in manifest["modules"].items()

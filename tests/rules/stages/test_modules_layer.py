@@ -23,13 +23,13 @@ from rules.stages.builder_python import builder_python_path, load_stdlib
 from rules.stages.elf_needed import needed_libraries
 from rules.stages.module_closure import module_closure
 from rules.stages.modules_layer import (
-    PROGRAM_ZIP_MANIFEST,
     LayerRequest,
     build_layer,
     layer_leave_out,
     program_modules,
 )
 from rules.stages.program_stdlib import COMPUTED_ROOTS, engine_roots, left_out
+from rules.stages.sbom import PROGRAM_ZIP_MANIFEST
 from rules.stages.stdlib_shake import ENGINE_UNUSED, EXCLUDABLE, TLS
 
 BUILDER = "fake/builder:1"  # never in the engine: the extracted folder below stands for it
