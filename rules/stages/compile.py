@@ -39,7 +39,7 @@ from rules.stages.toolchain import ZIG, folder_digest, host_arch, toolchain_dir,
 from rules.stages.toolchain_site import site_dir
 
 COMPILERS = ("nuitka", "onefile", "pyinstaller", "none")
-DOCKER_FILES = ("Dockerfile.compile", "compile.sh", "elf_closure.py")
+DOCKER_FILES = ("Dockerfile.compile", "compile.sh", "elf_closure.py", "inittab.py")
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from rules.stages.builder_python import Stdlib, builder_python_dir, load_stdlib
 from rules.stages.elf_needed import needed_libraries
 from rules.stages.lock import BUILDER_PYTHON, ensure_wheel, wheel_platform_tags
 from rules.stages.module_closure import Closure, ImportsMemo, module_closure
+from rules.stages.program_builtins import program_builtins
 from rules.stages.toolchain import host_arch
 
 LAYER_META = ".meta/layer.json"
@@ -79,9 +80,11 @@ class LayerRequest:
 def _code_digest() -> str:
     """The bytes of the layer's code: a layer made by other code is another layer."""
     from rules.stages import builder_files, builder_python, elf_needed, module_closure
+    from rules.stages import program_builtins as builtins_module
 
     digest = hashlib.sha256()
     modules = (sys.modules[__name__], builder_files, builder_python, elf_needed, module_closure)
+    modules += (builtins_module,)
     for module in modules:
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
@@ -145,6 +148,7 @@ def build_layer(request: LayerRequest) -> Path:
         request.platform,
         memo,
         wheel_sources(request),
+        program_builtins(request.program, stdlib),
     )
     if request.cjk_codecs:
         closure.extensions |= {n for n in CJK_CODECS if n in stdlib.extensions}
