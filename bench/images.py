@@ -128,6 +128,7 @@ TUNINGS = {
     "no docstrings": "docstrings",
     "packed relative relocations (amd64, GNU ld)": "no-relr",
     "the engine as bytecode": "compiled-engine",
+    "built-ins left to the layer (rules/stages/program_builtins.py)": "all-builtins",
 }
 MB = 1024 * 1024
 SECTIONS = ("compile", "size", "requests", "measures", "start")

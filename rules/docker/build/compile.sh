@@ -28,7 +28,7 @@ if [ -e /lib/ld-musl-"$arch".so.1 ]; then echo musl > /export/.meta/libc; else e
 # this builder emulated by QEMU), targeting this builder's platform and glibc. Nuitka runs here
 # as usual; only its C part moves off the emulator.
 # TUNING (bench/images.py only) turns single size measures off to measure each on its own:
-# no-os, no-lto, debug-ranges, keep-cjk, docstrings, no-relr, compiled-engine.
+# no-os, no-lto, debug-ranges, keep-cjk, docstrings, no-relr, compiled-engine, all-builtins.
 tuning=" ${TUNING:-} "
 has() { case "$tuning" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 os_flag="-Os"
@@ -81,7 +81,7 @@ fi
 # Debian's interpreter, is then never pulled in, nor the objects of the modules it drops, and
 # --as-needed lets go of a library only those needed (libexpat). They come as extension modules
 # in the module layer when a tool imports them.
-if [ "$COMPILER" = nuitka ] && [ -f /src/builtins-dropped.txt ]; then
+if [ "$COMPILER" = nuitka ] && [ -f /src/builtins-dropped.txt ] && ! has all-builtins; then
     python3 /inputs/inittab.py /src/builtins-dropped.txt /build/inittab
     include="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
     inittab_cc=gcc
