@@ -130,6 +130,7 @@ TUNINGS = {
     "the engine as bytecode": "compiled-engine",
     "the standard library and the engine zipped beside the program": "no-zip",
     "only the start-up codecs as early imports": "all-codecs",
+    "built-ins left to the layer (rules/stages/program_builtins.py)": "all-builtins",
 }
 MB = 1024 * 1024
 SECTIONS = ("compile", "size", "requests", "measures", "start")

@@ -22,7 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from rules.stages.builder_files import LibrarySearch, ld_so_conf_dirs, run_build
 from rules.stages.toolchain import host_arch
 
 SCRIPT = "builder_python.py"
+EXTENSIONS_SCRIPT = "builtin_extensions.py"  # Debian's built-ins as extension modules
 BYTECODE_TAG = "cpython-311"  # rules/stages/lock.py BUILDER_PYTHON
 SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__phello__"}
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -71,6 +72,8 @@ class Stdlib:
     dynload: Path
     ca_bundle: str | None
     system_libraries: dict[str, list[str]]  # soname -> its path and closure, for wheels
+    # Built-in modules that could not be linked as extension modules: name -> why ("*": all).
+    builtin_failures: dict[str, str] = field(default_factory=dict)
 
     def bytecode(self, module: str) -> Path | None:
         """Debian's bytecode of a module (``__pycache__/<name>.cpython-311.pyc``)."""
@@ -99,7 +102,7 @@ def image_id(reference: str) -> str:
 @cache
 def _code_digest() -> str:
     """The extraction's code: the builder's script and the host modules that read the files."""
-    digest = hashlib.sha256(docker_file(SCRIPT))
+    digest = hashlib.sha256(docker_file(SCRIPT) + docker_file(EXTENSIONS_SCRIPT))
     for module in (sys.modules[__name__], builder_files, elf_needed):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:8]
@@ -135,6 +138,8 @@ def _extract(builder_image: str, platform: str, target: Path) -> None:
             if not files.copy_out(stdlib, root, _stdlib_file, links=False):
                 raise UserError(f"builder image {builder_image} for {platform} has no {stdlib}")
             _compile_missing_bytecode(root, stdlib, facts["cache_tag"], builder_image)
+            dynload = root / stdlib.lstrip("/") / "lib-dynload"
+            built = _builtin_extensions(builder_image, platform, scratch / "scripts", dynload)
             for path in ("/etc/ld.so.conf", "/etc/ld.so.conf.d", facts["executable"]):
                 files.copy_out(path, scratch / "files", lambda _: True, links=False)
             search = LibrarySearch(
@@ -149,6 +154,7 @@ def _extract(builder_image: str, platform: str, target: Path) -> None:
             "python": facts["python"],
             "stdlib": stdlib,
             "builtin": facts["builtin"],
+            "builtin_extensions": built,
             "preloaded": facts["preloaded"],
             "system_libraries": system,
             "extensions": extensions,
@@ -167,6 +173,23 @@ def _interpreter_facts(builder_image: str, platform: str, scripts: Path) -> dict
     (scripts / SCRIPT).write_bytes(docker_file(SCRIPT))
     what = f"reading the Python of builder image {builder_image}"
     out = run_builder(builder_image, platform, [f"/scripts/{SCRIPT}"], {scripts: "/scripts"}, what)
+    return json.loads(out)
+
+
+def _builtin_extensions(builder_image: str, platform: str, scripts: Path, dynload: Path) -> dict:
+    """Debian's built-in modules linked as extension modules into ``lib-dynload/`` (beside
+    the others, so their libraries are found the same way), by the builder for ``platform``
+    (under QEMU for a foreign one: links only, about 30 s once); what was built and what not."""
+    (scripts / EXTENSIONS_SCRIPT).write_bytes(docker_file(EXTENSIONS_SCRIPT))
+    dynload.mkdir(parents=True, exist_ok=True)
+    what = f"linking the built-in modules of builder image {builder_image} as extensions"
+    out = run_builder(
+        builder_image,
+        platform,
+        [f"/scripts/{EXTENSIONS_SCRIPT}", "/out"],
+        {scripts: "/scripts", dynload: "/out"},
+        what,
+    )
     return json.loads(out)
 
 
@@ -276,4 +299,5 @@ def load_stdlib(folder: Path) -> Stdlib:
         dynload=stdlib / "lib-dynload",
         ca_bundle=facts.get("ca_bundle"),
         system_libraries=facts.get("system_libraries", {}),
+        builtin_failures=facts.get("builtin_extensions", {}).get("failed", {}),
     )

@@ -41,7 +41,13 @@ from rules.stages.toolchain import ZIG, folder_digest, host_arch, toolchain_dir,
 from rules.stages.toolchain_site import site_dir
 
 COMPILERS = ("nuitka", "onefile", "pyinstaller", "none")
-DOCKER_FILES = ("Dockerfile.compile", "compile.sh", "elf_closure.py", "nuitka_startup.py")
+DOCKER_FILES = (
+    "Dockerfile.compile",
+    "compile.sh",
+    "elf_closure.py",
+    "nuitka_startup.py",
+    "inittab.py",
+)
 
 
 @dataclass(frozen=True)

@@ -86,9 +86,12 @@ def module_closure(
     memo: ImportsMemo | None = None,
     packages: dict[str, tuple[bytes, bool]] | None = None,
     leave_out: frozenset[str] = frozenset(),
+    builtin: frozenset[str] | None = None,
 ) -> Closure:
     """The modules and extensions to layer for ``roots`` (dotted module -> who imports it:
-    ``tool NAME``, ``step ID``, ``an https endpoint``), given what ``program`` has.
+    ``tool NAME``, ``step ID``, ``an https endpoint``), given what ``program`` has and the
+    program's built-in modules (``builtin``; None: all of the builder's). A built-in module of
+    the builder that the program leaves out comes as an extension module like any other.
 
     ``packages`` (module -> source, is a package) is the locked wheels' code: the layer ships it
     whole, and the closure follows the imports of what the roots reach in it. What a package
@@ -97,7 +100,7 @@ def module_closure(
     closure = Closure()
     memo = memo or ImportsMemo()
     packages = packages or {}
-    have = program | stdlib.builtin | stdlib.preloaded
+    have = program | (stdlib.builtin if builtin is None else builtin) | stdlib.preloaded
     todo: list[tuple[str, str, bool, str]] = []  # (module, who, required, root it serves)
     for root in sorted(roots, reverse=True):
         third_party = root.split(".")[0] not in sys.stdlib_module_names
@@ -125,10 +128,20 @@ def module_closure(
             closure.extensions.add(name)
             continue
         source = stdlib.sources.get(name)
+        needs = "" if name == root.split(".")[0] else f", which needs {name}"
+        if source is None and name in stdlib.builtin:  # built into the builder only
+            if required:
+                why = stdlib.builtin_failures.get(name) or stdlib.builtin_failures.get("*")
+                raise UserError(
+                    f"{who} imports {root}{needs}: the shared program leaves out the built-in"
+                    f" module {name}, and the builder for {platform} could not link it as an"
+                    f" extension module ({why or 'not in its Setup.local'}), so it cannot be"
+                    " layered"
+                )
+            continue
         if source is None:
             top = "." not in name and name in sys.stdlib_module_names
             if required and top and name not in OTHER_SYSTEMS:
-                needs = "" if name == root.split(".")[0] else f", which needs {name}"
                 raise UserError(
                     f"{who} imports {root}{needs}: the builder's Python for {platform} does not"
                     " have it (not built in, not in its standard library), so it cannot be"

@@ -45,6 +45,7 @@ from rules.stages.builder_python import Stdlib, builder_python_dir, load_stdlib
 from rules.stages.elf_needed import needed_libraries
 from rules.stages.lock import BUILDER_PYTHON, ensure_wheel, wheel_platform_tags
 from rules.stages.module_closure import Closure, ImportsMemo, module_closure
+from rules.stages.program_builtins import program_builtins
 from rules.stages.stdlib_shake import excluded_modules
 from rules.stages.toolchain import host_arch
 
@@ -83,9 +84,11 @@ class LayerRequest:
 def _code_digest() -> str:
     """The bytes of the layer's code: a layer made by other code is another layer."""
     from rules.stages import builder_files, builder_python, elf_needed, module_closure
+    from rules.stages import program_builtins as builtins_module
 
     digest = hashlib.sha256()
     modules = (sys.modules[__name__], builder_files, builder_python, elf_needed, module_closure)
+    modules += (builtins_module,)
     for module in modules:
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
@@ -160,6 +163,7 @@ def build_layer(request: LayerRequest) -> Path:
         memo,
         wheel_sources(request),
         leave_out=layer_leave_out(request),
+        builtin=program_builtins(request.program, stdlib),
     )
     if request.cjk_codecs:
         closure.extensions |= {n for n in CJK_CODECS if n in stdlib.extensions}

@@ -30,6 +30,7 @@ from typing import Any
 from rules.fsutil import atomic_write, locked, replace_tree, staging_dir
 from rules.stages.lock import ENGINE_LOCK_FILE, package_facts
 from rules.stages.prepared import ENGINE_DIR, PROGRAM_DIR
+from rules.stages.program_builtins import DROPPED_FILE, dropped_file
 from rules.stages.stdlib_shake import nuitka_flags, program_flags
 from runner_template.bundle_format import BUNDLE_FILE
 
@@ -181,6 +182,7 @@ def program_files() -> dict[str, bytes]:
     files[COMPILE_FLAGS] = ("\n".join(program_flags(sorted(engine_imports()))) + "\n").encode()
     files["drop-cjk-codecs"] = b"the shared program leaves the CJK codecs to the layer\n"
     files[STDLIB_ZIP_MARKER] = b"compile.sh follows no standard library: it comes zipped\n"
+    files[DROPPED_FILE] = dropped_file()  # built-ins left to the layer (program_builtins.py)
     return files
 
 

@@ -28,7 +28,8 @@ if [ -e /lib/ld-musl-"$arch".so.1 ]; then echo musl > /export/.meta/libc; else e
 # this builder emulated by QEMU), targeting this builder's platform and glibc. Nuitka runs here
 # as usual; only its C part moves off the emulator.
 # TUNING (bench/images.py only) turns single size measures off to measure each on its own:
-# no-os, no-lto, debug-ranges, keep-cjk, docstrings, no-relr, compiled-engine, no-zip, all-codecs.
+# no-os, no-lto, debug-ranges, keep-cjk, docstrings, no-relr, compiled-engine, no-zip, all-codecs,
+# all-builtins.
 tuning=" ${TUNING:-} "
 has() { case "$tuning" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 os_flag="-Os"
@@ -115,6 +116,20 @@ for entry in sorted(os.listdir(stdlib)):
         print("--nofollow-import-to=" + entry.removesuffix(".py"))
 ')"
 fi
+# The shared program (rules/stages/program_builtins.py) links its own table of built-in
+# modules before libpython: the archive's table (config.o), which names every module built into
+# Debian's interpreter, is then never pulled in, nor the objects of the modules it drops, and
+# --as-needed lets go of a library only those needed (libexpat). They come as extension modules
+# in the module layer when a tool imports them.
+if [ "$COMPILER" = nuitka ] && [ -f /src/builtins-dropped.txt ] && ! has all-builtins; then
+    python3 /inputs/inittab.py /src/builtins-dropped.txt /build/inittab
+    include="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+    inittab_cc=gcc
+    [ -n "$zig_flag" ] && inittab_cc="zig cc"
+    # shellcheck disable=SC2086
+    $inittab_cc $CCFLAGS -fPIC -I"$include" -c /build/inittab/config.c -o /build/inittab/config.o
+    export LDFLAGS="$LDFLAGS /build/inittab/config.o -Wl,--as-needed"
+fi
 case "$COMPILER" in
 nuitka|onefile)
     mode=--standalone
@@ -134,6 +149,22 @@ nuitka|onefile)
         cp /build/workflow /export/app/workflow
     else
         cp -a /build/main.dist/. /export/app/
+    fi
+    if [ -f /build/inittab/builtins ]; then
+        # The dropped modules' init functions must be gone from the program (exported, like
+        # every function it has, when linked): a check that the link took our table.
+        symbols="$(nm -D /build/main.dist/workflow)"
+        echo "$symbols" | grep -q ' T PyInit_posix$' || {
+            echo "error: the program exports no PyInit_posix: cannot check its built-ins" >&2
+            exit 2
+        }
+        for name in $(cat /src/builtins-dropped.txt); do
+            if echo "$symbols" | grep -q " T PyInit_$name\$"; then
+                echo "error: the program still has the dropped built-in module $name" >&2
+                exit 2
+            fi
+        done
+        cp /build/inittab/builtins /export/.meta/builtins
     fi
     ;;
 pyinstaller)
