@@ -68,8 +68,9 @@ def image_platforms(tag: str) -> set[str]:
     return oci_platforms(saved)
 
 
-def image_files(tag: str, platform: str) -> dict[str, int]:
-    """Path -> size of every file in the image's file system for ``platform``."""
+def _tar_from_container(tag: str, platform: str, command: list[str]) -> tarfile.TarFile:
+    """A tar stream read from a created (never started) container of ``tag``: ``command`` is
+    ``docker`` arguments with ``{}`` for the container's id (``export``, ``cp``)."""
     created = subprocess.run(
         ["docker", "create", "--platform", platform, tag],
         capture_output=True,
@@ -77,28 +78,22 @@ def image_files(tag: str, platform: str) -> dict[str, int]:
         check=True,
     ).stdout.strip()
     try:
-        exported = subprocess.run(["docker", "export", created], capture_output=True, check=True)
+        args = [arg.replace("{}", created) for arg in command]
+        out = subprocess.run(["docker", *args], capture_output=True, check=True).stdout
     finally:
         subprocess.run(["docker", "rm", created], capture_output=True, check=False)
-    with tarfile.open(fileobj=io.BytesIO(exported.stdout)) as archive:
+    return tarfile.open(fileobj=io.BytesIO(out))
+
+
+def image_files(tag: str, platform: str) -> dict[str, int]:
+    """Path -> size of every file in the image's file system for ``platform``."""
+    with _tar_from_container(tag, platform, ["export", "{}"]) as archive:
         return {m.name: m.size for m in archive.getmembers() if m.isfile()}
 
 
 def zip_members(tag: str, platform: str, path: str) -> set[str]:
     """The member names of the zip at ``path`` in the image's file system for ``platform``."""
-    created = subprocess.run(
-        ["docker", "create", "--platform", platform, tag],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    try:
-        copied = subprocess.run(
-            ["docker", "cp", f"{created}:{path}", "-"], capture_output=True, check=True
-        )
-    finally:
-        subprocess.run(["docker", "rm", created], capture_output=True, check=False)
-    with tarfile.open(fileobj=io.BytesIO(copied.stdout)) as archive:
+    with _tar_from_container(tag, platform, ["cp", f"{{}}:{path}", "-"]) as archive:
         member = archive.extractfile(archive.getmembers()[0])
         assert member is not None
         with zipfile.ZipFile(io.BytesIO(member.read())) as zipped:
