@@ -203,6 +203,12 @@ def copy_library(
         copied[library] = file_sha256(out / library.lstrip("/"))
 
 
+def zip_member(module: str, is_package: bool) -> str:
+    """A module's bytecode's name in a zip ``zipimport`` reads: ``a/b.pyc``, ``a/__init__.pyc``."""
+    parts = module.split(".")
+    return "/".join([*parts, "__init__.pyc"]) if is_package else "/".join(parts) + ".pyc"
+
+
 def write_zip(path: Path, members: dict[str, bytes]) -> None:
     """A zip of ``members`` (name -> bytes), each deflated at level 9, sorted, with fixed dates
     and modes: the same members give the same bytes."""
@@ -229,9 +235,7 @@ def _assemble(request: LayerRequest, stdlib: Stdlib, closure: Closure, out: Path
     for name in sorted(closure.modules):
         pyc = stdlib.bytecode(name)
         assert pyc is not None  # the closure keeps only modules with bytecode
-        parts = name.split(".")
-        relative = "/".join([*parts, "__init__.pyc"] if name in stdlib.packages else parts)
-        members[relative if name in stdlib.packages else relative + ".pyc"] = pyc.read_bytes()
+        members[zip_member(name, name in stdlib.packages)] = pyc.read_bytes()
         modules[name] = file_sha256(pyc)
     if members:
         write_zip(app / LAYER_ZIP, members)

@@ -37,6 +37,7 @@ from rules.stages.modules_layer import (
     program_libraries,
     program_modules,
     write_zip,
+    zip_member,
 )
 from rules.stages.sbom import PROGRAM_ZIP_MANIFEST
 from rules.stages.stdlib_shake import ENGINE_UNUSED, EXCLUDABLE, TLS
@@ -150,7 +151,7 @@ def zip_program_stdlib(
     write_zip(program / "app" / ZIP_NAME, members)
     packages = {name: name in stdlib.packages for name in closure.modules} | engine
     modules = {
-        name: hashlib.sha256(members[_member(name, package)]).hexdigest()
+        name: hashlib.sha256(members[zip_member(name, package)]).hexdigest()
         for name, package in packages.items()
     }
     extensions, libraries = copy_extensions(
@@ -161,8 +162,3 @@ def zip_program_stdlib(
         json.dumps(manifest, indent=1, sort_keys=True) + "\n"
     )
     reset_metadata(program)
-
-
-def _member(module: str, is_package: bool) -> str:
-    parts = module.split(".")
-    return "/".join([*parts, "__init__.pyc"]) if is_package else "/".join(parts) + ".pyc"
