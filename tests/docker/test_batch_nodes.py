@@ -12,6 +12,7 @@ import os
 import subprocess
 import time
 
+import docker.errors
 import pytest
 from helpers import CLI, ROOT, WORKFLOWS, wait_until, write_json
 
@@ -42,10 +43,18 @@ def slow_calculator(dw, swarm_nodes, tmp_path_factory):
     subprocess.run(["docker", "image", "rm", "--force", tag, reference], capture_output=True)
 
 
+def service_tasks(service) -> list[dict]:
+    """The service's tasks, or none if the batch removed it since it was listed (a race)."""
+    try:
+        return service.tasks()
+    except docker.errors.NotFound:
+        return []
+
+
 def batch_tasks(client) -> list[dict]:
     tasks = []
     for service in client.services.list(filters={"label": "docker-workflow.batch"}):
-        tasks += service.tasks()
+        tasks += service_tasks(service)
     return tasks
 
 
@@ -84,7 +93,7 @@ def test_a_killed_node_loses_nothing_and_every_input_has_one_result(
     while proc.poll() is None:
         for service in client.services.list(filters={"label": "docker-workflow.batch"}):
             if service.attrs["Spec"]["Labels"].get("docker-workflow.batch.attempt") != "1":
-                rerun_on.update(t.get("NodeID", "") for t in service.tasks())
+                rerun_on.update(t.get("NodeID", "") for t in service_tasks(service))
         time.sleep(0.2)
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr[-3000:]
