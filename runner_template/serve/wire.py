@@ -30,7 +30,7 @@ import struct
 import time
 from typing import Any
 
-from runner_template.jsonsafe import ENCODER
+from runner_template.jsonsafe import encode
 
 
 class FramingError(Exception):
@@ -260,7 +260,7 @@ def now_stamps() -> tuple[str, str]:
 
 def json_bytes(value: Any) -> bytes:
     """``value`` as UTF-8 JSON; strings that UTF-8 cannot carry are written as \\u escapes."""
-    text = ENCODER.encode(value)
+    text = encode(value)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
