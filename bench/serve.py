@@ -6,7 +6,10 @@ connections, two threads, ``--seconds`` each, after a warm-up):
 * ``serve --local``: the runner's own service (``python -m runner_template --serve``);
 * with ``--image`` (builds: minutes): the compiled image (``docker-workflow serve``, Nuitka),
   and the same service in an image of plain CPython (``--compiler none``), both ``docker run``
-  with the port published on 127.0.0.1 (Docker's proxy in the path, as users run them);
+  with the port published on 127.0.0.1 as users run them, and loaded at the container's own
+  address on Docker's bridge: through the published port every byte also goes through Docker's
+  userland proxy (``docker-proxy``), whose CPU on this machine's two cores is taken from the
+  service (:func:`container_address`);
 * uvicorn + Starlette calling the same :class:`~runner_template.engine.Engine` (what a user
   would write instead; a bench-only dependency, the ``bench`` extra), one worker;
 * a bare standard-library ``ThreadingHTTPServer`` with ``TCP_NODELAY`` answering a constant:
@@ -57,10 +60,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_up(port: int, path: str = "/healthz") -> None:
+def wait_up(port: int, path: str = "/healthz", host: str = "127.0.0.1") -> None:
     for _ in range(300):
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn = http.client.HTTPConnection(host, port, timeout=1)
             conn.request("GET", path)
             if conn.getresponse().status == 200:
                 return
@@ -162,6 +165,16 @@ def start_image(port: int, compiler: str = "nuitka") -> str:
     return run_quiet([*cli, *options], cwd=ROOT).stdout.strip().splitlines()[-1]
 
 
+def container_address(container: str) -> tuple[str, int]:
+    """The container's own address and port on the bridge network: wrk there measures the
+    image, not Docker's userland proxy, which carries every byte sent to a port published on
+    127.0.0.1 and, on two cores, took CPU from the service it measured."""
+    [info] = json.loads(run_quiet(["docker", "inspect", container]).stdout)
+    [address] = [n["IPAddress"] for n in info["NetworkSettings"]["Networks"].values()]
+    [exposed] = info["NetworkSettings"]["Ports"]
+    return address, int(exposed.split("/")[0])
+
+
 # -- the load ---------------------------------------------------------------------------------
 
 
@@ -171,6 +184,7 @@ def wrk(
     seconds: float,
     errors_seen: list[str] | None = None,
     slowest: list[float] | None = None,
+    host: str = "127.0.0.1",
 ) -> tuple[float, float, float, int]:
     """requests/s, p50 ms, p99 ms and failures (non-2xx answers and socket errors), from wrk's
     own report; wrk's lines about failures are added to ``errors_seen``, and its slowest reply
@@ -183,7 +197,7 @@ def wrk(
         'wrk.headers["Content-Type"] = "application/json"\n'
     )
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script)]
-    text = run_quiet([*command, f"http://127.0.0.1:{port}/invoke"]).stdout
+    text = run_quiet([*command, f"http://{host}:{port}/invoke"]).stdout
 
     def ms(label: str) -> float:
         number, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)\b", text).groups()  # type: ignore[union-attr]
@@ -364,8 +378,11 @@ def main() -> None:
             handle = start(port)  # type: ignore[operator]
             try:
                 wait_up(port)
-                wrk(port, args.connections, 2)  # warm-up
-                measured.append((name, *wrk(port, args.connections, args.seconds)))
+                host = "127.0.0.1"
+                if isinstance(handle, str):  # a container: straight to it (container_address)
+                    host, port = container_address(handle)
+                wrk(port, args.connections, 2, host=host)  # warm-up
+                measured.append((name, *wrk(port, args.connections, args.seconds, host=host)))
             finally:
                 if isinstance(handle, str):
                     run_quiet(["docker", "rm", "-f", handle])

@@ -155,6 +155,8 @@ def _check_text(text: str, where: tuple | None) -> None:
 # One decoder for every call: ``json.loads`` with hooks builds a decoder and its scanner each
 # time, which was most of the cost of parsing a small request body.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int)
+_SCAN = _DECODER.scan_once
+_SPACE = json.decoder.WHITESPACE.match
 
 
 def _decode(text: str | bytes) -> Any:
@@ -165,7 +167,15 @@ def _decode(text: str | bytes) -> Any:
         raise TypeError(f"the JSON object must be str or bytes, not {type(text).__name__}")
     if text.startswith("\ufeff"):
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-    return _DECODER.decode(text)
+    # JSONDecoder.decode and raw_decode, inlined (two Python calls a parse):
+    try:
+        value, end = _SCAN(text, _SPACE(text, 0).end())
+    except StopIteration as error:
+        raise json.JSONDecodeError("Expecting value", text, error.value) from None
+    end = _SPACE(text, end).end()
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value
 
 
 def loads(
@@ -196,11 +206,40 @@ def loads(
 ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
+def _c_encoder():
+    """ENCODER's C writer, made once: ``JSONEncoder.encode`` makes one per call (its
+    ``iterencode``), about a third of writing a small object. Without the circular check
+    (its ``markers`` dict must be fresh per call): a value nested too deep, a circular one
+    included, is a ``RecursionError`` from C instead. None without ``_json``."""
+    make = json.encoder.c_make_encoder
+    if make is None:
+        return None
+    e = ENCODER
+    return make(
+        None, e.default, json.encoder.encode_basestring, e.indent, e.key_separator,
+        e.item_separator, e.sort_keys, e.skipkeys, e.allow_nan,
+    )  # fmt: skip
+
+
+_C_ENCODER = _c_encoder()
+
+
+def encode(value: Any) -> str:
+    """``ENCODER.encode(value)``; a value nested too deep for it (a circular one) is a
+    ``ValueError``, as the standard library's circular check says."""
+    if _C_ENCODER is None:
+        return ENCODER.encode(value)
+    try:
+        return "".join(_C_ENCODER(value, 0))
+    except RecursionError:
+        raise ValueError("nested too deep or circular") from None
+
+
 def dumps(value: Any) -> str:
     """``json.dumps(value, ensure_ascii=False)``; a value JSON cannot write (an integer of more
     than 4,300 digits, a circular list) is a :class:`JSONLimitError`, not a bare ``ValueError``."""
     try:
-        return ENCODER.encode(value)
+        return encode(value)
     except ValueError as error:
         reason = str(error).split(";")[0]
         raise JSONLimitError(f"a value cannot be written as JSON: {reason}") from None

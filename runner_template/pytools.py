@@ -14,6 +14,7 @@ import io
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from runner_template.errors import ToolError
@@ -41,6 +42,28 @@ class _ThreadRoutedStream:
         return iter(self._target())
 
 
+class _LazyInput:
+    """A tool's stdin made on its first use: inline code seldom reads it, and writing its
+    JSON for every run was a tenth of such a step's CPU under ``serve``."""
+
+    __slots__ = ("_make", "_stream")
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self._make = make
+        self._stream: io.StringIO | None = None
+
+    def _open(self) -> io.StringIO:
+        if self._stream is None:
+            self._stream = io.StringIO(self._make())
+        return self._stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._open(), name)
+
+    def __iter__(self):
+        return iter(self._open())
+
+
 def _install_routing() -> None:
     if isinstance(sys.stdin, _ThreadRoutedStream) and isinstance(sys.stdout, _ThreadRoutedStream):
         return  # installed already (the usual case: no lock to take)
@@ -63,13 +86,20 @@ def _compile(source: str, name: str):
         ) from error
 
 
-def _execute(code, namespace: dict[str, Any], stdin_text: str, name: str, step: str | None) -> str:
-    """Execute ``code`` with this thread's stdin/stdout redirected; return what it printed."""
+def _execute(
+    code, namespace: dict[str, Any], stdin: str | Callable[[], str], name: str, step: str | None
+) -> str:
+    """Execute ``code`` with this thread's stdin/stdout redirected; return what it printed.
+    ``stdin`` is the text, or what makes it when the code first reads it (whose
+    :class:`ToolError` is then the step's error)."""
     _install_routing()
     stdout = io.StringIO()
-    _routing.stdin, _routing.stdout = io.StringIO(stdin_text), stdout
+    _routing.stdin = io.StringIO(stdin) if isinstance(stdin, str) else _LazyInput(stdin)
+    _routing.stdout = stdout
     try:
         exec(code, namespace)
+    except ToolError:  # the lazy stdin's: its input cannot be written as JSON
+        raise
     except SystemExit as stop:
         if stop.code not in (None, 0):
             detail = stdout.getvalue().strip()[-300:]
@@ -130,8 +160,8 @@ def run_inline_code(step: str, source: str, values: dict[str, Any]) -> Any:
     namespace = _fresh_namespace()
     namespace.update(values)
     namespace["inputs"] = dict(values)
-    stdin_text = _as_json(values, f"inline code of step '{step}'", step)
-    _execute(code, namespace, stdin_text, f"{step}.code", step)
+    stdin = functools.partial(_as_json, values, f"inline code of step '{step}' input", step)
+    _execute(code, namespace, stdin, f"{step}.code", step)
     if "result" not in namespace:
         raise ToolError(f"inline code of step '{step}' did not set 'result'", step)
     return namespace["result"]

@@ -195,17 +195,16 @@ class Handler(BaseHTTPRequestHandler):
         """Status line, headers and body as one ``sendall`` (also for HTTP/0.9 requests, which
         the standard library's header buffer skips)."""
         phrase = self.responses.get(status, ("",))[0]
-        lines = [
-            f"HTTP/1.1 {status} {phrase}",
-            "Server: docker-workflow",  # version_string()
-            f"Date: {now_stamps()[0]}",
-            f"Content-Type: {content_type}",
-            f"Content-Length: {len(body)}",
-            *(f"{name}: {value}" for name, value in (headers or {}).items()),
-        ]
+        head_text = (
+            f"HTTP/1.1 {status} {phrase}\r\nServer: docker-workflow\r\n"  # version_string()
+            f"Date: {now_stamps()[0]}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n"
+        )
+        if headers:
+            head_text += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            head_text += "Connection: close\r\n"
+        head = (head_text + "\r\n").encode("latin-1")
         self.wfile.write(head if self.command == "HEAD" else head + body)
 
     def _json(self, status: int, value: Any, headers: dict[str, str] | None = None) -> None:
@@ -382,6 +381,10 @@ class Handler(BaseHTTPRequestHandler):
         self.service.track(-1)
         self.service.count_request(self._label, self._status, time.monotonic() - self._started)
         self._log(self._status, self._sent, self._started)
+
+    # The usual methods found as class attributes: the look-up through __getattr__ below is
+    # two Python calls a request (the standard library's hasattr, then getattr).
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
 
     def __getattr__(self, name: str):
         """Every method (``do_GET``, ``do_TRACE``, ...) goes through :meth:`_dispatch`, so an

@@ -232,6 +232,36 @@ def test_a_chain_of_steps_run_in_place_is_known_before_any_run():
     assert not Engine(make_bundle([first, retried], {})).in_place_only
 
 
+def test_a_chain_run_in_place_checks_what_the_scheduler_checks():
+    # in_place_only runs go step by step on the caller's thread: the same outputs, statistics,
+    # cancelation, deadline and first failure as the scheduler's loop.
+    def code(step_id: str, source: str, mapping: dict, after: list[str]) -> dict:
+        step = {"step_id": step_id, "type": "python_tool", "code": source}
+        return {**step, "input_mapping": mapping, "depends_on": after}
+
+    steps = [
+        code("a", "result = n + 1", {"n": "inputs.n"}, []),
+        code("b", "result = a * 2", {"a": "steps.a.output"}, ["a"]),
+        code("c", "result = 1 / (a - 4)", {"a": "steps.a.output"}, ["b"]),
+    ]
+    engine = Engine(make_bundle(steps, {}, {"n": {"type": "number", "required": True}}))
+    assert engine.in_place_only
+    quiet = lambda error: None  # noqa: E731
+    handle = RunHandle()
+    assert engine.run({"n": 1}, on_overrun=quiet, handle=handle) == engine.run({"n": 1})
+    assert [(k, v.attempts) for k, v in handle.stats.items()] == [("a", 1), ("b", 1), ("c", 1)]
+    with pytest.raises(ToolError, match="division by zero") as caught:
+        engine.run({"n": 3}, on_overrun=quiet, handle=(failed := RunHandle()))
+    assert caught.value.step == "c" and set(failed.stats) == {"a", "b", "c"}
+    canceled = RunHandle()
+    canceled.cancel()
+    with pytest.raises(CanceledError):
+        engine.run({"n": 1}, on_overrun=quiet, handle=canceled)
+    assert canceled.stats == {}
+    with pytest.raises(StepTimeoutError, match="deadline"):
+        engine.run({"n": 1}, on_overrun=quiet, deadline=time.monotonic() - 1)
+
+
 def test_bad_inputs_fail_before_any_step():
     bundle = make_bundle(
         [{"step_id": "s", "type": "python_tool", "code": "result = 1"}],

@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runner_template.jsonsafe import (
     MAX_DEPTH,
@@ -61,3 +63,25 @@ def test_integers_made_by_code_are_checked_before_a_writer_meets_them():
     with pytest.raises(JSONLimitError, match="cannot be written as JSON"):
         dumps([10**5000])
     assert dumps({"é": 1}) == '{"é": 1}'
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON_VALUES)
+def test_the_reused_writer_writes_what_json_dumps_writes(value):
+    # dumps() reuses one C writer (no per-call set-up): the same text as the standard one's.
+    assert dumps(value) == json.dumps(value, ensure_ascii=False)
+
+
+def test_a_circular_value_is_a_limit_error_not_a_crash():
+    looped: list = []
+    looped.append(looped)
+    with pytest.raises(JSONLimitError, match="cannot be written as JSON"):
+        dumps(looped)
+    assert dumps([1, {"a": "b"}]) == '[1, {"a": "b"}]'  # the writer is fine after it

@@ -60,3 +60,16 @@ def test_inline_code_sees_values_and_sets_result():
     assert run_inline_code("s", "result = a + inputs['b']", {"a": 1, "b": 2}) == 3
     with pytest.raises(ToolError, match="did not set 'result'"):
         run_inline_code("s", "x = 1", {})
+
+
+def test_inline_code_gets_its_values_as_json_on_stdin_only_when_it_reads_it():
+    code = "import sys, json\nresult = json.load(sys.stdin)['a'] * 2"
+    assert run_inline_code("s", code, {"a": 21}) == 42
+    assert run_inline_code("s", "import sys\nresult = [line for line in sys.stdin]", {}) == ["{}"]
+    # A value JSON cannot write (a set, made by an earlier step's code) is no error until read.
+    assert run_inline_code("s", "result = sorted(v)", {"v": {2, 1}}) == [1, 2]
+    read = "import sys\nresult = sys.stdin.read()"
+    with pytest.raises(ToolError, match=r"tool 's.code' failed: .*set is not JSON serializable"):
+        run_inline_code("s", read, {"v": {2, 1}})
+    with pytest.raises(ToolError, match=r"inline code of step 's' input: .*cannot be written"):
+        run_inline_code("s", read, {"v": 10**5000})

@@ -9,8 +9,17 @@ import socket
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from runner_template.serve.wire import DeadlineReader, DeadlineWriter
+from runner_template.serve.wire import (
+    MAX_HEADERS,
+    DeadlineReader,
+    DeadlineWriter,
+    HeaderError,
+    read_headers,
+    read_headers_by_line,
+)
 
 
 @pytest.fixture
@@ -60,3 +69,37 @@ def test_a_reply_the_client_does_not_take_times_out(pair):
     with pytest.raises(TimeoutError):
         writer.write(b"x" * 20_000_000)  # the client never reads it
     assert time.monotonic() - started < 2.0
+
+
+_NAMES = st.sampled_from(["Host", "Content-Length", "X-a", "bad name", "", "Te:st", " folded"])
+_VALUES = st.text(alphabet=st.sampled_from(list(" \t\x00\r\x7fab\xe9:1")), max_size=8)
+_ENDS = st.sampled_from(["\r\n", "\n", "\r\n"])
+
+
+def _outcome(read, data: bytes):
+    """What a header reader makes of ``data``: items (or the error) and the bytes left."""
+    rfile = io.BufferedReader(io.BytesIO(data))
+    try:
+        items = ("ok", read(rfile).items())
+    except HeaderError as error:
+        items = ("error", error.status, str(error))
+    return items, rfile.read()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(_NAMES, _VALUES, _ENDS), max_size=6), _ENDS, st.binary(max_size=8))
+def test_the_whole_section_at_once_reads_as_line_by_line(lines, last, body):
+    # read_headers takes a buffered, well-formed section with two regular expressions; it must
+    # give exactly what the strict line-by-line reader gives, for good and bad input alike.
+    data = "".join(f"{name}:{value}{end}" for name, value, end in lines) + last
+    raw = data.encode("latin-1") + body
+    assert _outcome(read_headers, raw) == _outcome(read_headers_by_line, raw)
+
+
+def test_many_headers_are_still_refused_when_read_at_once():
+    raw = b"".join(b"X-%d: v\r\n" % n for n in range(MAX_HEADERS + 1)) + b"\r\n"
+    with pytest.raises(HeaderError, match="more than"):
+        read_headers(io.BufferedReader(io.BytesIO(raw)))
+    fine = b"".join(b"X-%d: v\r\n" % n for n in range(MAX_HEADERS)) + b"\r\nbody"
+    rfile = io.BufferedReader(io.BytesIO(fine))
+    assert len(read_headers(rfile).items()) == MAX_HEADERS and rfile.read() == b"body"
