@@ -615,50 +615,14 @@ class _Run:
         self.started = 0.0
 
     def execute(self) -> dict[str, Any]:
-        if self.on_overrun is not None and self.engine.in_place_only:
-            return self._execute_chain()
         steps = self.engine.workflow["steps"]
         self.states = {s["step_id"]: _StepState(s, s.get("tool")) for s in steps}
         started = self.started = time.monotonic()
-        self.handle._attach(self.wakeups)
         try:
-            while True:
-                with self.lock:
-                    now = time.monotonic()
-                    if self.failure is not None:
-                        raise self.failure
-                    if len(self.outputs) == len(steps):
-                        break
-                    if self.handle._canceled:
-                        raise CanceledError(f"the run was canceled ({now - started:.1f} s in)")
-                    if self.deadline is not None and now >= self.deadline:
-                        raise self._late(now)
-                    for state in self.states.values():
-                        if state.status == "running" and now >= state.attempt_deadline:
-                            self._settle(state, False, self._overrun(state))
-                    if self.failure is not None:
-                        raise self.failure
-                    jobs = self._ready(now)
-                    self.wake_at = self._next_wake()
-                    in_place = (
-                        self.on_overrun is not None
-                        and THREADS
-                        and len(jobs) == 1
-                        and self.running == 1
-                        and self.engine.runs_in_place(jobs[0][0])
-                    )
-                if in_place:
-                    self._in_place(*jobs[0])
-                    continue
-                for job in jobs:
-                    self._launch(job)
-                timeout = None
-                if self.wake_at != math.inf:
-                    timeout = max(0.0, self.wake_at - time.monotonic())
-                try:
-                    self.wakeups.get(timeout=timeout)
-                except queue.Empty:  # a deadline or the end of a pause: the loop looks
-                    continue
+            if self.on_overrun is not None and self.engine.in_place_only:
+                self._run_chain()
+            else:
+                self._run_scheduled()
         finally:
             with self.lock:
                 self.over = True
@@ -666,35 +630,65 @@ class _Run:
             log(f"done in {time.monotonic() - started:.3f} s")
         return self.engine.collect_outputs(self.inputs, self.outputs)
 
-    def _execute_chain(self) -> dict[str, Any]:
-        """:meth:`execute` for a chain whose steps all run in place (``in_place_only``): each
-        step, in the workflow's order (each waits for every one before it), on this thread.
-        The same checks between steps as the loop makes (cancelation, the run's deadline, a
-        failure), without its search for ready steps and its next wake-up, which were a
-        fifth of such a run's CPU under ``serve``'s ``/invoke``."""
-        self.states = {
-            s["step_id"]: _StepState(s, s.get("tool")) for s in self.engine.workflow["steps"]
-        }
-        started = self.started = time.monotonic()
-        handle, deadline = self.handle, self.deadline
-        try:
-            for state in self.states.values():
+    def _check_go_on(self, now: float) -> None:
+        """Raise if the run must stop before its next step: canceled, or past its deadline."""
+        if self.handle._canceled:
+            raise CanceledError(f"the run was canceled ({now - self.started:.1f} s in)")
+        if self.deadline is not None and now >= self.deadline:
+            raise self._late(now)
+
+    def _run_scheduled(self) -> None:
+        """Every step, as the steps' dependencies and the workers allow (see the class)."""
+        self.handle._attach(self.wakeups)
+        steps = self.states
+        while True:
+            with self.lock:
                 now = time.monotonic()
-                if handle._canceled:
-                    raise CanceledError(f"the run was canceled ({now - started:.1f} s in)")
-                if deadline is not None and now >= deadline:
-                    raise self._late(now)
-                with self.lock:
-                    attempt = self._start(state)
-                self._in_place(state, attempt)
                 if self.failure is not None:
                     raise self.failure
-        finally:
+                if len(self.outputs) == len(steps):
+                    return
+                self._check_go_on(now)
+                for state in self.states.values():
+                    if state.status == "running" and now >= state.attempt_deadline:
+                        self._settle(state, False, self._overrun(state))
+                if self.failure is not None:
+                    raise self.failure
+                jobs = self._ready(now)
+                self.wake_at = self._next_wake()
+                in_place = (
+                    self.on_overrun is not None
+                    and THREADS
+                    and len(jobs) == 1
+                    and self.running == 1
+                    and self.engine.runs_in_place(jobs[0][0])
+                )
+            if in_place:
+                self._in_place(*jobs[0])
+                continue
+            for job in jobs:
+                self._launch(job)
+            timeout = None
+            if self.wake_at != math.inf:
+                timeout = max(0.0, self.wake_at - time.monotonic())
+            try:
+                self.wakeups.get(timeout=timeout)
+            except queue.Empty:  # a deadline or the end of a pause: the loop looks
+                continue
+
+    def _run_chain(self) -> None:
+        """A chain whose steps all run in place (``in_place_only``): each step, in the
+        workflow's order (each waits for every one before it), on this thread. The same checks
+        between steps as :meth:`_run_scheduled` makes (cancelation, the run's deadline, a
+        failure), without its search for ready steps and its next wake-up, which were a
+        fifth of such a run's CPU under ``serve``'s ``/invoke``."""
+        for state in self.states.values():
+            self._check_go_on(time.monotonic())
             with self.lock:
-                self.over = True
-        if not QUIET:
-            log(f"done in {time.monotonic() - started:.3f} s")
-        return self.engine.collect_outputs(self.inputs, self.outputs)
+                attempt = self._start(state)
+            self._in_place(state, attempt)
+            if self.failure is not None:
+                raise self.failure
 
     def _late(self, now: float) -> StepTimeoutError:
         return StepTimeoutError(
