@@ -33,6 +33,16 @@ DATA_FILES = {
         "rules/docker/build/nuitka_startup.py",
     ),
     "rules.stages.program_stdlib": ("rules/docker/build/stdlib_zip.py",),
+    # The engine render copies into every runner (render.engine_sources and page_module): its
+    # files are data to the render step, which imports only bundle_format of them.
+    "rules.stages.render": (
+        "runner_template/*.py",
+        "runner_template/serve/*.py",
+        "runner_template/web/__init__.py",
+        "runner_template/web/index.html",
+        "runner_template/web/app.js",
+        "runner_template/web/style.css",
+    ),
     "rules.stages.image": ("rules/docker/build/Dockerfile.image",),
     "rules.stages.builder_python": (
         "rules/docker/build/builder_python.py",

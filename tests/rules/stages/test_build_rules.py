@@ -255,6 +255,19 @@ def test_code_fingerprints_are_scoped_to_the_step():
     assert "rules/docker/build/Dockerfile.image" in image
 
 
+def test_every_engine_file_a_runner_gets_is_part_of_the_render_step_fingerprint():
+    # render copies the engine's files as data: an edit to any of them must render again (an
+    # edit to engine.py once left every image with the engine of before).
+    from rules.graph.fingerprint import _closure
+    from rules.stages.render import engine_sources
+    from runner_template.web import PAGE_FILES
+
+    render = _closure("rules.stages.render")
+    copied = {f"runner_template/{name}" for name in engine_sources()}
+    copied |= {f"runner_template/web/{name}" for name in PAGE_FILES}
+    assert copied <= set(render), sorted(copied - set(render))
+
+
 def test_foreign_platforms_compile_their_c_with_zig_unless_told_not_to(monkeypatch, tmp_path):
     monkeypatch.setattr("rules.stages.compile.host_arch", lambda: "amd64")
     monkeypatch.setattr("rules.stages.compile.toolchain_dir", lambda compiler, arch: tmp_path)
