@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from runner_template.api_tools import call_api
 from runner_template.bundle_format import LLM_OPTION_KEYS
 from runner_template.errors import (
     CanceledError,
@@ -45,7 +44,6 @@ from runner_template.errors import (
 )
 from runner_template.inputs import prepare_inputs
 from runner_template.jsonsafe import JSONLimitError, check_tree
-from runner_template.llm import DEFAULT_ENDPOINT, LLMClient, LLMRequest
 from runner_template.plan import step_dependencies
 from runner_template.pytools import run_executable_tool, run_inline_code
 from runner_template.references import parse_reference, resolve_mapping_value, resolve_reference
@@ -461,6 +459,8 @@ class Engine:
         if kind == "llm":
             return self._call_llm(step, tool, values, deadline, stats, emit, handle)
         if kind == "api":
+            from runner_template.api_tools import call_api  # the HTTP stack: see _call_llm
+
             return call_api(tool_id, tool["api_spec"], values, deadline, step_id)
         return run_executable_tool(tool_id, tool["source"], values, step_id)
 
@@ -490,11 +490,18 @@ class Engine:
             raise
 
     def _endpoint(self, tool: dict[str, Any]) -> str:
+        from runner_template.llm import DEFAULT_ENDPOINT
+
         return self.endpoint_override or tool.get("endpoint") or DEFAULT_ENDPOINT
 
     def _call_llm(
         self, step, tool, values, deadline: float, stats: StepStats, emit, handle: RunHandle
     ) -> Any:
+        # Imported at the first LLM step, not with the engine: the HTTP stack (http.client,
+        # socket, urllib.parse, ipaddress, ...) was a third of the program's imports at start,
+        # and a workflow of Python steps, --describe and --schema never use it.
+        from runner_template.llm import LLMClient, LLMRequest
+
         template = step.get("prompt_template") or tool.get("prompt_template")
         if template:
             prompt = render(template, values)
