@@ -13,7 +13,6 @@ import functools
 import io
 import sys
 import threading
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -108,6 +107,8 @@ def _execute(
                 step,
             ) from None
     except Exception as error:
+        import traceback  # only for a failure: not one of every start's imports
+
         last = traceback.format_exception_only(type(error), error)[-1].strip()
         raise ToolError(f"tool '{name}' failed: {last}", step) from error
     finally:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from urllib.parse import quote
 
 MIN_SECRET_LENGTH = 4
 MASK = "***"
@@ -40,6 +39,8 @@ def register_secret(value: str) -> None:
     global _ordered
     if len(value) < MIN_SECRET_LENGTH:
         return
+    from urllib.parse import quote  # here, not at start: it imports ipaddress, 2 ms of a start
+
     forms = {value, quote(value, safe=""), quote(value), repr(value)[1:-1], json.dumps(value)[1:-1]}
     with _lock:
         if forms <= _secrets:
