@@ -135,6 +135,7 @@ TUNINGS = {
     "the standard library and the engine zipped beside the program": "no-zip",
     "only the start-up codecs as early imports": "all-codecs",
     "built-ins left to the layer (rules/stages/program_builtins.py)": "all-builtins",
+    "no deep-frozen modules (rules/docker/build/frozen.py)": "deepfreeze",
 }
 MB = 1024 * 1024
 SECTIONS = ("compile", "size", "requests", "measures", "start")

@@ -47,6 +47,7 @@ DOCKER_FILES = (
     "elf_closure.py",
     "nuitka_startup.py",
     "inittab.py",
+    "frozen.py",
 )
 
 

@@ -38,6 +38,22 @@ result = {{
 """
 
 
+def program_bytes(tag: str) -> bytes:
+    """The amd64 image's ``/app/workflow`` (a tar of the one file: its bytes as they are)."""
+    created = subprocess.run(
+        ["docker", "create", "--platform", "linux/amd64", tag],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        return subprocess.run(
+            ["docker", "cp", f"{created}:/app/workflow", "-"], capture_output=True, check=True
+        ).stdout
+    finally:
+        subprocess.run(["docker", "rm", created], capture_output=True, check=False)
+
+
 @pytest.fixture(scope="module")
 def dropped_image(dw, tmp_path_factory):
     workflow = {
@@ -77,18 +93,62 @@ def test_the_program_has_none_of_them_and_libexpat_comes_with_pyexpat(dropped_im
     # libexpat is no longer beside the program: the layer brings it at the builder's path.
     assert "app/libexpat.so.1" not in files
     assert any(name.endswith("lib/x86_64-linux-gnu/libexpat.so.1") for name in files)
-    created = subprocess.run(
-        ["docker", "create", "--platform", "linux/amd64", dropped_image],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    try:
-        program = subprocess.run(  # a tar of the one file: its bytes as they are
-            ["docker", "cp", f"{created}:/app/workflow", "-"], capture_output=True, check=True
-        ).stdout
-    finally:
-        subprocess.run(["docker", "rm", created], capture_output=True, check=False)
+    program = program_bytes(dropped_image)
     assert b"PyInit_posix" in program  # the check below can see init functions
     for name in DROPPED:
         assert f"PyInit_{name}\0".encode() not in program, name
+
+
+FROZEN_TAG = "dw-test/frozen-bootstrap:1"
+FROZEN_CODE = """import decimal, sys, zipimport
+result = {
+    "zipimport": zipimport.__spec__.origin,
+    "bootstrap": sys.modules["_frozen_importlib"].__spec__.loader_state.origname,
+    "json": type(sys.modules["json"].__loader__).__name__,
+    "sum": str(decimal.Decimal(text) + decimal.Decimal("0.2")),
+    "decimal": sys.modules["_decimal"].__file__,
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def frozen_image(dw, tmp_path_factory):
+    """The shared program with a tool that imports from the layer (``decimal``)."""
+    workflow = {
+        "workflow_id": "frozen-bootstrap",
+        "version": "1.0.0",
+        "inputs": {"text": {"type": "string", "required": True}},
+        "outputs": {"all": {"source_reference": "steps.all.result"}},
+        "steps": [
+            {
+                "step_id": "all",
+                "type": "python_tool",
+                "code": FROZEN_CODE,
+                "input_mapping": {"text": "inputs.text"},
+                "output_name": "result",
+            }
+        ],
+    }
+    path = write_json(tmp_path_factory.mktemp("frozen") / "frozen.json", workflow)
+    proc = dw("build", str(path), "-t", FROZEN_TAG, "--platform", "linux/amd64")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return FROZEN_TAG
+
+
+def test_the_program_has_no_deep_frozen_modules_and_its_frozen_bootstrap_imports(frozen_image):
+    """rules/docker/build/frozen.py: the bootstrap (zipimport with it) is frozen bytecode, the
+    engine's standard library loads from the zip through it, a tool's module from the layer;
+    deepfreeze.o's code objects (``site``, ``__hello__``, ...) are not in the program."""
+    proc = docker_run(frozen_image, '{"text": "1.1"}', options=["--read-only", "--user", "65532"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["all"] == {
+        "zipimport": "frozen",
+        "bootstrap": "importlib._bootstrap",
+        "json": "zipimporter",
+        "sum": "1.3",
+        "decimal": f"/app/_decimal{SUFFIX}",
+    }
+    program = program_bytes(frozen_image)
+    assert b"<frozen importlib._bootstrap_external>" in program  # strings of code are visible
+    assert b"addsitepackages" not in program  # a name in site's deep-frozen code
+    assert b"Hello world!" not in program  # __hello__'s, a test module's

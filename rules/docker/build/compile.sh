@@ -29,7 +29,7 @@ if [ -e /lib/ld-musl-"$arch".so.1 ]; then echo musl > /export/.meta/libc; else e
 # as usual; only its C part moves off the emulator.
 # TUNING (bench/images.py only) turns single size measures off to measure each on its own:
 # no-os, no-lto, debug-ranges, keep-cjk, docstrings, no-relr, compiled-engine, no-zip, all-codecs,
-# all-builtins.
+# all-builtins, deepfreeze.
 tuning=" ${TUNING:-} "
 has() { case "$tuning" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 os_flag="-Os"
@@ -129,6 +129,19 @@ if [ "$COMPILER" = nuitka ] && [ -f /src/builtins-dropped.txt ] && ! has all-bui
     # shellcheck disable=SC2086
     $inittab_cc $CCFLAGS -fPIC -I"$include" -c /build/inittab/config.c -o /build/inittab/config.o
     export LDFLAGS="$LDFLAGS /build/inittab/config.o -Wl,--as-needed"
+fi
+# Likewise its own frozen tables (rules/docker/build/frozen.py): importlib's bootstrap and
+# zipimport as bytecode, so the archive's frozen.o and the deep-frozen code objects of 23
+# modules it points at (deepfreeze.o, 0.93 MB) stay out. A symbol of theirs still needed
+# would be defined twice: the link fails. TUNING=deepfreeze links Debian's tables.
+if [ "$COMPILER" = nuitka ] && [ -f /src/builtins-dropped.txt ] && ! has deepfreeze; then
+    python3 -X no_debug_ranges /inputs/frozen.py /build/frozen
+    include="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+    frozen_cc=gcc
+    [ -n "$zig_flag" ] && frozen_cc="zig cc"
+    # shellcheck disable=SC2086
+    $frozen_cc $CCFLAGS -fPIC -I"$include" -c /build/frozen/frozen.c -o /build/frozen/frozen.o
+    export LDFLAGS="$LDFLAGS /build/frozen/frozen.o"
 fi
 case "$COMPILER" in
 nuitka|onefile)

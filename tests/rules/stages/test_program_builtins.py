@@ -2,15 +2,20 @@
 
 The table is written from Debian's ``config.c`` by ``rules/docker/build/inittab.py``; the
 dropped modules' extensions come from ``rules/docker/build/builtin_extensions.py``'s reading of
-``Setup.local``. Both scripts run inside the builder; here their functions run on text in
-Debian's format. The closure runs on a builder tree written by hand (the layout of
-``cache/builder-python``); tests/docker/test_dropped_builtins.py runs the real ones.
+``Setup.local``; the frozen tables (no deep-frozen modules) by ``rules/docker/build/frozen.py``.
+The scripts run inside the builder; here their functions run on text in Debian's format and on
+this Python's own importlib sources. The closure runs on a builder tree written by hand (the
+layout of ``cache/builder-python``); tests/docker/test_dropped_builtins.py runs the real ones.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import marshal
+import re
+import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -164,3 +169,72 @@ def test_a_dropped_built_in_that_could_not_be_linked_is_one_line_naming_tool_imp
         {"xmltool": ["tool parse"]}, {"xmltool"}, stdlib, set(), "linux/arm64", builtin={"sys"}
     )
     assert found.extensions == set()
+
+
+def c_arrays(text: str) -> dict[str, bytes]:
+    """The byte arrays a generated frozen.c defines, read back from its C text."""
+    found = re.findall(r"static const unsigned char (\w+)\[\] = \{([^}]*)\};", text)
+    return {
+        name: bytes(int(v) for v in body.replace("\n", "").split(",") if v.strip())
+        for name, body in found
+    }
+
+
+def test_the_frozen_tables_carry_the_bootstrap_as_bytecode_and_no_deep_frozen_module():
+    frozen = script("frozen")
+    modules = frozen.bootstrap_modules(Path(sysconfig.get_paths()["stdlib"]))
+    text = frozen.frozen_c(modules)
+    # Every symbol of the archive's frozen.o and every one of deepfreeze.o's the rest of
+    # libpython needs is defined, and no deep-frozen module is referenced.
+    for symbol in (
+        "_PyImport_FrozenBootstrap",
+        "_PyImport_FrozenStdlib",
+        "_PyImport_FrozenTest",
+        "_PyImport_FrozenAliases",
+        "PyImport_FrozenModules",
+    ):
+        assert re.search(rf"^const struct \w+ \*{symbol} = ", text, re.M), symbol
+    assert "int _Py_Deepfreeze_Init(void) { return 0; }" in text
+    assert "void _Py_Deepfreeze_Fini(void) {}" in text
+    assert "_toplevel" not in text and "get_code" not in text
+    entries = re.findall(
+        r'^    \{"(\w+)", (M_\d+), \(int\)sizeof\(\2\), false, NULL\},$', text, re.M
+    )
+    assert [name for name, _ in entries] == [
+        "_frozen_importlib",
+        "_frozen_importlib_external",
+        "zipimport",
+    ]
+    assert re.findall(r'^    \{"(\w+)", "([\w.]+)"\},$', text, re.M) == [
+        ("_frozen_importlib", "importlib._bootstrap"),
+        ("_frozen_importlib_external", "importlib._bootstrap_external"),
+    ]
+    arrays = c_arrays(text)
+    for name, array in entries:
+        origin, _, data = modules[name]
+        assert arrays[array] == data  # the C bytes are the marshalled code, unchanged
+        code = marshal.loads(arrays[array])
+        # The code name import.c looks for to hide importlib's frames from tracebacks.
+        assert code.co_filename == f"<frozen {origin}>"
+    zipimport = marshal.loads(arrays[entries[2][1]])
+    namespace: dict = {"__name__": "zipimport_check"}
+    exec(zipimport, namespace)  # the frozen zipimport is a working module of this Python
+    assert namespace["zipimporter"].__name__ == "zipimporter" and "__doc__" not in namespace
+
+
+def test_the_frozen_code_has_no_docstrings_or_asserts():
+    code = marshal.loads(script("frozen").frozen_code("m", '"""doc"""\nassert x\ny = 1\n'))
+    assert code.co_filename == "<frozen m>"
+    exec(code, namespace := {})  # the assert on an unbound name is gone
+    assert namespace["y"] == 1 and "__doc__" not in namespace
+    with pytest.raises(ValueError, match="no bootstrap modules"):
+        script("frozen").frozen_c({})
+
+
+def test_a_python_without_a_bootstrap_source_is_an_error(tmp_path, monkeypatch, capsys):
+    frozen = script("frozen")
+    monkeypatch.setattr(frozen.sysconfig, "get_paths", lambda: {"stdlib": str(tmp_path / "lib")})
+    monkeypatch.setattr(sys, "argv", ["frozen.py", str(tmp_path / "out")])
+    assert frozen.main() == 2
+    assert "no source of importlib._bootstrap to freeze" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
