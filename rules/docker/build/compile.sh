@@ -59,12 +59,17 @@ set -- -target $arch-linux-gnu.$glibc -idirafter /usr/include -L/usr/lib/$triple
 link=$relr_link
 for a in "\$@"; do case "\$a" in -c|-E|-S|-M|-MM) link=no ;; esac; done
 [ "\$link" = yes ] || exec \$z "\$sub" "\$@"
-# A link with packed relative relocations: zig's own link, -v printing its LLD command line
-# (and, on a cold cache, the archives it made), then LLD again with -z pack-relative-relocs.
+# A link with packed relative relocations: zig's own link, -v printing its LLD command line,
+# then LLD again with -z pack-relative-relocs. On a cold cache -v also prints the links of
+# glibc's stub libraries and the archives zig made: the program's line is the one whose -o is
+# this link's output.
+out=
+prev=
+for a in "\$@"; do [ "\$prev" = -o ] && out=\$a; prev=\$a; done
 log=\$(mktemp)
 \$z "\$sub" "\$@" -v 2>"\$log" || { cat "\$log" >&2; rm -f "\$log"; exit 1; }
 grep -v -e '^ld.lld ' -e '^ar rcs ' "\$log" >&2
-lld="\$(grep '^ld.lld ' "\$log")"
+lld="\$(awk -v out="\$out" '\$1 == "ld.lld" { for (i = 2; i < NF; i++) if (\$i == "-o" && \$(i + 1) == out) { print; next } }' "\$log")"
 rm -f "\$log"
 if [ -z "\$lld" ] || [ "\$(printf '%s\\n' "\$lld" | wc -l)" != 1 ]; then
     echo "error: zig cc -v printed no single LLD command line to add -z pack-relative-relocs to" >&2
