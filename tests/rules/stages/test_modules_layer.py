@@ -44,10 +44,18 @@ SOURCES = {
     "shop/unused.py": "import tkinter\n",
     "needs_nothing.py": "import _lost\n",
     "broken.py": "import _broken\n",
+    "hashlib.py": (
+        "try:\n    import _hashlib\nexcept ImportError:\n    _hashlib = None\n"
+        "def builtin(name):\n    import _md5, _sha256, _blake2\n"
+    ),
 }
 EXTENSIONS = {
     "_money": ["/lib/x86_64-linux-gnu/libmoney.so.1", "/lib/x86_64-linux-gnu/libc.so.6"],
     "_broken": [],
+    "_hashlib": ["/lib/x86_64-linux-gnu/libcrypto.so.3"],
+    "_md5": [],
+    "_sha256": [],
+    "_blake2": [],
 }
 
 
@@ -142,6 +150,21 @@ def test_a_module_the_builder_lacks_is_one_line_naming_tool_import_and_platform(
     # A missing module deep in the standard library is skipped (needs_nothing imports _lost,
     # which is no standard-library name at all).
     assert closure(builder, {"needs_nothing": ["step s"]}).modules == {"needs_nothing"}
+
+
+def test_hashlib_s_own_algorithms_stay_out_where_openssl_has_them(builder):
+    # With OpenSSL's _hashlib layered, md5 and sha256 come from it; blake2 is always _blake2's.
+    found = closure(builder, {"hashlib": ["tool digest"]})
+    assert found.extensions == {"_hashlib", "_blake2"}
+    # A tool that imports one itself gets it.
+    found = closure(builder, {"hashlib": ["tool digest"], "_md5": ["tool old"]})
+    assert found.extensions == {"_hashlib", "_blake2", "_md5"}
+    # Without OpenSSL (an optional import the builder could not meet), hashlib needs its own.
+    program = {"os", "numbers", "runner_template.main"}
+    stdlib = load_stdlib(builder)
+    stdlib.extensions["_hashlib"]["missing"] = ["libcrypto.so.3"]
+    found = module_closure({"hashlib": ["tool digest"]}, set(), stdlib, program, "linux/amd64")
+    assert found.extensions == {"_md5", "_sha256", "_blake2"}
 
 
 def test_an_extension_whose_library_is_missing_is_an_error(builder):
