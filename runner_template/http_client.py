@@ -136,6 +136,39 @@ class Reply:
         return self.body.decode("utf-8", errors="replace")
 
 
+def _no_idna(url: str) -> BadURL:
+    return BadURL(
+        f"{url}: the host name is not ASCII, and this image has no IDNA support (unicodedata):"
+        " write the host in its ASCII form (xn--...)"
+    )
+
+
+def ascii_host(host: str, url: str) -> str:
+    """``host`` as the resolver takes it: as it is when ASCII, else its IDNA form (``xn--``).
+
+    The ``idna`` codec's module imports ``unicodedata``, which the shared program leaves to the
+    module layer of workflows that run Python code or call https
+    (``rules/stages/modules_layer.py``): an image without it refuses a host name that is not
+    ASCII in one line (:class:`BadURL`), before any connection."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except LookupError:  # encodings.idna did not import: no unicodedata in this image
+        raise _no_idna(url) from None
+    except UnicodeError:
+        raise BadURL(f"{url}: the host name is not a valid internationalized name") from None
+
+
+def _create_connection(address: tuple[str, int], timeout: float, source_address=None):
+    """``socket.create_connection`` with the host as ASCII bytes: CPython's ``getaddrinfo``
+    encodes a ``str`` host with the ``idna`` codec, ASCII or not (``socketmodule.c``), and
+    that codec imports ``unicodedata``; bytes go to the resolver as they are. (``connect`` to
+    the address it returns takes an ASCII ``str`` as it is.)"""
+    host, port = address
+    return socket.create_connection((host.encode("ascii"), port), timeout, source_address)
+
+
 def _connection(url: str, timeout: float):
     import http.client
 
@@ -144,8 +177,11 @@ def _connection(url: str, timeout: float):
         port = parts.port
     except ValueError:
         raise BadURL(f"{url} is not a valid URL (check the host and port)") from None
+    except ImportError:  # urlsplit checks a host name that is not ASCII with unicodedata
+        raise _no_idna(url) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadURL(f"{url!r} is not an http(s) URL")
+    host = ascii_host(parts.hostname, url)
     if parts.scheme == "https":
         https = getattr(http.client, "HTTPSConnection", None)
         if https is None:  # pragma: no cover - only in images built without TLS
@@ -153,9 +189,10 @@ def _connection(url: str, timeout: float):
                 f"{url} is https, but this program was built without TLS support:"
                 " rebuild the image with an https endpoint in the workflow"
             )
-        conn = https(parts.hostname, port or 443, timeout=timeout)
+        conn = https(host, port or 443, timeout=timeout)
     else:
-        conn = http.client.HTTPConnection(parts.hostname, port or 80, timeout=timeout)
+        conn = http.client.HTTPConnection(host, port or 80, timeout=timeout)
+    conn._create_connection = _create_connection  # the hook HTTPConnection.connect calls
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query

@@ -308,6 +308,8 @@ def _serve(args: argparse.Namespace, bundle: dict[str, Any]) -> int:
         raise InputError(
             "--serve: -j must be 1-1024, --port 0-65535 (0: any free one), --max-body positive"
         )
+    if not args.host.isascii():  # a bind would need the idna codec (see http_client)
+        raise InputError("--serve: --host must be an IP address or an ASCII host name")
     if not 0 < args.read_timeout <= 3600:
         raise InputError("--serve: --read-timeout must be over 0 and at most 3600 seconds")
     token = None

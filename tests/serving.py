@@ -19,15 +19,20 @@ import requests
 class ServeProcess:
     """``python -m runner_template --serve`` on loopback, on a free port."""
 
-    def __init__(self, bundle: dict[str, Any], *args: str, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        bundle: dict[str, Any],
+        *args: str,
+        env: dict[str, str] | None = None,
+        program: tuple[str, ...] = ("-m", "runner_template"),
+    ):
         self._folder = tempfile.TemporaryDirectory(prefix="dw-serve-test-")
         path = Path(self._folder.name) / "bundle.json"
         path.write_text(json.dumps(bundle))
         self.process = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "runner_template",
+                *program,
                 "--serve",
                 "--host",
                 "127.0.0.1",

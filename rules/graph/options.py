@@ -114,4 +114,5 @@ def layer_request(
         https=analysis.https,
         cjk_codecs=analysis.cjk_codecs,
         wheels=tuple(lock_wheels(lock, platform)),
+        unicodedata=tuple(analysis.unicodedata_users),
     )

@@ -43,6 +43,9 @@ class Analysis:
     # its errors give. ``optional_imports``: those only imported inside try/except ImportError.
     module_users: dict[str, list[str]] = field(default_factory=dict)
     optional_imports: list[str] = field(default_factory=list)
+    # Who may need ``unicodedata`` at run time, which the shared program leaves to the layer
+    # (rules/stages/analyze.py ``unicodedata_users``): "tool NAME", "step ID", "input NAME".
+    unicodedata_users: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -32,6 +32,8 @@ CJK_CODEC_RE = re.compile(
     re.IGNORECASE,
 )
 CODEC_MODULES = {"codecs", "encodings", "email"}
+# A named character in a pattern: re's parser imports unicodedata to look the name up.
+NAMED_CHARACTER = "\\N{"
 
 
 def _valid_module_name(name: str) -> bool:
@@ -165,6 +167,7 @@ class _Found:
     module_users: dict[str, set[str]] = field(default_factory=dict)  # dotted import -> users
     optional_imports: set[str] = field(default_factory=set)
     required_imports: set[str] = field(default_factory=set)
+    unicodedata_users: set[str] = field(default_factory=set)
 
 
 def _scan_code(found: _Found, source: str, file: str, where: str, user: str) -> None:
@@ -176,6 +179,10 @@ def _scan_code(found: _Found, source: str, file: str, where: str, user: str) -> 
         found.module_users.setdefault(name, set()).add(user)
     found.optional_imports |= maybe
     found.required_imports |= dotted
+    # Any Python code may need unicodedata, and no import scan can rule it out: the idna codec
+    # by name ("bücher".encode("idna") imports nothing), a \N{...} escape compiled in the
+    # container, a regex it builds from data, a socket call with a str host name.
+    found.unicodedata_users.add(user)
     if (required | optional) & CODEC_MODULES or CJK_CODEC_RE.search(source):
         found.cjk_codecs = True
     for module in required - set(sys.stdlib_module_names):
@@ -203,6 +210,7 @@ def analyze_tree(
         if depth > 0:
             found.sub_workflows.append(workflow.id)
         found.embedded |= {prefix + t for t in workflow.data.get("tools") or {}}
+        found.unicodedata_users |= _named_character_patterns(workflow.data, prefix)
         if depth == 0 and not workflow.portable:
             found.available |= node.registry.ids()
         try:
@@ -236,6 +244,22 @@ def analyze_tree(
         raise InvalidInput(problems)
     needs: PackageNeeds = resolve_needs(found.declared, found.imports)
     return _report(tree, found, needs), tools_by_node
+
+
+def _named_character_patterns(data: dict, prefix: str) -> set[str]:
+    """``input NAME`` for each declared input whose ``pattern`` names a character
+    (``\\N{...}``): the engine's pattern check parses it with ``re``'s parser, which imports
+    ``unicodedata`` for it (a doubled backslash before the ``N`` is counted too: harmless)."""
+    inputs = data.get("inputs")
+    if not isinstance(inputs, dict):
+        return set()
+    return {
+        f"input {prefix}{name}"
+        for name, spec in inputs.items()
+        if isinstance(spec, dict)
+        and isinstance(spec.get("pattern"), str)
+        and NAMED_CHARACTER in spec["pattern"]
+    }
 
 
 def environment_variables(tools: dict[str, ResolvedTool]) -> list[str]:
@@ -291,4 +315,5 @@ def _report(tree: WorkflowNode, found: _Found, needs: PackageNeeds) -> Analysis:
         environment=environment_variables(tools),
         module_users={name: sorted(users) for name, users in sorted(found.module_users.items())},
         optional_imports=sorted(found.optional_imports - found.required_imports),
+        unicodedata_users=sorted(found.unicodedata_users),
     )

@@ -68,15 +68,32 @@ class LayerRequest:
     https: bool = False
     cjk_codecs: bool = False
     wheels: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    unicodedata: tuple[str, ...] = ()  # who may need it (analysis ``unicodedata_users``)
 
     @property
     def arch(self) -> str:
         return arch_of(self.platform)
 
     def roots(self) -> dict[str, list[str]]:
+        """The closure's roots: the tools' imports, ``ssl`` for an https endpoint, and
+        ``unicodedata`` (a built-in the shared program leaves out, 1.1 MB) for every workflow
+        that runs Python code of its own, names a character in an input pattern, or calls https.
+
+        The rule is by who runs, not by what is imported, because the uses of ``unicodedata``
+        are mostly invisible to an import scan: the ``idna`` codec is looked up by name
+        (``socket.getaddrinfo`` and ``gethostbyaddr`` encode every ``str`` host name with it,
+        ``ssl`` its ``server_hostname``, tool code may call ``.encode("idna")``), ``re``'s parser
+        imports it for a ``\\N{...}`` escape in a pattern built from data, and the compiler in
+        the container for one in a tool's string literal. Nearly every tool's imports reach
+        ``re`` or ``socket`` anyway (``json`` imports ``re``). What is left without it is what
+        only the engine runs: LLM and API tools, whose calls resolve ASCII host names as bytes
+        (``runner_template/http_client.py``)."""
         roots = {name: list(users) for name, users in self.imports.items()}
         if self.https:
             roots.setdefault("ssl", ["an https endpoint"])
+        users = [*self.unicodedata, *(["an https endpoint"] if self.https else [])]
+        if users:
+            roots.setdefault("unicodedata", users)
         return roots
 
 
@@ -104,6 +121,7 @@ def layer_key(request: LayerRequest) -> str:
         "optional": sorted(request.optional),
         "https": request.https,
         "cjk": request.cjk_codecs,
+        "unicodedata": sorted(request.unicodedata),
         "wheels": sorted(w["sha256"] for w in request.wheels),
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]

@@ -13,9 +13,14 @@ The compile leaves the list of what its table keeps in the program's ``.meta/bui
 the layer's closure reads as the program's built-ins (:func:`program_builtins`).
 ``--compiler onefile`` compiles a workflow's own engine, which keeps them all.
 
-``unicodedata`` (1.1 MB, the largest) stays: ``socket.getaddrinfo`` encodes every host name
-given as ``str`` with the ``idna`` codec, whose module imports it, so every endpoint call needs
-it; and ``zlib`` stays for the zip of bytecode the program may carry.
+``unicodedata`` (1.1 MB, the largest) is dropped too, though modules the engine has import it
+(:data:`UNUSED_PATHS`): CPython's ``socket.getaddrinfo`` and ``gethostbyaddr`` encode every
+host name given as ``str`` with the ``idna`` codec, ASCII or not, and ``encodings.idna`` imports
+``stringprep`` and ``unicodedata``. The engine never takes those paths: its HTTP client resolves
+a host as ASCII bytes (``runner_template/http_client.py``), serve mode binds without
+``socket.getfqdn``, and a workflow that runs Python code of its own, or calls https, gets
+``unicodedata`` in its layer (``rules/stages/modules_layer.py``). ``zlib`` stays for the zip of
+bytecode the program may carry.
 """
 
 from __future__ import annotations
@@ -31,10 +36,22 @@ BUILTINS_META = ".meta/builtins"  # in the compiled program: the table's names, 
 
 # The modules the engine imports only with a fallback: module -> the fallback's owner.
 FALLBACK = {"_pickle": "pickle", "_datetime": "datetime"}
+# Modules the engine reaches that import a dropped built-in only on a path the engine never
+# takes (the idna codec, encodings.idna with stringprep, is looked up by name: no import names
+# it; the engine's HTTP client and serve mode never ask for it).
+UNUSED_PATHS = {
+    "unicodedata": {
+        "re._parser",  # a \N{...} escape (an input pattern with one brings it: analyze.py)
+        "urllib.parse",  # urlsplit of a host name that is not ASCII (http_client refuses it)
+        "traceback",  # from 3.11.4 the carets under a stack line that is not ASCII (Debian's
+        # 3.11.2 has no such code; the engine formats exceptions only, never a stack)
+    }
+}
 DROPPED = frozenset(
     {"_blake2", "_md5", "_sha1", "_sha256", "_sha3"}  # hashlib's (it prefers OpenSSL's)
     | {"_elementtree", "pyexpat"}  # xml.etree and xml.parsers (and libexpat with them)
     | {"cmath", "_statistics", "spwd", "syslog", "xxsubtype"}
+    | {"unicodedata"}  # 1.1 MB: the layer brings it to Python code (modules_layer)
     | set(FALLBACK)
 )
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import signal
 import socket
+import socketserver
 import sys
 import threading
 import time
@@ -49,6 +50,14 @@ class _Server(ThreadingHTTPServer):
         # request bytes (None while it answers): a plain attribute, set without a lock twice a
         # request; only an eviction, when every connection is taken, reads them all.
         self._handlers: set[Handler] = set()
+
+    def server_bind(self) -> None:
+        """TCPServer's bind, without HTTPServer's ``socket.getfqdn`` of the address: a reverse
+        lookup (``gethostbyaddr`` encodes the name with the ``idna`` codec, which imports
+        ``unicodedata``, not in an LLM-only image) whose answer, ``server_name``, nothing
+        here reads."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
 
     def opened(self, handler: Handler) -> None:
         with self._lock:

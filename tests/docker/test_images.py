@@ -136,6 +136,10 @@ def test_no_tls_and_no_unused_stdlib_in_the_binary(both_images, shared_cache):
     names = " ".join(files)
     for absent in ("libcrypto", "libssl", "_ssl", "_hashlib", "_lzma", "_bz2", "_decimal"):
         assert absent not in names
+    # The LLM-only image has no unicodedata at all: the shared program drops the built-in and
+    # its empty layer brings none; it still runs against the real model and serves (the
+    # tests above and tests/docker/test_serve.py's streaming one).
+    assert "unicodedata" not in names
     assert "app/workflow" in files and "app/bundle.json" in files
     assert any(name.endswith("libc.so.6") for name in files)
     compiled = [f for f in compiled_dirs(shared_cache) if (f / ".meta" / REPORT).exists()]

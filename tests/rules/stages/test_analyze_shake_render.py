@@ -85,6 +85,25 @@ def test_third_party_imports_and_https_endpoints_are_reported(tmp_path):
     assert analysis.inline_code_steps == ["a"]
 
 
+def test_who_may_need_unicodedata_is_everyone_running_python_code(tmp_path):
+    # The LLM-only summarizer runs only the engine: nothing to bring (the shared program
+    # leaves unicodedata to the layer).
+    _, summarizer, _ = analyze_file(WORKFLOWS / "simple_summarizer.json")
+    assert summarizer.unicodedata_users == []
+    _, insights, _ = analyze_file(WORKFLOWS / "text_insights.json")
+    assert insights.unicodedata_users == ["tool text_cleaner", "tool word_counter"]
+    # Code that imports nothing still may ("b\u00fccher".encode("idna")); a pattern that names
+    # a character needs it in re's parser; one that does not, nothing.
+    inputs = {
+        "code": {"type": "string", "pattern": "^\\N{LATIN SMALL LETTER A}+$"},
+        "plain": {"type": "string", "pattern": "^[a-z]+$"},
+    }
+    steps = [{"step_id": "a", "type": "python_tool", "code": "result = 'x'.encode('idna')"}]
+    data = minimal_workflow(inputs=inputs, steps=steps, outputs={})
+    _, analysis, _ = analyze_file(write_json(tmp_path / "w.json", data))
+    assert analysis.unicodedata_users == ["input code", "step a"]
+
+
 def test_an_import_no_requirement_explains_is_an_error(tmp_path):
     steps = [{"step_id": "a", "type": "python_tool", "code": "import frobnicator\nresult = 1"}]
     path = write_json(tmp_path / "w.json", minimal_workflow(steps=steps, outputs={}))

@@ -48,6 +48,7 @@ SOURCES = {
         "try:\n    import _hashlib\nexcept ImportError:\n    _hashlib = None\n"
         "def builtin(name):\n    import _md5, _sha256, _blake2\n"
     ),
+    "ssl.py": "",  # an https endpoint's root
 }
 EXTENSIONS = {
     "_money": ["/lib/x86_64-linux-gnu/libmoney.so.1", "/lib/x86_64-linux-gnu/libc.so.6"],
@@ -56,6 +57,7 @@ EXTENSIONS = {
     "_md5": [],
     "_sha256": [],
     "_blake2": [],
+    "unicodedata": [],  # a built-in the program drops, linked by the builder (facts.json)
 }
 
 
@@ -226,6 +228,22 @@ def test_the_same_inputs_give_the_same_layer_bytes(builder, tmp_path, monkeypatc
     assert tree(again) == first
     other = build_layer(request(program, imports={"money": ["tool m"]}))
     assert other != again and tree(other) != first
+
+
+def test_unicodedata_comes_to_python_code_and_https_and_not_to_the_engine_alone(builder):
+    program = fake_program(cache_dir())
+    ucd = "app/unicodedata.cpython-311-x86_64-linux-gnu.so"
+
+    def files(**changes) -> set[str]:
+        layer = build_layer(request(program, **changes))
+        return {p.relative_to(layer).as_posix() for p in layer.rglob("*") if p.is_file()}
+
+    assert ucd not in files(imports={})  # LLM and API tools only: the engine never needs it
+    assert ucd in files(imports={}, unicodedata=("step plain",))  # code without an import
+    assert ucd in files(imports={}, https=True)  # ssl's server_hostname goes through idna
+    assert request(program, https=True).roots()["unicodedata"] == ["an https endpoint"]
+    users = request(program, unicodedata=("input code", "tool t")).roots()["unicodedata"]
+    assert users == ["input code", "tool t"]
 
 
 def test_needed_libraries_reads_the_dynamic_section_of_a_real_extension_module():
