@@ -54,10 +54,10 @@ def program_bytes(tag: str) -> bytes:
         subprocess.run(["docker", "rm", created], capture_output=True, check=False)
 
 
-@pytest.fixture(scope="module")
-def dropped_image(dw, tmp_path_factory):
+def one_step_image(dw, folder, workflow_id: str, code: str, tag: str) -> str:
+    """The amd64 image of a workflow whose one step runs ``code`` on the input ``text``."""
     workflow = {
-        "workflow_id": "dropped-builtins",
+        "workflow_id": workflow_id,
         "version": "1.0.0",
         "inputs": {"text": {"type": "string", "required": True}},
         "outputs": {"all": {"source_reference": "steps.all.result"}},
@@ -65,16 +65,21 @@ def dropped_image(dw, tmp_path_factory):
             {
                 "step_id": "all",
                 "type": "python_tool",
-                "code": CODE,
+                "code": code,
                 "input_mapping": {"text": "inputs.text"},
                 "output_name": "result",
             }
         ],
     }
-    path = write_json(tmp_path_factory.mktemp("dropped") / "dropped.json", workflow)
-    proc = dw("build", str(path), "-t", TAG, "--platform", "linux/amd64")
+    path = write_json(folder / f"{workflow_id}.json", workflow)
+    proc = dw("build", str(path), "-t", tag, "--platform", "linux/amd64")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return TAG
+    return tag
+
+
+@pytest.fixture(scope="module")
+def dropped_image(dw, tmp_path_factory):
+    return one_step_image(dw, tmp_path_factory.mktemp("dropped"), "dropped-builtins", CODE, TAG)
 
 
 def test_a_tool_imports_every_dropped_built_in_from_the_layer(dropped_image):
@@ -114,25 +119,8 @@ result = {
 @pytest.fixture(scope="module")
 def frozen_image(dw, tmp_path_factory):
     """The shared program with a tool that imports from the layer (``decimal``)."""
-    workflow = {
-        "workflow_id": "frozen-bootstrap",
-        "version": "1.0.0",
-        "inputs": {"text": {"type": "string", "required": True}},
-        "outputs": {"all": {"source_reference": "steps.all.result"}},
-        "steps": [
-            {
-                "step_id": "all",
-                "type": "python_tool",
-                "code": FROZEN_CODE,
-                "input_mapping": {"text": "inputs.text"},
-                "output_name": "result",
-            }
-        ],
-    }
-    path = write_json(tmp_path_factory.mktemp("frozen") / "frozen.json", workflow)
-    proc = dw("build", str(path), "-t", FROZEN_TAG, "--platform", "linux/amd64")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return FROZEN_TAG
+    folder = tmp_path_factory.mktemp("frozen")
+    return one_step_image(dw, folder, "frozen-bootstrap", FROZEN_CODE, FROZEN_TAG)
 
 
 def test_the_program_has_no_deep_frozen_modules_and_its_frozen_bootstrap_imports(frozen_image):
