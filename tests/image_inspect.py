@@ -91,13 +91,18 @@ def image_files(tag: str, platform: str) -> dict[str, int]:
         return {m.name: m.size for m in archive.getmembers() if m.isfile()}
 
 
-def zip_members(tag: str, platform: str, path: str) -> set[str]:
-    """The member names of the zip at ``path`` in the image's file system for ``platform``."""
+def image_file(tag: str, platform: str, path: str) -> bytes:
+    """The bytes of the file at ``path`` in the image's file system for ``platform``."""
     with _tar_from_container(tag, platform, ["cp", f"{{}}:{path}", "-"]) as archive:
         member = archive.extractfile(archive.getmembers()[0])
         assert member is not None
-        with zipfile.ZipFile(io.BytesIO(member.read())) as zipped:
-            return set(zipped.namelist())
+        return member.read()
+
+
+def zip_members(tag: str, platform: str, path: str) -> set[str]:
+    """The member names of the zip at ``path`` in the image's file system for ``platform``."""
+    with zipfile.ZipFile(io.BytesIO(image_file(tag, platform, path))) as zipped:
+        return set(zipped.namelist())
 
 
 def image_id(tag: str) -> str:

@@ -10,11 +10,10 @@ program; pyexpat brings libexpat with it.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 from helpers import write_json
-from image_inspect import docker_run, image_files
+from image_inspect import docker_run, image_file, image_files
 
 from rules.stages.program_builtins import DROPPED
 
@@ -36,22 +35,6 @@ result = {{
     "pickled": _pickle.loads(_pickle.dumps({{"x": text}})),
 }}
 """
-
-
-def program_bytes(tag: str) -> bytes:
-    """The amd64 image's ``/app/workflow`` (a tar of the one file: its bytes as they are)."""
-    created = subprocess.run(
-        ["docker", "create", "--platform", "linux/amd64", tag],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    try:
-        return subprocess.run(
-            ["docker", "cp", f"{created}:/app/workflow", "-"], capture_output=True, check=True
-        ).stdout
-    finally:
-        subprocess.run(["docker", "rm", created], capture_output=True, check=False)
 
 
 def one_step_image(dw, folder, workflow_id: str, code: str, tag: str) -> str:
@@ -98,7 +81,7 @@ def test_the_program_has_none_of_them_and_libexpat_comes_with_pyexpat(dropped_im
     # libexpat is no longer beside the program: the layer brings it at the builder's path.
     assert "app/libexpat.so.1" not in files
     assert any(name.endswith("lib/x86_64-linux-gnu/libexpat.so.1") for name in files)
-    program = program_bytes(dropped_image)
+    program = image_file(dropped_image, "linux/amd64", "/app/workflow")
     assert b"PyInit_posix" in program  # the check below can see init functions
     for name in DROPPED:
         assert f"PyInit_{name}\0".encode() not in program, name
@@ -136,7 +119,7 @@ def test_the_program_has_no_deep_frozen_modules_and_its_frozen_bootstrap_imports
         "sum": "1.3",
         "decimal": f"/app/_decimal{SUFFIX}",
     }
-    program = program_bytes(frozen_image)
+    program = image_file(frozen_image, "linux/amd64", "/app/workflow")
     assert b"<frozen importlib._bootstrap_external>" in program  # strings of code are visible
     assert b"addsitepackages" not in program  # a name in site's deep-frozen code
     assert b"Hello world!" not in program  # __hello__'s, a test module's

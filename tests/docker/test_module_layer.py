@@ -17,7 +17,14 @@ import subprocess
 
 import pytest
 from helpers import WORKFLOWS, write_json
-from image_inspect import docker_run, image_files, image_id, platform_layers, zip_members
+from image_inspect import (
+    docker_run,
+    image_file,
+    image_files,
+    image_id,
+    platform_layers,
+    zip_members,
+)
 from tls_server import serve_https
 
 from rules.stages.sbom import validate_sbom
@@ -194,23 +201,9 @@ def test_a_module_the_builder_lacks_is_one_line_before_any_image(dw, tmp_path):
 
 
 def test_the_sbom_lists_the_layer_and_matches_docker_workflow_sbom(
-    imports_image, dw, workflow_file, tmp_path
+    imports_image, dw, workflow_file
 ):
-    created = subprocess.run(
-        ["docker", "create", "--platform", "linux/arm64", imports_image],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    try:
-        subprocess.run(
-            ["docker", "cp", f"{created}:/app/sbom.cdx.json", str(tmp_path / "sbom.json")],
-            capture_output=True,
-            check=True,
-        )
-    finally:
-        subprocess.run(["docker", "rm", created], capture_output=True)
-    shipped = (tmp_path / "sbom.json").read_bytes()
+    shipped = image_file(imports_image, "linux/arm64", "/app/sbom.cdx.json")
     validate_sbom(shipped)
     printed = dw("sbom", str(workflow_file), "--platform", "linux/arm64")
     assert printed.returncode == 0, printed.stderr[-2000:]
