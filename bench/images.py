@@ -364,7 +364,7 @@ def where_the_bytes_go(result) -> list[list[str]]:
             libraries = {p.lstrip("/") for p in manifest["libraries"]}
             for path in layer.rglob("*"):
                 relative = path.relative_to(layer).as_posix()
-                if relative.startswith(".meta") or not path.is_file():
+                if relative.startswith(".meta") or not path.is_file() or path.is_symlink():
                     continue
                 if relative in libraries:
                     part = "layer: shared libraries of its extension modules"

@@ -91,6 +91,12 @@ def image_files(tag: str, platform: str) -> dict[str, int]:
         return {m.name: m.size for m in archive.getmembers() if m.isfile()}
 
 
+def image_links(tag: str, platform: str) -> dict[str, str]:
+    """Path -> target of every symbolic link in the image's file system for ``platform``."""
+    with _tar_from_container(tag, platform, ["export", "{}"]) as archive:
+        return {m.name: m.linkname for m in archive.getmembers() if m.issym()}
+
+
 def image_file(tag: str, platform: str, path: str) -> bytes:
     """The bytes of the file at ``path`` in the image's file system for ``platform``."""
     with _tar_from_container(tag, platform, ["cp", f"{{}}:{path}", "-"]) as archive:

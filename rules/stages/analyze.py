@@ -110,17 +110,86 @@ def imported_modules(source: str, label: str, file: str) -> tuple[set[str], set[
     return required, optional - required
 
 
+def _is_main_test(test: ast.expr) -> bool:
+    """``__name__ == "__main__"``, either way round."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+        return False
+    if not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [side for side in sides if isinstance(side, ast.Name) and side.id == "__name__"]
+    texts = [side for side in sides if isinstance(side, ast.Constant) and side.value == "__main__"]
+    return len(names) == 1 and len(texts) == 1
+
+
+def main_only_nodes(tree: ast.Module) -> set[int]:
+    """Ids of the nodes of a library module that run only when it is the main program: the
+    bodies of its top-level ``if __name__ == "__main__":`` blocks, and the private top-level
+    functions (``def _test(): import doctest``) that only those blocks, or other such
+    functions, name. A module imported by its name never runs them, so what they import is
+    not its import: ``pickle``'s self-test alone brought ``doctest``, ``pdb``, ``unittest`` and
+    ``pydoc`` into every layer that reaches ``logging``.
+
+    A function counts as named by any ``Name``, attribute or string equal to its name (a
+    ``getattr``, an ``__all__``); one nobody names may be called from C or from another module
+    (``_strptime._strptime_datetime``), so it stays; a decorated one stays too."""
+    dead: set[int] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and _is_main_test(node.test):
+            for statement in node.body:
+                dead.update(id(inner) for inner in ast.walk(statement))
+    if not dead:
+        return dead
+    functions = {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.name.startswith("_")
+        and not node.name.startswith("__")
+        and not node.decorator_list
+    }
+    uses: dict[str, list[int]] = {name: [] for name in functions}
+    owner: dict[int, str] = {}
+    for name, function in functions.items():
+        for inner in ast.walk(function):
+            owner[id(inner)] = name
+    for inner in ast.walk(tree):
+        if isinstance(inner, ast.Name):
+            named = inner.id
+        elif isinstance(inner, ast.Attribute):
+            named = inner.attr
+        elif isinstance(inner, ast.Constant) and isinstance(inner.value, str):
+            named = inner.value
+        else:
+            continue
+        if named in uses and owner.get(id(inner)) != named:
+            uses[named].append(id(inner))
+    changed = True
+    while changed:
+        changed = False
+        for name, function in functions.items():
+            if id(function) not in dead and uses[name] and all(u in dead for u in uses[name]):
+                dead.update(id(inner) for inner in ast.walk(function))
+                changed = True
+    return dead
+
+
 def dotted_imports(
     source: str, module: str = "", is_package: bool = False
 ) -> tuple[set[str], set[str]]:
     """``(required, optional)`` dotted names ``source`` may import: ``import a.b`` gives
     ``a.b``, ``from a import b`` gives ``a`` and ``a.b`` (``b`` may be a submodule), relative
     imports are resolved against ``module`` (a tool's code has none). Optional: inside
-    ``try``/``except ImportError``. Unparsable code imports nothing (the analysis reports it)."""
+    ``try``/``except ImportError``. Unparsable code imports nothing (the analysis reports it).
+
+    For a library module (``module`` given: the standard library's, a wheel's, the engine's),
+    what runs only as the main program is left out (``main_only_nodes``). A tool's code has no
+    ``module``: the engine may run it as ``__main__``, so all of it counts."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set(), set()
+    skipped = main_only_nodes(tree) if module else set()
     optional_nodes: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Try) and catches_import_errors(node):
@@ -144,6 +213,8 @@ def dotted_imports(
         elif isinstance(node, ast.Call) and (constant := _dynamic_import_name(node)) is not None:
             names = [constant.value] if isinstance(constant.value, str) else []
         else:
+            continue
+        if id(node) in skipped:
             continue
         target = optional if id(node) in optional_nodes else required
         target.update(name for name in names if name and _valid_module_name(name))

@@ -20,10 +20,13 @@ import hashlib
 import json
 import sys
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
 from rules.errors import UserError
 from rules.fsutil import atomic_write
 from rules.paths import cache_dir
+from rules.stages import analyze
 from rules.stages.analyze import dotted_imports
 from rules.stages.builder_python import Stdlib
 
@@ -43,6 +46,13 @@ OTHER_SYSTEMS = frozenset(
 OPENSSL_COVERS = frozenset({"_md5", "_sha1", "_sha256", "_sha512", "_sha3"})
 
 
+@cache
+def _scan_rules() -> str:
+    """The bytes of the import scan (``rules/stages/analyze.py``): a memo entry another scan
+    wrote is another entry."""
+    return hashlib.sha256(Path(analyze.__file__).read_bytes()).hexdigest()[:16]
+
+
 class ImportsMemo:
     """``dotted_imports`` per source digest, kept in ``cache/.imports.json``: the standard library
     and the wheels are the same bytes for every layer, so only the first layer parses them (a
@@ -57,7 +67,8 @@ class ImportsMemo:
         self.dirty = False
 
     def imports(self, source: bytes, module: str, is_package: bool) -> tuple[set[str], set[str]]:
-        key = hashlib.sha256(source + f"\0{module}\0{is_package}".encode()).hexdigest()
+        facts = f"\0{module}\0{is_package}\0{_scan_rules()}".encode()
+        key = hashlib.sha256(source + facts).hexdigest()
         found = self.entries.get(key)
         if found is None:
             text = source.decode("utf-8", errors="replace")

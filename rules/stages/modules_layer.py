@@ -48,6 +48,7 @@ from rules.stages.module_closure import Closure, ImportsMemo, module_closure
 from rules.stages.program_builtins import program_builtins
 from rules.stages.stdlib_shake import excluded_modules
 from rules.stages.toolchain import host_arch
+from rules.stages.wheel_placement import Placement, path_readers, place_wheels
 
 LAYER_META = ".meta/layer.json"
 # The layer's standard-library bytecode, deflated (the engine's entry point puts it on sys.path).
@@ -100,12 +101,19 @@ class LayerRequest:
 @cache
 def _code_digest() -> str:
     """The bytes of the layer's code: a layer made by other code is another layer."""
-    from rules.stages import builder_files, builder_python, elf_needed, module_closure
+    from rules.stages import (
+        analyze,
+        builder_files,
+        builder_python,
+        elf_needed,
+        module_closure,
+        wheel_placement,
+    )
     from rules.stages import program_builtins as builtins_module
 
     digest = hashlib.sha256()
     modules = (sys.modules[__name__], builder_files, builder_python, elf_needed, module_closure)
-    modules += (builtins_module,)
+    modules += (builtins_module, analyze, wheel_placement)  # analyze: the closure's import scan
     for module in modules:
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
@@ -255,29 +263,52 @@ def _assemble(request: LayerRequest, stdlib: Stdlib, closure: Closure, out: Path
         assert pyc is not None  # the closure keeps only modules with bytecode
         members[zip_member(name, name in stdlib.packages)] = pyc.read_bytes()
         modules[name] = file_sha256(pyc)
-    if members:
-        write_zip(app / LAYER_ZIP, members)
     shipped = program_libraries(request.program)
     extensions, libraries = copy_extensions(stdlib, closure.extensions, out, shipped)
-    tls = "ssl" in closure.modules or any(w["name"].lower() == "certifi" for w in request.wheels)
-    if tls and stdlib.ca_bundle:
-        _copy(stdlib.root / stdlib.ca_bundle.lstrip("/"), out / stdlib.ca_bundle.lstrip("/"))
+    placement = Placement({}, (), ())
     if request.wheels:
         installed = installed_wheels(request)
-        _copy_tree(installed, app)
+        files = [ensure_wheel(wheel, request.platform) for wheel in request.wheels]
+        placement = place_wheels(installed, path_readers(files))
+        members.update(placement.zipped)
+        for relative in placement.loose:
+            _copy(
+                installed / relative, app / relative, 0o755 if relative.suffix == ".so" else 0o644
+            )
         for library in _wheel_libraries(installed, stdlib, request.platform):
             copy_library(stdlib, library, out, shipped, libraries)
+    if members:
+        write_zip(app / LAYER_ZIP, members)
+    tls = "ssl" in closure.modules or any(w["name"].lower() == "certifi" for w in request.wheels)
+    if tls and stdlib.ca_bundle:
+        _place_ca_bundle(stdlib, out)
     manifest = {
         "platform": request.platform,
         "modules": modules,
         "extensions": extensions,
         "libraries": libraries,
         "wheels": sorted(w["file"] for w in request.wheels),
+        "wheels_in_zip": list(placement.zipped_distributions),
         "ca_bundle": stdlib.ca_bundle if tls else None,
     }
     (out / ".meta").mkdir()
     (out / LAYER_META).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     reset_metadata(out)
+
+
+def _place_ca_bundle(stdlib: Stdlib, out: Path) -> None:
+    """The CA bundle at the builder's path (``SSL_CERT_FILE`` names it). When ``certifi`` is
+    in the layer, loose (``rules/stages/wheel_placement.py``), the system path is a link to
+    its ``cacert.pem``: one bundle in the image, not two (0.21 MB), and the newer of the two,
+    since the locked certifi is newer than the builder's Debian release."""
+    assert stdlib.ca_bundle is not None
+    target = out / stdlib.ca_bundle.lstrip("/")
+    certifi = out / "app" / "certifi" / "cacert.pem"
+    if certifi.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(os.path.relpath(certifi, target.parent))
+    else:
+        _copy(stdlib.root / stdlib.ca_bundle.lstrip("/"), target)
 
 
 def _wheel_libraries(installed: Path, stdlib: Stdlib, platform: str) -> list[str]:
@@ -312,15 +343,6 @@ def wheel_sources(request: LayerRequest) -> dict[str, tuple[bytes, bool]]:
                 module = name[:-3].replace("/", ".").removesuffix(".__init__")
                 found[module] = (archive.read(name), name.endswith("__init__.py"))
     return found
-
-
-def _copy_tree(source: Path, target: Path) -> None:
-    for path in sorted(source.rglob("*")):
-        relative = path.relative_to(source)
-        if path.is_dir():
-            (target / relative).mkdir(parents=True, exist_ok=True)
-        else:
-            _copy(path, target / relative, 0o755 if path.suffix == ".so" else 0o644)
 
 
 def installed_wheels(request: LayerRequest) -> Path:

@@ -13,7 +13,7 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 from helpers import ROOT, write_json
-from image_inspect import docker_run, image_files, image_platforms
+from image_inspect import docker_run, image_files, image_links, image_platforms, zip_members
 from tls_server import JSONHandler, serve_https, serve_in_thread
 from wheels import make_wheel, offline_index
 
@@ -107,9 +107,19 @@ def test_both_platforms_and_the_packages_are_in_the_image(packages_image, dw):
     assert image_platforms(packages_image) == {"linux/amd64", "linux/arm64"}
     files = image_files(packages_image, "linux/amd64")
     names = " ".join(files)
-    assert "cacert.pem" in names  # certifi's CA bundle (package data) came along
+    assert "app/certifi/cacert.pem" in files  # certifi's CA bundle (package data) came along
     assert "_ssl" in names and "libssl" in names  # requests needs ssl: the shaking kept it
-    assert "etc/ssl/certs/ca-certificates.crt" in files
+    # One CA bundle, not two: the system path (SSL_CERT_FILE) is a link to certifi's.
+    links = image_links(packages_image, "linux/amd64")
+    assert links["etc/ssl/certs/ca-certificates.crt"] == "../../../app/certifi/cacert.pem"
+    assert "etc/ssl/certs/ca-certificates.crt" not in files
+    # Pure-Python distributions are read from the deflated zip; one with extension modules
+    # (PyYAML's C loader) or one that asks for a real path to its data (certifi) stays loose.
+    zipped = zip_members(packages_image, "linux/amd64", "/app/layer.zip")
+    assert {"requests/__init__.pyc", "urllib3/__init__.pyc", "idna/core.pyc"} <= zipped
+    assert "requests-2.32.3.dist-info/METADATA" in zipped
+    assert not any(name.startswith(("app/requests/", "app/urllib3/")) for name in files)
+    assert "app/yaml/__init__.pyc" in files and "app/certifi/core.pyc" in files
 
 
 def test_amd64_fetches_over_http_and_https_on_loopback(packages_image, tmp_path):
@@ -147,16 +157,25 @@ def test_amd64_fetches_over_http_and_https_on_loopback(packages_image, tmp_path)
         secure.shutdown()
 
 
-def test_arm64_runs_the_yaml_tool_under_qemu(packages_image):
-    inputs = json.dumps({"text": "name: edge\nitems: [a, b]\nnested: {k: 1.5}"})
-    proc = docker_run(
-        packages_image, stdin=inputs, platform="linux/arm64", options=("--network", "none")
-    )
+def test_arm64_parses_yaml_and_fetches_over_https_under_qemu(packages_image, tmp_path):
+    """PyYAML's C loader (a loose wheel) and requests over TLS (read from the layer's zip;
+    ``REQUESTS_CA_BUNDLE`` names the test CA) on the emulated platform."""
+    secure, ca = serve_https(tmp_path)
+    try:
+        url = f"https://127.0.0.1:{secure.server_address[1]}/arm?y=2"
+        inputs = json.dumps({"text": "name: edge\nitems: [a, b]\nnested: {k: 1.5}", "url": url})
+        options = ("--network", "host", "--read-only", "-v", f"{ca}:/ca.pem:ro")
+        options += ("-e", "REQUESTS_CA_BUNDLE=/ca.pem")
+        proc = docker_run(packages_image, stdin=inputs, platform="linux/arm64", options=options)
+    finally:
+        secure.shutdown()
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout)["parsed"] == {
+    result = json.loads(proc.stdout)
+    assert result["parsed"] == {
         "data": {"name": "edge", "items": ["a", "b"], "nested": {"k": 1.5}},
         "c_loader": True,
     }
+    assert result["fetched"] == {"path": "/arm?y=2", "secure": True}
 
 
 def test_same_inputs_same_image_digest(packages_image, dw, index_env, tmp_path):

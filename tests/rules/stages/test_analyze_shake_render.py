@@ -1,13 +1,15 @@
 import json
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
 
 import pytest
 from helpers import WORKFLOWS, minimal_workflow, write_json
 
 from rules.errors import InvalidInput
 from rules.graph.build import prepare
-from rules.stages.analyze import imported_modules
+from rules.stages.analyze import dotted_imports, imported_modules
 from rules.stages.pipeline import analyze_file
 from rules.stages.render import engine_files, tool_imports_module, tree_digest
 from rules.stages.shake import canonical_json, digest, shake
@@ -31,6 +33,75 @@ def test_imports_in_try_except_import_error_are_optional():
     )
     required, optional = imported_modules(source, "$", "f")
     assert required == {"csv"} and optional == {"yaml", "lzma"}
+
+
+LIBRARY = """\
+import json
+
+
+def _test():
+    import doctest
+    return _helper()
+
+
+def _helper():
+    import pdb
+
+
+def _also_at_import():
+    import csv
+
+
+def _by_name():
+    import uuid
+
+
+def _never_named():
+    import zlib
+
+
+@register
+def _decorated():
+    import bz2
+
+
+def main():
+    import argparse
+
+
+_also_at_import()
+HOOK = getattr(object, "_by_name", None)
+
+if __name__ == "__main__":
+    import unittest
+    _test()
+    _also_at_import()
+    _by_name()
+    _decorated()
+    main()
+else:
+    import heapq
+if "__main__" == __name__:
+    import sqlite3
+"""
+
+
+def test_what_a_library_module_runs_only_as_the_main_program_is_not_its_import():
+    required, optional = dotted_imports(LIBRARY, "lib")
+    assert required == {"json", "csv", "uuid", "zlib", "bz2", "argparse", "heapq"}
+    assert optional == set()
+    # A tool's code may run as __main__ (the engine runs it so): all of it counts.
+    required, _ = dotted_imports(LIBRARY)
+    assert {"doctest", "pdb", "unittest", "sqlite3"} <= required
+
+
+def test_pickles_self_test_brings_no_doctest():
+    """The case that made the rule: logging imports pickle, whose ``_test`` imported doctest
+    (and through it pdb, unittest and pydoc) into every layer that reaches logging."""
+    source = Path(sysconfig.get_paths()["stdlib"], "pickle.py").read_text("utf-8")
+    required, optional = dotted_imports(source, "pickle")
+    assert "doctest" not in required | optional and "argparse" not in required | optional
+    assert "_compat_pickle" in required
 
 
 @pytest.mark.parametrize(
