@@ -6,13 +6,16 @@ per (workflow, platform), into ``cache/layers/<key>/<arch>/``, a folder the imag
 
 - ``app/layer.zip``: the standard-library modules of the closure
   (``rules/stages/module_closure.py``), Debian's own bytecode of the builder, sourceless,
-  deflated (a third of the size; the engine's entry point puts it on ``sys.path``);
+  deflated (a third of the size; the engine's entry point puts it on ``sys.path``), and the
+  pure-Python wheels with their ``.dist-info`` (``rules/stages/wheel_placement.py``);
 - ``app/<name>.cpython-311-<triplet>.so``: their extension modules (``_decimal``, ``_sqlite3``,
   ``_ssl``, the CJK codecs when a tool can need them), and at their builder paths the shared
   libraries those load that the program does not ship already (libmpdec, libsqlite3, libssl);
-- ``app/<package>/``: the locked wheels for the platform, installed and compiled to sourceless
-  bytecode by the builder's Python (``unchecked-hash``: no timestamps), once per wheel set;
-- ``etc/ssl/certs/ca-certificates.crt`` when TLS is in the layer;
+- ``app/<package>/``: the other locked wheels for the platform (extension modules, data read
+  by path), installed and compiled to sourceless bytecode by the builder's Python
+  (``unchecked-hash``: no timestamps), once per wheel set;
+- ``etc/ssl/certs/ca-certificates.crt`` when TLS is in the layer (a link to certifi's bundle
+  when certifi is there);
 - ``.meta/layer.json``: what is in it, for the SBOM.
 
 The program's folder ``/app`` is on its ``sys.path``, and the engine's
