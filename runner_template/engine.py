@@ -253,6 +253,20 @@ class _StepState:
         self.stats = StepStats()
 
 
+class Observer:
+    """What a run tells about itself as it goes (serve's metrics: ``serve.metrics``), from the
+    scheduler's and the steps' threads. This one listens to nothing."""
+
+    def note(self, kind: str, **facts: Any) -> None:
+        """``step_retry`` (``step``), ``llm_call`` (``model``, ``outcome``), ``llm_retry``
+        (``model``), ``llm_tokens`` (``model``; ``into``/``out``: the prompt's and the
+        reply's, None if unknown)."""
+
+    def step(self, step: str, outcome: str, seconds: float) -> None:
+        """A step ended, ``ok`` or with its error type, ``seconds`` after its first start
+        (a method of its own: every step of every run calls it)."""
+
+
 class RunHandle:
     """What a caller holds of one run: its per-step statistics and a way to cancel it.
 
@@ -262,12 +276,9 @@ class RunHandle:
     call waiting for its reply included) are abandoned, like a step that overran its time.
     """
 
-    def __init__(self, observer: Callable[..., None] | None = None) -> None:
+    def __init__(self, observer: Observer | None = None) -> None:
         self.stats: dict[str, StepStats] = {}
-        # Told what the run does (``step``, ``step_retry``, ``llm_call``, ``llm_retry``,
-        # ``llm_tokens`` (``into``/``out``: the prompt's and the reply's, None if unknown), with
-        # facts as keywords): serve's metrics. Called from the scheduler and step threads.
-        self.observer = observer
+        self.observer = observer  # told what the run does (see Observer)
         # Tokens in (prompts) and out (replies) of the run's LLM calls, sub-workflows' included,
         # as the LLM servers count them (0 when a server does not say): the OpenAI face's usage.
         self.usage = [0, 0]
@@ -292,7 +303,7 @@ class RunHandle:
 
     def note(self, kind: str, **facts: Any) -> None:
         if self.observer is not None:
-            self.observer(kind, **facts)
+            self.observer.note(kind, **facts)
 
     def count_tokens(self, into: int | None, out: int | None) -> None:
         with self._usage_lock:
@@ -883,7 +894,8 @@ class _Run:
             state.stats.wall_seconds = now - state.started
             self.stats[step_id] = state.stats
             self.outputs[step_id] = {state.step.get("output_name") or "output": value}
-            self.handle.note("step", step=step_id, seconds=state.stats.wall_seconds, outcome="ok")
+            if self.handle.observer is not None:
+                self.handle.observer.step(step_id, "ok", state.stats.wall_seconds)
             if not QUIET:
                 log(f"step {step_id}: done in {state.stats.wall_seconds:.3f} s")
             if self.emit is not None:
@@ -917,7 +929,6 @@ class _Run:
             return
         state.status = "done"
         self.stats[step_id] = state.stats
-        self.handle.note(
-            "step", step=step_id, seconds=now - state.started, outcome=error.error_type
-        )
+        if self.handle.observer is not None:
+            self.handle.observer.step(step_id, error.error_type, now - state.started)
         self.failure = error

@@ -51,7 +51,7 @@ def test_an_idle_wait_is_one_wait_of_its_own_length(pair):
     server, _client = pair
     reader = DeadlineReader(server)
     reader.deadline = math.inf
-    reader.wait_idle(0.3)
+    reader.idle = 0.3
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         reader.readinto(bytearray(10))
