@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 MAX_DEPTH = 100
@@ -153,29 +154,15 @@ def _check_text(text: str, where: tuple | None) -> None:
 
 
 # One decoder for every call: ``json.loads`` with hooks builds a decoder and its scanner each
-# time, which was most of the cost of parsing a small request body.
+# time, which was most of the cost of parsing a small request body. The plain one leaves
+# integers to C: the interpreter's own digit limit (at most MAX_INT_DIGITS) refuses a long one
+# there, before any conversion, and the text is then read again with the marker hook
+# (_parse_int, a Python call per integer) to name where it is.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int)
 _SCAN = _DECODER.scan_once
+_PLAIN_SCAN = json.JSONDecoder(parse_constant=_reject_constant).scan_once
 _SPACE = json.decoder.WHITESPACE.match
-
-
-def _decode(text: str | bytes) -> Any:
-    """What ``json.loads`` does with the hooks above (bytes by their detected encoding)."""
-    if isinstance(text, bytes | bytearray):
-        text = text.decode(json.detect_encoding(text), "surrogatepass")
-    elif not isinstance(text, str):
-        raise TypeError(f"the JSON object must be str or bytes, not {type(text).__name__}")
-    if text.startswith("\ufeff"):
-        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-    # JSONDecoder.decode and raw_decode, inlined (two Python calls a parse):
-    try:
-        value, end = _SCAN(text, _SPACE(text, 0).end())
-    except StopIteration as error:
-        raise json.JSONDecodeError("Expecting value", text, error.value) from None
-    end = _SPACE(text, end).end()
-    if end != len(text):
-        raise json.JSONDecodeError("Extra data", text, end)
-    return value
+_int_limit = sys.get_int_max_str_digits
 
 
 def loads(
@@ -187,15 +174,36 @@ def loads(
 ) -> Any:
     """``json.loads`` with the bounds of this module; syntax errors stay ``JSONDecodeError``."""
     try:
-        if object_pairs_hook is None:
-            value = _decode(text)
-        else:
+        if object_pairs_hook is not None:
             value = json.loads(
                 text,
                 parse_constant=_reject_constant,
                 parse_int=_parse_int,
                 object_pairs_hook=object_pairs_hook,
             )
+        else:  # what json.loads does with the hooks above (inlined: three Python calls)
+            if isinstance(text, bytes | bytearray):
+                text = text.decode(json.detect_encoding(text), "surrogatepass")
+            elif not isinstance(text, str):
+                raise TypeError(f"the JSON object must be str or bytes, not {type(text).__name__}")
+            if text.startswith("\ufeff"):
+                raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+            start = _SPACE(text, 0).end()
+            try:
+                if 0 < _int_limit() <= MAX_INT_DIGITS:  # a tool may have changed it
+                    try:
+                        value, end = _PLAIN_SCAN(text, start)
+                    except (JSONLimitError, json.JSONDecodeError):  # NaN, or not JSON
+                        raise
+                    except ValueError:  # an integer over the limit: read again, marked
+                        value, end = _SCAN(text, start)
+                else:
+                    value, end = _SCAN(text, start)
+            except StopIteration as error:
+                raise json.JSONDecodeError("Expecting value", text, error.value) from None
+            end = _SPACE(text, end).end()
+            if end != len(text):
+                raise json.JSONDecodeError("Extra data", text, end)
     except RecursionError:
         raise JSONLimitError(f"nested more than {max_depth} levels deep") from None
     check_tree(value, max_depth=max_depth, text_checks=text_checks)

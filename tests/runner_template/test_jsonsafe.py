@@ -1,6 +1,7 @@
 """Bounded JSON parsing: depth, non-finite numbers, lone surrogates."""
 
 import json
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -53,6 +54,21 @@ def test_integers_beyond_the_digit_limit_are_refused_not_a_bare_value_error(digi
         with pytest.raises(JSONLimitError, match=f"an integer of {digits} digits"):
             loads(text)
     assert loads("1" * MAX_INT_DIGITS) == int("1" * MAX_INT_DIGITS)
+
+
+@pytest.mark.parametrize("limit", [0, 10_000, 640])
+def test_the_digit_limit_holds_whatever_a_tool_set_the_interpreters_to(limit):
+    # Integers are left to C while the interpreter's own limit is at most ours; a tool's code
+    # (run in this process) may lift or lower that, and the bound and its message stay.
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(limit)
+    try:
+        with pytest.raises(JSONLimitError, match="an integer of 5000 digits") as caught:
+            loads('{"a": [1, ' + "9" * 5000 + "]}")
+        assert caught.value.where == "$.a[1]"
+        assert loads('{"a": [1, ' + "9" * 600 + "]}")["a"][1] == int("9" * 600)
+    finally:
+        sys.set_int_max_str_digits(before)
 
 
 def test_integers_made_by_code_are_checked_before_a_writer_meets_them():
