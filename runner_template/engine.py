@@ -238,11 +238,30 @@ class StepStats:
 
 
 class _StepState:
-    """The scheduler's bookkeeping for one step (plain class: dataclasses cost import time)."""
+    """The scheduler's bookkeeping for one step (plain class: dataclasses cost import time).
 
-    def __init__(self, step: dict[str, Any], tool_id: str | None) -> None:
+    ``mapping``, ``timeout`` (of an attempt, with ``tool_id``) and ``budget`` (the step's
+    deadline from its first start) are the same for every run: :meth:`Engine.new_states`
+    works them out once per engine."""
+
+    __slots__ = (
+        "attempt", "attempt_deadline", "budget", "mapping", "not_before", "started", "stats",
+        "status", "step", "step_deadline", "timeout", "tool_id", "used_fallback",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        step: dict[str, Any],
+        tool_id: str | None,
+        mapping: Mapping | None = None,
+        timeout: float = DEFAULT_STEP_TIMEOUT,
+        budget: float = 2 * DEFAULT_STEP_TIMEOUT,
+    ) -> None:
         self.step = step
         self.tool_id = tool_id
+        self.mapping = mapping
+        self.timeout = timeout
+        self.budget = budget
         self.attempt = 0
         self.status = "waiting"  # waiting | running | backoff | done
         self.attempt_deadline = 0.0
@@ -357,7 +376,7 @@ class Engine:
         self._outputs: Mapping | None = None  # see collect_outputs()
         self._input_rules: InputRules | None = None  # see run()
         self._in_place: dict[tuple[str, str | None], bool] = {}  # see runs_in_place()
-        self._mappings: dict[str, Mapping] = {}  # see mapping()
+        self._plans: list[tuple] | None = None  # see new_states()
         # Every run with ``on_overrun`` is a chain of steps run in place on the caller's thread,
         # which then never waits for a worker: serve's /invoke takes a fair turn for those.
         self.in_place_only = THREADS and self._chain_in_place()
@@ -442,13 +461,20 @@ class Engine:
             earlier.add(step_id)
         return True
 
-    def mapping(self, step: dict[str, Any]) -> Mapping:
-        """The step's ``input_mapping``, parsed once."""
-        found = self._mappings.get(step["step_id"])
-        if found is None:
-            found = Mapping((step.get("input_mapping") or {}).items())
-            self._mappings[step["step_id"]] = found
-        return found
+    def new_states(self) -> dict[str, _StepState]:
+        """A run's bookkeeping for each step, by step id, in the workflow's order; what is the
+        same for every run (the input mapping parsed, the timeout and the step's deadline) is
+        worked out at the first run and kept."""
+        plans = self._plans
+        if plans is None:
+            plans = []
+            for step in self.workflow["steps"]:
+                state = _StepState(step, step.get("tool"))
+                mapping = Mapping((step.get("input_mapping") or {}).items())
+                plan = (step, state.tool_id, mapping, self.timeout(state), self.step_budget(state))
+                plans.append((step["step_id"], plan))
+            self._plans = plans
+        return {step_id: _StepState(*plan) for step_id, plan in plans}
 
     def step_budget(self, state: _StepState) -> float:
         """The step's overall deadline, in seconds from its first start (worked out once)."""
@@ -647,8 +673,7 @@ class _Run:
         self.started = 0.0
 
     def execute(self) -> dict[str, Any]:
-        steps = self.engine.workflow["steps"]
-        self.states = {s["step_id"]: _StepState(s, s.get("tool")) for s in steps}
+        self.states = self.engine.new_states()
         started = self.started = time.monotonic()
         try:
             if self.on_overrun is not None and self.engine.in_place_only:
@@ -811,10 +836,10 @@ class _Run:
         step_id = step["step_id"]
         if state.stats.attempts == 0:
             state.started = now
-            state.step_deadline = now + self.engine.step_budget(state)
+            state.step_deadline = now + state.budget
         state.attempt += 1
         state.status = "running"
-        limit = min(now + self.engine.timeout(state), state.step_deadline)
+        limit = min(now + state.timeout, state.step_deadline)
         state.attempt_deadline = limit if self.deadline is None else min(limit, self.deadline)
         state.stats.attempts += 1
         state.stats.tool = state.tool_id
@@ -839,7 +864,7 @@ class _Run:
         deadline, tool_id = state.attempt_deadline, state.tool_id
         try:
             engine = self.engine
-            values = engine.mapping(step).resolve(self.inputs, self.outputs)
+            values = state.mapping.resolve(self.inputs, self.outputs)  # type: ignore[union-attr]
             result = engine.execute(
                 step, tool_id, values, deadline, state.stats, self.emit, self.handle
             )
@@ -925,6 +950,7 @@ class _Run:
         if fallback and not state.used_fallback and time_left > 0:
             log(f"step {step_id}: {error.message}; falling back to tool '{fallback}'")
             state.tool_id, state.used_fallback, state.attempt = fallback, True, 0
+            state.timeout = self.engine.timeout(state)  # the fallback tool's
             state.status, state.not_before = "backoff", now
             return
         state.status = "done"
