@@ -11,6 +11,8 @@ from runner_template.jsonsafe import (
     MAX_DEPTH,
     MAX_INT_DIGITS,
     JSONLimitError,
+    _parse_int,
+    _reject_constant,
     check_tree,
     dumps,
     loads,
@@ -101,3 +103,45 @@ def test_a_circular_value_is_a_limit_error_not_a_crash():
     with pytest.raises(JSONLimitError, match="cannot be written as JSON"):
         dumps(looped)
     assert dumps([1, {"a": "b"}]) == '[1, {"a": "b"}]'  # the writer is fine after it
+
+
+_LEAVES = st.sampled_from(
+    ["1", "-0", "2.5", "1e308", "1e999", "-1e400", "9" * 4301, '"a"', '"\\u00e9"', '"\\ud800"',
+     '"\\\\u"', '"\u00e9"', "true", "null"]
+)  # fmt: skip
+
+
+def _documents(leaf: str, shape: list[int]) -> str:
+    """``leaf`` nested in the lists (0) and objects (1) of ``shape``, outermost first."""
+    text = leaf
+    for kind in reversed(shape):
+        text = f"[0, {text}]" if kind == 0 else f'{{"k": {text}, "\\u0041": 1}}'
+    return text
+
+
+def _outcome(read, text: str, **bounds) -> tuple:
+    try:
+        return ("ok", repr(read(text, **bounds)))
+    except JSONLimitError as error:
+        return ("limit", error.message, error.where)
+
+
+def _always_walked(text: str, **bounds):
+    value = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
+    check_tree(value, **bounds)
+    return value
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    _LEAVES,
+    st.lists(st.sampled_from([0, 1]), max_size=8),
+    st.integers(min_value=1, max_value=6),
+    st.booleans(),
+)
+def test_leaving_the_walk_out_never_changes_the_outcome(leaf, shape, max_depth, text_checks):
+    # loads skips check_tree's walk when the text shows it would find nothing: the outcome
+    # (value or error, message and path) is the walk's, for every bound.
+    text = _documents(leaf, shape)
+    bounds = {"max_depth": max_depth, "text_checks": text_checks}
+    assert _outcome(loads, text, **bounds) == _outcome(_always_walked, text, **bounds)
