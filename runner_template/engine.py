@@ -240,13 +240,13 @@ class StepStats:
 class _StepState:
     """The scheduler's bookkeeping for one step (plain class: dataclasses cost import time).
 
-    ``mapping``, ``timeout`` (of an attempt, with ``tool_id``) and ``budget`` (the step's
-    deadline from its first start) are the same for every run: :meth:`Engine.new_states`
-    works them out once per engine."""
+    ``mapping``, ``timeout`` (of an attempt, with ``tool_id``), ``budget`` (the step's
+    deadline from its first start) and ``output`` (the name of its output) are the same for
+    every run: :meth:`Engine.new_states` works them out once per engine."""
 
     __slots__ = (
-        "attempt", "attempt_deadline", "budget", "mapping", "not_before", "started", "stats",
-        "status", "step", "step_deadline", "timeout", "tool_id", "used_fallback",
+        "attempt", "attempt_deadline", "budget", "mapping", "not_before", "output", "started",
+        "stats", "status", "step", "step_deadline", "timeout", "tool_id", "used_fallback",
     )  # fmt: skip
 
     def __init__(
@@ -256,12 +256,14 @@ class _StepState:
         mapping: Mapping | None = None,
         timeout: float = DEFAULT_STEP_TIMEOUT,
         budget: float = 2 * DEFAULT_STEP_TIMEOUT,
+        output: str | None = None,
     ) -> None:
         self.step = step
         self.tool_id = tool_id
         self.mapping = mapping
         self.timeout = timeout
         self.budget = budget
+        self.output = output or step.get("output_name") or "output"
         self.attempt = 0
         self.status = "waiting"  # waiting | running | backoff | done
         self.attempt_deadline = 0.0
@@ -471,7 +473,8 @@ class Engine:
             for step in self.workflow["steps"]:
                 state = _StepState(step, step.get("tool"))
                 mapping = Mapping((step.get("input_mapping") or {}).items())
-                plan = (step, state.tool_id, mapping, self.timeout(state), self.step_budget(state))
+                timeout, budget = self.timeout(state), self.step_budget(state)
+                plan = (step, state.tool_id, mapping, timeout, budget, state.output)
                 plans.append((step["step_id"], plan))
             self._plans = plans
         return {step_id: _StepState(*plan) for step_id, plan in plans}
@@ -918,7 +921,7 @@ class _Run:
             state.status = "done"
             state.stats.wall_seconds = now - state.started
             self.stats[step_id] = state.stats
-            self.outputs[step_id] = {state.step.get("output_name") or "output": value}
+            self.outputs[step_id] = {state.output: value}
             if self.handle.observer is not None:
                 self.handle.observer.step(step_id, "ok", state.stats.wall_seconds)
             if not QUIET:

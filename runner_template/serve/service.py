@@ -90,6 +90,7 @@ class Service:
             self.metrics, "counter", "workflow_runs_total", "Runs of the workflow by outcome",
             "outcome",
         )  # fmt: skip
+        self._succeeded = self._runs("succeeded")  # the usual outcome's cell, at hand
         self._request_counts = KeptCells(
             self.metrics, "counter", "workflow_http_requests_total",
             "HTTP requests by route and status", "route", "status",
@@ -142,7 +143,7 @@ class Service:
                 inputs,
                 deadline=deadline,
                 on_event=on_event,
-                handle=handle or self.handle(),
+                handle=handle or RunHandle(self.observer),
                 on_overrun=on_overrun,
             )
         except RunnerError as error:
@@ -151,7 +152,8 @@ class Service:
         except Exception:
             self._count("internal_error")
             raise
-        self._count("succeeded")
+        with self.metrics.lock:
+            self._succeeded.value += 1
         return outputs
 
     def _count(self, outcome: str) -> None:

@@ -278,7 +278,7 @@ def body_length(headers) -> int:
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_stamps: tuple[int, str, str] = (-1, "", "")
+_stamps: tuple[int, tuple[str, str]] = (-1, ("", ""))
 
 
 def now_stamps() -> tuple[str, str]:
@@ -294,8 +294,8 @@ def now_stamps() -> tuple[str, str]:
             f" {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
         )
         iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", t)
-        stamps = _stamps = (second, http_date, iso)
-    return stamps[1], stamps[2]
+        stamps = _stamps = (second, (http_date, iso))
+    return stamps[1]
 
 
 def json_bytes(value: Any) -> bytes:
