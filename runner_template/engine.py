@@ -833,8 +833,8 @@ class _Run:
         return jobs
 
     def _start(self, state: _StepState, now: float) -> int:
-        """Mark the step's next attempt as running at ``now`` (lock held); its number is
-        returned."""
+        """Mark the step's next attempt as running at ``now`` (lock held, but for a chain's:
+        see :meth:`_run_chain`); its number is returned."""
         step = state.step
         step_id = step["step_id"]
         if state.stats.attempts == 0:
