@@ -666,7 +666,7 @@ class _Run:
         self.handle = handle
         self.stats = handle.stats
         self.outputs: dict[str, dict[str, Any]] = {}
-        self.wakeups: queue.SimpleQueue = queue.SimpleQueue()  # the caller's loop waits here
+        self.wakeups: queue.SimpleQueue  # the caller's loop waits here (see _run_scheduled)
         self.lock = threading.Lock()  # guards every field below and the steps' states
         self.states: dict[str, _StepState] = {}
         self.failure: RunnerError | None = None  # the error that ends the run
@@ -699,6 +699,7 @@ class _Run:
 
     def _run_scheduled(self) -> None:
         """Every step, as the steps' dependencies and the workers allow (see the class)."""
+        self.wakeups = queue.SimpleQueue()  # made here: a chain never waits for a report
         self.handle._attach(self.wakeups)
         steps = self.states
         while True:

@@ -130,7 +130,7 @@ class MappingError(LookupError):
         self.key = key
 
 
-_INPUT, _STEP, _CONSTANT, _OTHER = range(4)
+_INPUT, _STEP, _INPUT_WALK, _STEP_WALK, _CONSTANT, _TEXT = range(6)
 
 
 class Mapping:
@@ -156,16 +156,16 @@ class Mapping:
                 try:
                     reference = parse_reference(value)
                 except ValueError:
-                    entries.append((key, _OTHER, value, None, None))
+                    entries.append((key, _TEXT, value, None, None))
                     continue
             if reference is None:
                 entries.append((key, _CONSTANT, resolve_mapping_value(value, {}, {}), None, None))
-            elif reference.keys:
-                entries.append((key, _OTHER, value, None, reference))
             elif reference.source == "inputs":
-                entries.append((key, _INPUT, reference.name, None, reference))
+                kind = _INPUT_WALK if reference.keys else _INPUT
+                entries.append((key, kind, reference.name, None, reference))
             else:
-                entries.append((key, _STEP, reference.name, reference.output, reference))
+                kind = _STEP_WALK if reference.keys else _STEP
+                entries.append((key, kind, reference.name, reference.output, reference))
         self._entries = tuple(entries)
 
     def resolve(
@@ -181,11 +181,13 @@ class Mapping:
                     values[key] = step_outputs[first][second]
                 elif kind == _CONSTANT:
                     values[key] = first
-                elif reference is not None:
-                    values[key] = resolve_reference(reference, inputs, step_outputs)
-                else:
+                elif kind == _STEP_WALK:
+                    values[key] = walk(step_outputs[first][second], reference.keys, reference)  # type: ignore[union-attr]
+                elif kind == _INPUT_WALK:
+                    values[key] = walk(inputs[first], reference.keys, reference)  # type: ignore[union-attr]
+                else:  # text that is no reference: its error, at each run
                     values[key] = resolve_mapping_value(first, inputs, step_outputs)
-            except LookupError as error:  # every entry that can miss has its reference
-                message = str(error) if kind == _OTHER else _missing(reference)  # type: ignore[arg-type]
+            except LookupError as error:  # a subscript's KeyError: the input or output is missing
+                message = _missing(reference) if type(error) is KeyError else str(error)  # type: ignore[arg-type]
                 raise MappingError(key, message) from None
         return values

@@ -233,7 +233,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(head if self.command == "HEAD" else head + body)
 
     def _json(self, status: int, value: Any, headers: dict[str, str] | None = None) -> None:
-        self._send(status, json_bytes(value), headers=headers)
+        self._send(status, json_bytes(value), "application/json", headers)
 
     def _error(self, status: int, kind: str, message: str, headers=None) -> None:
         if self._openai:
