@@ -21,7 +21,6 @@ call an HTTP API (a tool of kind ``api``) or run a child workflow of the bundle
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import math
@@ -42,11 +41,11 @@ from runner_template.errors import (
     StepTimeoutError,
     ToolError,
 )
-from runner_template.inputs import prepare_inputs
+from runner_template.inputs import InputRules
 from runner_template.jsonsafe import JSONLimitError, check_tree
 from runner_template.plan import step_dependencies
 from runner_template.pytools import run_executable_tool, run_inline_code
-from runner_template.references import parse_reference, resolve_mapping_value, resolve_reference
+from runner_template.references import Mapping, MappingError
 from runner_template.templates import format_value, render
 
 Event = dict[str, Any]
@@ -148,53 +147,74 @@ _WORKERS = _Workers()
 
 class _Watchdog:
     """One thread that fails, on time, attempts run on their caller's own thread (see
-    :meth:`Engine.run`'s ``on_overrun``): ``fire`` is called when ``deadline`` passes first.
+    :meth:`Engine.run`'s ``on_overrun``): ``fire(*args)`` is called when ``deadline`` passes
+    first.
 
     It sleeps until the earliest deadline it watches (with none, for :data:`IDLE_SECONDS`)
     and is woken only for an earlier one, so a service whose attempts take microseconds under
-    a timeout of seconds wakes it about once a timeout, not once a request.
+    a timeout of seconds wakes it about once a timeout, not once a request. :meth:`watch` and
+    :meth:`unwatch` take no lock on that path (two lock holds a step were a tenth of a chain's
+    bookkeeping): an entry is set and popped whole under the GIL, and whoever pops it, the
+    watchdog or :meth:`unwatch`, owns it, so a popped entry either fires or is known not to.
+    While the watchdog looks for due entries its :attr:`_wake_at` is minus infinity, so an
+    entry watched meanwhile always wakes it (under the lock: after it is asleep).
     """
 
     IDLE_SECONDS = 60.0
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # the condition's: held directly on the hot path
+        self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._entries: dict[int, tuple[float, Callable[[], None]]] = {}
+        self._entries: dict[int, tuple[float, Callable[..., None], tuple]] = {}
         self._tokens = itertools.count()
         self._wake_at = math.inf
         self._thread: threading.Thread | None = None
 
-    def watch(self, deadline: float, fire: Callable[[], None]) -> int:
-        with self._lock:
-            token = next(self._tokens)
-            self._entries[token] = (deadline, fire)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name="watchdog", daemon=True)
-                self._thread.start()
-            elif deadline < self._wake_at:
-                self._cond.notify()
+    def watch(self, deadline: float, fire: Callable[..., None], *args: Any) -> int:
+        token = next(self._tokens)
+        self._entries[token] = (deadline, fire, args)
+        if deadline < self._wake_at:  # it would sleep past this one (or it is looking)
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._serve, name="watchdog", daemon=True
+                    )
+                    self._thread.start()
+                else:
+                    self._cond.notify()
         return token
 
-    def unwatch(self, token: int) -> None:
-        with self._lock:
-            self._entries.pop(token, None)
+    def unwatch(self, token: int) -> bool:
+        """Stop watching; True if the entry had not fired (nor will it ever), False when the
+        watchdog took it first (its ``fire`` has been or is being called)."""
+        return self._entries.pop(token, None) is not None
 
     def _serve(self) -> None:
         while True:
             with self._cond:
+                self._wake_at = -math.inf  # see the class's docstring
                 now = time.monotonic()
-                due = [token for token, (at, _) in self._entries.items() if at <= now]
-                fired = [self._entries.pop(token)[1] for token in due]
-                self._wake_at = min(
-                    (at for at, _ in self._entries.values()), default=now + self.IDLE_SECONDS
-                )
+                while True:
+                    try:  # a copy made while another thread watches is tried again
+                        entries = list(self._entries.items())
+                        break
+                    except RuntimeError:
+                        continue
+                fired, wake_at = [], now + self.IDLE_SECONDS
+                for token, (at, _fire, _args) in entries:
+                    if at > now:
+                        wake_at = min(wake_at, at)
+                        continue
+                    entry = self._entries.pop(token, None)
+                    if entry is not None:  # not unwatched meanwhile: it is ours to fire
+                        fired.append(entry)
+                self._wake_at = wake_at
                 if not fired:
-                    self._cond.wait(self._wake_at - now)
+                    self._cond.wait(wake_at - now)
                     continue
-            for fire in fired:
+            for _at, fire, args in fired:
                 try:
-                    fire()
+                    fire(*args)
                 except Exception as error:  # the watchdog never dies
                     log(f"watchdog: {error!r}")
 
@@ -218,11 +238,32 @@ class StepStats:
 
 
 class _StepState:
-    """The scheduler's bookkeeping for one step (plain class: dataclasses cost import time)."""
+    """The scheduler's bookkeeping for one step (plain class: dataclasses cost import time).
 
-    def __init__(self, step: dict[str, Any], tool_id: str | None) -> None:
+    ``mapping``, ``timeout`` (of an attempt, with ``tool_id``), ``budget`` (the step's
+    deadline from its first start) and ``output`` (the name of its output) are the same for
+    every run: :meth:`Engine.new_states` works them out once per engine."""
+
+    __slots__ = (
+        "attempt", "attempt_deadline", "budget", "mapping", "not_before", "output", "started",
+        "stats", "status", "step", "step_deadline", "timeout", "tool_id", "used_fallback",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        step: dict[str, Any],
+        tool_id: str | None,
+        mapping: Mapping | None = None,
+        timeout: float = DEFAULT_STEP_TIMEOUT,
+        budget: float = 2 * DEFAULT_STEP_TIMEOUT,
+        output: str | None = None,
+    ) -> None:
         self.step = step
         self.tool_id = tool_id
+        self.mapping = mapping
+        self.timeout = timeout
+        self.budget = budget
+        self.output = output or step.get("output_name") or "output"
         self.attempt = 0
         self.status = "waiting"  # waiting | running | backoff | done
         self.attempt_deadline = 0.0
@@ -231,6 +272,20 @@ class _StepState:
         self.used_fallback = False
         self.started = 0.0
         self.stats = StepStats()
+
+
+class Observer:
+    """What a run tells about itself as it goes (serve's metrics: ``serve.metrics``), from the
+    scheduler's and the steps' threads. This one listens to nothing."""
+
+    def note(self, kind: str, **facts: Any) -> None:
+        """``step_retry`` (``step``), ``llm_call`` (``model``, ``outcome``), ``llm_retry``
+        (``model``), ``llm_tokens`` (``model``; ``into``/``out``: the prompt's and the
+        reply's, None if unknown)."""
+
+    def step(self, step: str, outcome: str, seconds: float) -> None:
+        """A step ended, ``ok`` or with its error type, ``seconds`` after its first start
+        (a method of its own: every step of every run calls it)."""
 
 
 class RunHandle:
@@ -242,12 +297,9 @@ class RunHandle:
     call waiting for its reply included) are abandoned, like a step that overran its time.
     """
 
-    def __init__(self, observer: Callable[..., None] | None = None) -> None:
+    def __init__(self, observer: Observer | None = None) -> None:
         self.stats: dict[str, StepStats] = {}
-        # Told what the run does (``step``, ``step_retry``, ``llm_call``, ``llm_retry``,
-        # ``llm_tokens`` (``into``/``out``: the prompt's and the reply's, None if unknown), with
-        # facts as keywords): serve's metrics. Called from the scheduler and step threads.
-        self.observer = observer
+        self.observer = observer  # told what the run does (see Observer)
         # Tokens in (prompts) and out (replies) of the run's LLM calls, sub-workflows' included,
         # as the LLM servers count them (0 when a server does not say): the OpenAI face's usage.
         self.usage = [0, 0]
@@ -272,7 +324,7 @@ class RunHandle:
 
     def note(self, kind: str, **facts: Any) -> None:
         if self.observer is not None:
-            self.observer(kind, **facts)
+            self.observer.note(kind, **facts)
 
     def count_tokens(self, into: int | None, out: int | None) -> None:
         with self._usage_lock:
@@ -323,9 +375,10 @@ class Engine:
         self.waits = step_dependencies(self.workflow["steps"])
         self._timeouts: dict[tuple[str, str | None], float] = {}  # see timeout()
         self._budgets: dict[tuple[str, str | None], float] = {}  # see step_budget()
-        self._outputs: list[tuple[str, Any]] | None = None  # see collect_outputs()
+        self._outputs: Mapping | None = None  # see collect_outputs()
+        self._input_rules: InputRules | None = None  # see run()
         self._in_place: dict[tuple[str, str | None], bool] = {}  # see runs_in_place()
-        self._mappings: dict[str, list[tuple[str, Any, Any]]] = {}  # see mapping()
+        self._plans: list[tuple] | None = None  # see new_states()
         # Every run with ``on_overrun`` is a chain of steps run in place on the caller's thread,
         # which then never waits for a worker: serve's /invoke takes a fair turn for those.
         self.in_place_only = THREADS and self._chain_in_place()
@@ -354,7 +407,10 @@ class Engine:
         cannot be stopped); ``run`` raises that same error when the step returns, if ever.
         The caller answers its client from ``on_overrun``; ``serve``'s ``/invoke`` does.
         """
-        inputs = prepare_inputs(self.workflow.get("inputs") or {}, given_inputs)
+        rules = self._input_rules
+        if rules is None:  # the same for every run: read once (at the first, as before)
+            rules = self._input_rules = InputRules(self.workflow.get("inputs") or {})
+        inputs = rules.prepare(given_inputs)
         handle = handle or RunHandle()
         run = _Run(self, inputs, deadline, on_event, handle, on_overrun)
         try:
@@ -407,21 +463,21 @@ class Engine:
             earlier.add(step_id)
         return True
 
-    def mapping(self, step: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-        """The step's ``input_mapping`` as ``(key, reference, value)``: the reference parsed
-        once (None for a literal or a constant, or text that does not parse, which
-        :func:`resolve_mapping_value` then reports at each run as before)."""
-        found = self._mappings.get(step["step_id"])
-        if found is None:
-            found = []
-            for key, value in (step.get("input_mapping") or {}).items():
-                reference = None
-                if isinstance(value, str):
-                    with contextlib.suppress(ValueError):
-                        reference = parse_reference(value)
-                found.append((key, reference, value))
-            self._mappings[step["step_id"]] = found
-        return found
+    def new_states(self) -> dict[str, _StepState]:
+        """A run's bookkeeping for each step, by step id, in the workflow's order; what is the
+        same for every run (the input mapping parsed, the timeout and the step's deadline) is
+        worked out at the first run and kept."""
+        plans = self._plans
+        if plans is None:
+            plans = []
+            for step in self.workflow["steps"]:
+                state = _StepState(step, step.get("tool"))
+                mapping = Mapping((step.get("input_mapping") or {}).items())
+                timeout, budget = self.timeout(state), self.step_budget(state)
+                plan = (step, state.tool_id, mapping, timeout, budget, state.output)
+                plans.append((step["step_id"], plan))
+            self._plans = plans
+        return {step_id: _StepState(*plan) for step_id, plan in plans}
 
     def step_budget(self, state: _StepState) -> float:
         """The step's overall deadline, in seconds from its first start (worked out once)."""
@@ -563,17 +619,15 @@ class Engine:
             last = self.workflow["steps"][-1]["step_id"]
             result = dict(outputs[last])
         else:
-            result = {}
             if self._outputs is None:  # the same for every run: parsed once
-                self._outputs = [
-                    (name, parse_reference(spec["source_reference"]))
-                    for name, spec in declared.items()
-                ]
-            for name, reference in self._outputs:
-                try:
-                    result[name] = resolve_reference(reference, inputs, outputs)
-                except LookupError as error:
-                    raise ToolError(f"output '{name}': {error}") from error
+                self._outputs = Mapping(
+                    ((name, spec["source_reference"]) for name, spec in declared.items()),
+                    references=True,
+                )
+            try:
+                result = self._outputs.resolve(inputs, outputs)
+            except MappingError as error:
+                raise ToolError(f"output '{error.key}': {error}") from error
         try:
             check_tree(result)
         except JSONLimitError as error:
@@ -612,7 +666,7 @@ class _Run:
         self.handle = handle
         self.stats = handle.stats
         self.outputs: dict[str, dict[str, Any]] = {}
-        self.wakeups: queue.SimpleQueue = queue.SimpleQueue()  # the caller's loop waits here
+        self.wakeups: queue.SimpleQueue  # the caller's loop waits here (see _run_scheduled)
         self.lock = threading.Lock()  # guards every field below and the steps' states
         self.states: dict[str, _StepState] = {}
         self.failure: RunnerError | None = None  # the error that ends the run
@@ -622,8 +676,7 @@ class _Run:
         self.started = 0.0
 
     def execute(self) -> dict[str, Any]:
-        steps = self.engine.workflow["steps"]
-        self.states = {s["step_id"]: _StepState(s, s.get("tool")) for s in steps}
+        self.states = self.engine.new_states()
         started = self.started = time.monotonic()
         try:
             if self.on_overrun is not None and self.engine.in_place_only:
@@ -646,6 +699,7 @@ class _Run:
 
     def _run_scheduled(self) -> None:
         """Every step, as the steps' dependencies and the workers allow (see the class)."""
+        self.wakeups = queue.SimpleQueue()  # made here: a chain never waits for a report
         self.handle._attach(self.wakeups)
         steps = self.states
         while True:
@@ -658,7 +712,7 @@ class _Run:
                 self._check_go_on(now)
                 for state in self.states.values():
                     if state.status == "running" and now >= state.attempt_deadline:
-                        self._settle(state, False, self._overrun(state))
+                        self._settle(state, False, self._overrun(state), now)
                 if self.failure is not None:
                     raise self.failure
                 jobs = self._ready(now)
@@ -688,12 +742,14 @@ class _Run:
         workflow's order (each waits for every one before it), on this thread. The same checks
         between steps as :meth:`_run_scheduled` makes (cancelation, the run's deadline, a
         failure), without its search for ready steps and its next wake-up, which were a
-        fifth of such a run's CPU under ``serve``'s ``/invoke``."""
+        fifth of such a run's CPU under ``serve``'s ``/invoke``. A step starts without the
+        run's lock: no other thread looks at it before the watchdog watches it, and one
+        that the watchdog took (an overrun) ends the run. The time a step ended is the next
+        one's start."""
+        now = self.started
         for state in self.states.values():
-            self._check_go_on(time.monotonic())
-            with self.lock:
-                attempt = self._start(state)
-            self._in_place(state, attempt)
+            self._check_go_on(now)
+            now = self._in_place(state, self._start(state, now))
             if self.failure is not None:
                 raise self.failure
 
@@ -702,19 +758,21 @@ class _Run:
             f"the run did not finish within its deadline ({now - self.started:.1f} s spent)"
         )
 
-    def _in_place(self, state: _StepState, attempt: int) -> None:
+    def _in_place(self, state: _StepState, attempt: int) -> float:
         """Run an attempt on this (the caller's) thread, watched by the watchdog, and settle
-        it (see :meth:`Engine.run`)."""
-        token = _WATCHDOG.watch(state.attempt_deadline, lambda: self._overran(state, attempt))
+        it (see :meth:`Engine.run`); the time it ended is returned."""
+        token = _WATCHDOG.watch(state.attempt_deadline, self._overran, state, attempt)
         try:
             ok, value = self._attempt(state, attempt)
         finally:
             _WATCHDOG.unwatch(token)
+        now = time.monotonic()
         with self.lock:
             if state.status == "running" and state.attempt == attempt:  # not settled as overrun
-                if time.monotonic() >= state.attempt_deadline:
+                if now >= state.attempt_deadline:
                     ok, value = False, self._overrun(state)  # late: what the watchdog says
-                self._settle(state, ok, value)
+                self._settle(state, ok, value, now)
+        return now
 
     def _overran(self, state: _StepState, attempt: int) -> None:
         """The watchdog's call: the attempt running on the caller's thread overran. It is
@@ -727,7 +785,7 @@ class _Run:
                 error: RunnerError = self._late(now)
             else:
                 error = self._overrun(state)
-            self._settle(state, False, error)
+            self._settle(state, False, error, now)
             self.failure = self.failure or error
             failure = self.failure
         self.on_overrun(failure)  # type: ignore[misc]
@@ -768,24 +826,24 @@ class _Run:
             status = state.status
             ready = status == "waiting" or (status == "backoff" and now >= state.not_before)
             if ready and running < MAX_PARALLEL and waits[step_id] <= done:
-                jobs.append((state, self._start(state)))
+                jobs.append((state, self._start(state, now)))
                 running += 1
                 if not THREADS:  # one at a time, each to its end before the next starts
                     break
         self.running = running
         return jobs
 
-    def _start(self, state: _StepState) -> int:
-        """Mark the step's next attempt as running (lock held); its number is returned."""
+    def _start(self, state: _StepState, now: float) -> int:
+        """Mark the step's next attempt as running at ``now`` (lock held, but for a chain's:
+        see :meth:`_run_chain`); its number is returned."""
         step = state.step
         step_id = step["step_id"]
-        now = time.monotonic()
         if state.stats.attempts == 0:
             state.started = now
-            state.step_deadline = now + self.engine.step_budget(state)
+            state.step_deadline = now + state.budget
         state.attempt += 1
         state.status = "running"
-        limit = min(now + self.engine.timeout(state), state.step_deadline)
+        limit = min(now + state.timeout, state.step_deadline)
         state.attempt_deadline = limit if self.deadline is None else min(limit, self.deadline)
         state.stats.attempts += 1
         state.stats.tool = state.tool_id
@@ -809,15 +867,8 @@ class _Run:
         step_id = step["step_id"]
         deadline, tool_id = state.attempt_deadline, state.tool_id
         try:
-            inputs, outputs = self.inputs, self.outputs
-            values = {}
-            for key, reference, value in self.engine.mapping(step):
-                values[key] = (
-                    resolve_mapping_value(value, inputs, outputs)
-                    if reference is None
-                    else resolve_reference(reference, inputs, outputs)
-                )
             engine = self.engine
+            values = state.mapping.resolve(self.inputs, self.outputs)  # type: ignore[union-attr]
             result = engine.execute(
                 step, tool_id, values, deadline, state.stats, self.emit, self.handle
             )
@@ -844,15 +895,12 @@ class _Run:
                 if self.over:
                     return
                 try:
-                    if not THREADS and time.monotonic() >= state.attempt_deadline:
+                    now = time.monotonic()
+                    if not THREADS and now >= state.attempt_deadline:
                         ok, value = False, self._overrun(state)  # what the caller would say
                     if state.status == "running" and state.attempt == attempt:
-                        self._settle(state, ok, value)
-                    jobs = (
-                        []
-                        if self.failure is not None or not THREADS
-                        else self._ready(time.monotonic())
-                    )
+                        self._settle(state, ok, value, now)
+                    jobs = [] if self.failure is not None or not THREADS else self._ready(now)
                 except Exception as error:  # a bug in the engine: the run's error
                     self.failure, jobs = RunnerError(repr(error), state.step["step_id"]), []
                 finished = self.failure is not None or len(self.outputs) == len(self.states)
@@ -864,17 +912,19 @@ class _Run:
                 self._launch(other)
             job = jobs[0] if jobs else None
 
-    def _settle(self, state: _StepState, ok: bool, value: Any) -> None:
-        """Record an attempt's outcome (lock held): done, a retry, a fallback, or the run's
-        :attr:`failure`."""
+    def _settle(self, state: _StepState, ok: bool, value: Any, now: float | None = None) -> None:
+        """Record an attempt's outcome (lock held) at ``now`` (default: the time it is
+        called): done, a retry, a fallback, or the run's :attr:`failure`."""
         step_id = state.step["step_id"]
-        now = time.monotonic()
+        if now is None:
+            now = time.monotonic()
         if ok:
             state.status = "done"
             state.stats.wall_seconds = now - state.started
             self.stats[step_id] = state.stats
-            self.outputs[step_id] = {state.step.get("output_name") or "output": value}
-            self.handle.note("step", step=step_id, seconds=state.stats.wall_seconds, outcome="ok")
+            self.outputs[step_id] = {state.output: value}
+            if self.handle.observer is not None:
+                self.handle.observer.step(step_id, "ok", state.stats.wall_seconds)
             if not QUIET:
                 log(f"step {step_id}: done in {state.stats.wall_seconds:.3f} s")
             if self.emit is not None:
@@ -904,11 +954,11 @@ class _Run:
         if fallback and not state.used_fallback and time_left > 0:
             log(f"step {step_id}: {error.message}; falling back to tool '{fallback}'")
             state.tool_id, state.used_fallback, state.attempt = fallback, True, 0
+            state.timeout = self.engine.timeout(state)  # the fallback tool's
             state.status, state.not_before = "backoff", now
             return
         state.status = "done"
         self.stats[step_id] = state.stats
-        self.handle.note(
-            "step", step=step_id, seconds=now - state.started, outcome=error.error_type
-        )
+        if self.handle.observer is not None:
+            self.handle.observer.step(step_id, error.error_type, now - state.started)
         self.failure = error

@@ -48,27 +48,80 @@ def check_value(name: str, spec: dict[str, Any], value: Any) -> None:
         raise InputError(f"input '{name}' does not match pattern {pattern!r}: {_describe(value)}")
 
 
-def prepare_inputs(declared: dict[str, dict[str, Any]], given: Any) -> dict[str, Any]:
-    """Return the inputs the steps see: ``given`` checked, with defaults for missing ones.
+# The ``isinstance`` classes of each declared type (None: anything), and whether a boolean
+# passes (``True`` is an ``int`` to Python, not a number to JSON Schema).
+_TYPE_CLASSES: dict[str, tuple[tuple[type, ...] | None, bool]] = {
+    "string": ((str,), False),
+    "number": ((int, float), False),
+    "integer": ((int,), False),
+    "boolean": ((bool,), True),
+    "object": ((dict,), False),
+    "array": ((list,), False),
+}
+_NO_DEFAULT = object()  # no default, no enum
 
-    Inputs that the workflow does not declare are refused: a typo in a name would otherwise be
-    silently ignored while the declared input falls back to its default.
-    """
-    if not isinstance(given, dict):
-        raise InputError(f"inputs must be a JSON object, got {type(given).__name__}")
-    unknown = sorted(set(given) - set(declared))
-    if unknown:
-        known = ", ".join(sorted(declared)) or "none"
-        shown = ", ".join(_describe(name) for name in unknown[:10])
-        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
-        raise InputError(f"unknown input(s): {shown}{more} (declared: {known})")
-    prepared: dict[str, Any] = {}
-    for name, spec in declared.items():
-        if name in given:
-            check_value(name, spec, given[name])
-            prepared[name] = given[name]
-        elif "default" in spec:
-            prepared[name] = spec["default"]
-        elif spec.get("required", False):
-            raise InputError(f"missing required input '{name}'")
-    return prepared
+
+class InputRules:
+    """A workflow's ``inputs`` declaration, read once: :meth:`prepare` checks a run's inputs
+    without looking each spec up again (a service checks every request's). The checks and
+    their messages are :func:`check_value`'s, which says what is wrong when one fails."""
+
+    def __init__(self, declared: dict[str, dict[str, Any]]) -> None:
+        self._declared = declared
+        self._names = frozenset(declared)
+        rules = []
+        for name, spec in declared.items():
+            expected = spec.get("type", "any")
+            # A type that is not a name (a bundle never has one) goes through check_value.
+            classes, bools = (
+                _TYPE_CLASSES.get(expected, (None, True))
+                if isinstance(expected, str)
+                else ((), False)
+            )
+            enum = spec.get("enum", _NO_DEFAULT)
+            default = spec.get("default", _NO_DEFAULT)
+            required = bool(spec.get("required", False))
+            rules.append((name, spec, classes, bools, enum, spec.get("pattern"), default, required))
+        self._rules = tuple(rules)
+
+    def prepare(self, given: Any) -> dict[str, Any]:
+        """Return the inputs the steps see: ``given`` checked, with defaults for missing ones.
+
+        Inputs that the workflow does not declare are refused: a typo in a name would otherwise
+        be silently ignored while the declared input falls back to its default.
+        """
+        if not isinstance(given, dict):
+            raise InputError(f"inputs must be a JSON object, got {type(given).__name__}")
+        if not self._names.issuperset(given):
+            declared = self._declared
+            unknown = sorted(set(given) - set(declared))
+            known = ", ".join(sorted(declared)) or "none"
+            shown = ", ".join(_describe(name) for name in unknown[:10])
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            raise InputError(f"unknown input(s): {shown}{more} (declared: {known})")
+        prepared: dict[str, Any] = {}
+        for name, spec, classes, bools, enum, pattern, default, required in self._rules:
+            if name in given:
+                value = given[name]
+                if (
+                    (
+                        classes is not None
+                        and not (
+                            isinstance(value, classes) and (bools or value.__class__ is not bool)
+                        )
+                    )
+                    or (enum is not _NO_DEFAULT and value not in enum)
+                    or pattern is not None
+                ):
+                    check_value(name, spec, value)  # raises, unless a pattern matches
+                prepared[name] = value
+            elif default is not _NO_DEFAULT:
+                prepared[name] = default
+            elif required:
+                raise InputError(f"missing required input '{name}'")
+        return prepared
+
+
+def prepare_inputs(declared: dict[str, dict[str, Any]], given: Any) -> dict[str, Any]:
+    """:meth:`InputRules.prepare` of ``declared`` (made for this one call)."""
+    return InputRules(declared).prepare(given)

@@ -12,8 +12,10 @@ by code (a tool's result) before they reach a JSON writer.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import sys
 from typing import Any
 
 MAX_DEPTH = 100
@@ -47,11 +49,25 @@ class _HugeInt:
         self.digits = digits
 
 
+# Bumped by a parser hook that made a value check_tree must find (a marked integer, a float too
+# large to be finite): loads compares it before and after a parse (see there). A count, since
+# its ``next`` is one step under the GIL whichever threads parse at once.
+_MARKS = itertools.count()
+
+
 def _parse_int(text: str) -> int | _HugeInt:
     digits = len(text) - text.startswith("-")
     if digits > MAX_INT_DIGITS:
+        next(_MARKS)
         return _HugeInt(digits)
     return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: a JSON number, but not one we take
+        next(_MARKS)
+    return value
 
 
 def _too_long(number: int) -> bool:
@@ -153,29 +169,17 @@ def _check_text(text: str, where: tuple | None) -> None:
 
 
 # One decoder for every call: ``json.loads`` with hooks builds a decoder and its scanner each
-# time, which was most of the cost of parsing a small request body.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int)
+# time, which was most of the cost of parsing a small request body. The plain one leaves
+# integers to C: the interpreter's own digit limit (at most MAX_INT_DIGITS) refuses a long one
+# there, before any conversion, and the text is then read again with the marker hook
+# (_parse_int, a Python call per integer) to name where it is.
+_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_int=_parse_int, parse_float=_parse_float
+)
 _SCAN = _DECODER.scan_once
+_PLAIN_SCAN = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_parse_float).scan_once
 _SPACE = json.decoder.WHITESPACE.match
-
-
-def _decode(text: str | bytes) -> Any:
-    """What ``json.loads`` does with the hooks above (bytes by their detected encoding)."""
-    if isinstance(text, bytes | bytearray):
-        text = text.decode(json.detect_encoding(text), "surrogatepass")
-    elif not isinstance(text, str):
-        raise TypeError(f"the JSON object must be str or bytes, not {type(text).__name__}")
-    if text.startswith("\ufeff"):
-        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-    # JSONDecoder.decode and raw_decode, inlined (two Python calls a parse):
-    try:
-        value, end = _SCAN(text, _SPACE(text, 0).end())
-    except StopIteration as error:
-        raise json.JSONDecodeError("Expecting value", text, error.value) from None
-    end = _SPACE(text, end).end()
-    if end != len(text):
-        raise json.JSONDecodeError("Extra data", text, end)
-    return value
+_int_limit = sys.get_int_max_str_digits
 
 
 def loads(
@@ -185,20 +189,55 @@ def loads(
     text_checks: bool = False,
     object_pairs_hook=None,
 ) -> Any:
-    """``json.loads`` with the bounds of this module; syntax errors stay ``JSONDecodeError``."""
+    """``json.loads`` with the bounds of this module; syntax errors stay ``JSONDecodeError``.
+
+    The walk of :func:`check_tree` is left out when the text shows that it would find nothing
+    (most requests and tool outputs, a third of their JSON's cost): no hook marked a value
+    (an integer too long, a float too large), fewer brackets than ``max_depth``, and for
+    ``text_checks`` ASCII text without a ``\\u`` escape (a lone surrogate needs one of the two).
+    """
+    mark = next(_MARKS)
     try:
-        if object_pairs_hook is None:
-            value = _decode(text)
-        else:
+        if object_pairs_hook is not None:
             value = json.loads(
                 text,
                 parse_constant=_reject_constant,
                 parse_int=_parse_int,
+                parse_float=_parse_float,
                 object_pairs_hook=object_pairs_hook,
             )
+            mark = -2  # the walk is never left out for these
+        else:  # what json.loads does with the hooks above (inlined: three Python calls)
+            if isinstance(text, bytes | bytearray):
+                text = text.decode(json.detect_encoding(text), "surrogatepass")
+            elif not isinstance(text, str):
+                raise TypeError(f"the JSON object must be str or bytes, not {type(text).__name__}")
+            if text.startswith("\ufeff"):
+                raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+            start = _SPACE(text, 0).end()
+            try:
+                if 0 < _int_limit() <= MAX_INT_DIGITS:  # a tool may have changed it
+                    try:
+                        value, end = _PLAIN_SCAN(text, start)
+                    except (JSONLimitError, json.JSONDecodeError):  # NaN, or not JSON
+                        raise
+                    except ValueError:  # an integer over the limit: read again, marked
+                        value, end = _SCAN(text, start)
+                else:
+                    value, end = _SCAN(text, start)
+            except StopIteration as error:
+                raise json.JSONDecodeError("Expecting value", text, error.value) from None
+            end = _SPACE(text, end).end()
+            if end != len(text):
+                raise json.JSONDecodeError("Extra data", text, end)
     except RecursionError:
         raise JSONLimitError(f"nested more than {max_depth} levels deep") from None
-    check_tree(value, max_depth=max_depth, text_checks=text_checks)
+    if (
+        next(_MARKS) != mark + 1  # marked here (or in another thread meanwhile: walk anyway)
+        or text.count("[") + text.count("{") > max_depth
+        or (text_checks and not (text.isascii() and "\\u" not in text))
+    ):
+        check_tree(value, max_depth=max_depth, text_checks=text_checks)
     return value
 
 

@@ -25,7 +25,10 @@ _install_lock = threading.Lock()
 
 
 class _ThreadRoutedStream:
-    """Stands in for ``sys.stdin``/``sys.stdout``: per-thread target, else the real stream."""
+    """Stands in for ``sys.stdin``/``sys.stdout``: per-thread target, else the real stream.
+
+    ``read``, ``readline`` and ``write`` are methods of their own (a tool's ``json.load`` and
+    ``print`` call them): through ``__getattr__`` each was two Python calls more."""
 
     def __init__(self, real: Any, slot: str) -> None:
         self._real = real
@@ -39,6 +42,15 @@ class _ThreadRoutedStream:
 
     def __iter__(self):
         return iter(self._target())
+
+    def read(self, *args: Any) -> Any:
+        return (getattr(_routing, self._slot, None) or self._real).read(*args)
+
+    def readline(self, *args: Any) -> Any:
+        return (getattr(_routing, self._slot, None) or self._real).readline(*args)
+
+    def write(self, text: Any) -> Any:
+        return (getattr(_routing, self._slot, None) or self._real).write(text)
 
 
 class _LazyInput:
@@ -62,10 +74,12 @@ class _LazyInput:
     def __iter__(self):
         return iter(self._open())
 
+    def read(self, *args: Any) -> str:
+        return self._open().read(*args)
+
 
 def _install_routing() -> None:
-    if isinstance(sys.stdin, _ThreadRoutedStream) and isinstance(sys.stdout, _ThreadRoutedStream):
-        return  # installed already (the usual case: no lock to take)
+    """Route ``sys.stdin`` and ``sys.stdout`` by thread (once, and again if replaced)."""
     with _install_lock:
         if not isinstance(sys.stdin, _ThreadRoutedStream):
             sys.stdin = _ThreadRoutedStream(sys.stdin, "stdin")
@@ -91,7 +105,10 @@ def _execute(
     """Execute ``code`` with this thread's stdin/stdout redirected; return what it printed.
     ``stdin`` is the text, or what makes it when the code first reads it (whose
     :class:`ToolError` is then the step's error)."""
-    _install_routing()
+    if not (
+        sys.stdin.__class__ is _ThreadRoutedStream and sys.stdout.__class__ is _ThreadRoutedStream
+    ):
+        _install_routing()  # not yet, or replaced since (no lock to take once installed)
     stdout = io.StringIO()
     _routing.stdin = io.StringIO(stdin) if isinstance(stdin, str) else _LazyInput(stdin)
     _routing.stdout = stdout
@@ -116,8 +133,8 @@ def _execute(
     return stdout.getvalue()
 
 
-def _fresh_namespace() -> dict[str, Any]:
-    return {"__name__": "__main__", "__builtins__": builtins}
+# What a tool's code starts with, copied for each run (a fresh namespace every time).
+_NAMESPACE = {"__name__": "__main__", "__builtins__": builtins}
 
 
 def parse_tool_output(text: str) -> Any:
@@ -135,18 +152,19 @@ def parse_tool_output(text: str) -> Any:
         return stripped
 
 
-def _as_json(value: Any, what: str, step: str | None) -> str:
+def _as_json(value: Any, what: str, name: str, step: str | None) -> str:
+    """``value`` as a tool's stdin; an error names it as ``{what} '{name}' input``."""
     try:
         return dumps(value)
     except JSONLimitError as error:
-        raise ToolError(f"{what}: {error.message}", step) from None
+        raise ToolError(f"{what} '{name}' input: {error.message}", step) from None
 
 
 def run_executable_tool(name: str, source: str, payload: dict[str, Any], step: str | None) -> Any:
     """Run a tool's Python ``source`` with ``payload`` as JSON on its stdin."""
     code = _compile(source, name)
-    stdin_text = _as_json(payload, f"tool '{name}' input", step)
-    printed = _execute(code, _fresh_namespace(), stdin_text, name, step)
+    stdin_text = _as_json(payload, "tool", name, step)
+    printed = _execute(code, dict(_NAMESPACE), stdin_text, name, step)
     try:
         return parse_tool_output(printed)
     except JSONLimitError as error:
@@ -157,12 +175,12 @@ def run_executable_tool(name: str, source: str, payload: dict[str, Any], step: s
 
 def run_inline_code(step: str, source: str, values: dict[str, Any]) -> Any:
     """Run a step's inline ``code``: mapped values are its variables; it must set ``result``."""
-    code = _compile(source, f"{step}.code")
-    namespace = _fresh_namespace()
-    namespace.update(values)
+    name = step + ".code"
+    code = _compile(source, name)
+    namespace = {**_NAMESPACE, **values}
     namespace["inputs"] = dict(values)
-    stdin = functools.partial(_as_json, values, f"inline code of step '{step}' input", step)
-    _execute(code, namespace, stdin, f"{step}.code", step)
+    stdin = functools.partial(_as_json, values, "inline code of step", step, step)
+    _execute(code, namespace, stdin, name, step)
     if "result" not in namespace:
         raise ToolError(f"inline code of step '{step}' did not set 'result'", step)
     return namespace["result"]

@@ -90,17 +90,24 @@ def walk(value: Any, keys: tuple[str, ...], where: Any) -> Any:
     return value
 
 
+def _missing(ref: Reference) -> str:
+    """Why ``ref``'s input or step output is not there (it has no keys to walk)."""
+    if ref.source == "inputs":
+        return f"{ref}: input '{ref.name}' was not given and has no default"
+    return f"{ref}: step '{ref.name}' produced no output '{ref.output}'"
+
+
 def resolve_reference(
     ref: Reference, inputs: dict[str, Any], step_outputs: dict[str, dict[str, Any]]
 ) -> Any:
     """Return the value ``ref`` points at; ``LookupError`` when it is not there at run time."""
     if ref.source == "inputs":
         if ref.name not in inputs:
-            raise LookupError(f"{ref}: input '{ref.name}' was not given and has no default")
+            raise LookupError(_missing(ref))
         return walk(inputs[ref.name], ref.keys, ref) if ref.keys else inputs[ref.name]
     outputs = step_outputs.get(ref.name)
     if outputs is None or ref.output not in outputs:
-        raise LookupError(f"{ref}: step '{ref.name}' produced no output '{ref.output}'")
+        raise LookupError(_missing(ref))
     return walk(outputs[ref.output], ref.keys, ref) if ref.keys else outputs[ref.output]
 
 
@@ -113,3 +120,74 @@ def resolve_mapping_value(
     if isinstance(value, dict) and set(value) == {"literal"}:
         return value["literal"]
     return value
+
+
+class MappingError(LookupError):
+    """A value of a :class:`Mapping` is not there at run time; ``key`` names it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+_INPUT, _STEP, _INPUT_WALK, _STEP_WALK, _CONSTANT, _TEXT = range(6)
+
+
+class Mapping:
+    """Named values, each a reference or a constant, fetched at every run: a step's
+    ``input_mapping``, the workflow's outputs. Parsed once, so a run fetches a plain
+    ``inputs.NAME`` or ``steps.STEP.OUTPUT`` with a subscript or two rather than a call of
+    :func:`resolve_reference` (the calls were a tenth of a small run's engine CPU); a missing
+    value goes through :func:`resolve_reference` for its message, a :class:`MappingError`.
+
+    ``references``: parse every value as a reference (outputs); else values are as
+    :func:`resolve_mapping_value` takes them (text that does not parse is reported at each run,
+    by it, as before)."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, items: Any, references: bool = False) -> None:
+        entries: list[tuple[str, int, Any, Any, Reference | None]] = []
+        for key, value in items:
+            reference = None
+            if references:
+                reference = parse_reference(value)
+            elif isinstance(value, str):
+                try:
+                    reference = parse_reference(value)
+                except ValueError:
+                    entries.append((key, _TEXT, value, None, None))
+                    continue
+            if reference is None:
+                entries.append((key, _CONSTANT, resolve_mapping_value(value, {}, {}), None, None))
+            elif reference.source == "inputs":
+                kind = _INPUT_WALK if reference.keys else _INPUT
+                entries.append((key, kind, reference.name, None, reference))
+            else:
+                kind = _STEP_WALK if reference.keys else _STEP
+                entries.append((key, kind, reference.name, reference.output, reference))
+        self._entries = tuple(entries)
+
+    def resolve(
+        self, inputs: dict[str, Any], step_outputs: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The values by name, in the order written."""
+        values = {}
+        for key, kind, first, second, reference in self._entries:
+            try:
+                if kind == _INPUT:
+                    values[key] = inputs[first]
+                elif kind == _STEP:
+                    values[key] = step_outputs[first][second]
+                elif kind == _CONSTANT:
+                    values[key] = first
+                elif kind == _STEP_WALK:
+                    values[key] = walk(step_outputs[first][second], reference.keys, reference)  # type: ignore[union-attr]
+                elif kind == _INPUT_WALK:
+                    values[key] = walk(inputs[first], reference.keys, reference)  # type: ignore[union-attr]
+                else:  # text that is no reference: its error, at each run
+                    values[key] = resolve_mapping_value(first, inputs, step_outputs)
+            except LookupError as error:  # a subscript's KeyError: the input or output is missing
+                message = _missing(reference) if type(error) is KeyError else str(error)  # type: ignore[arg-type]
+                raise MappingError(key, message) from None
+        return values

@@ -88,9 +88,12 @@ class Handler(BaseHTTPRequestHandler):
         super().finish()
 
     def handle_one_request(self) -> None:
-        """Wait for a request (idle limit), then read all of it under one deadline."""
+        """Wait for a request (idle limit), then read all of it under one deadline, and answer
+        it: the standard library's method, inlined (every ``do_*`` is :meth:`_dispatch`, and
+        ``wfile`` needs no flush). The request's time starts with its first byte."""
         self.waiting_since = time.monotonic()
-        self.reader.wait_idle(IDLE_SECONDS)
+        reader = self.reader
+        reader.idle = IDLE_SECONDS
         try:
             if not self.rfile.peek(1):
                 self.close_connection = True
@@ -98,21 +101,59 @@ class Handler(BaseHTTPRequestHandler):
         except (OSError, ValueError):
             self.close_connection = True
             return
-        self.reader.end_idle()  # bytes were buffered already (pipelined): no wait happened
-        self.reader.deadline = time.monotonic() + self.service.settings.read_timeout
+        reader.idle = None  # bytes were buffered already (pipelined): no wait happened
+        self._started = now = time.monotonic()
+        reader.deadline = now + self.service.settings.read_timeout
         try:
-            super().handle_one_request()
+            self.raw_requestline = line = self.rfile.readline(65537)
+            if len(line) > 65536:
+                self.requestline = self.request_version = self.command = ""
+                self.send_error(414)
+                return
+            if not line:
+                self.close_connection = True
+                return
+            if self.parse_request():
+                self._dispatch()
         except (OSError, ValueError):  # timed out, reset, or evicted while reading
             self.close_connection = True
 
     def parse_request(self) -> bool:
         """The request line as the standard library reads it, the headers by
         :func:`~.wire.read_headers` (strict, and a fraction of the email parser's cost)."""
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = self.requestline.split()
+        if len(words) == 3 and words[2] == "HTTP/1.1":  # the usual line: nothing to work out
+            self.command, self.path, self.request_version = words
+            self.close_connection = False
+        elif not self._request_line(words):
+            return False
+        if self.path.startswith("//"):
+            self.path = "/" + self.path.lstrip("/")
+        try:
+            self.headers = headers = read_headers(self.rfile)  # type: ignore[assignment]
+        except HeaderError as error:
+            self.send_error(error.status, str(error))
+            return False
+        first = headers.first
+        if "connection" in first:
+            connection = first["connection"].lower()
+            if connection == "close":
+                self.close_connection = True
+            elif connection == "keep-alive":
+                self.close_connection = False
+        if "expect" in first:
+            expect = first["expect"].lower()
+            if expect == "100-continue" and self.request_version >= "HTTP/1.1":
+                return self.handle_expect_100()
+        return True
+
+    def _request_line(self, words: list[str]) -> bool:
+        """Any other request line, as the standard library reads it: ``command``, ``path``,
+        ``request_version`` and ``close_connection`` set, or an error sent and False."""
         self.command = None  # set in case of an error on the first line
         self.request_version = version = self.default_request_version
         self.close_connection = True
-        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
-        words = self.requestline.split()
         if not words:
             return False
         if len(words) >= 3:  # enough to know the protocol's version
@@ -141,37 +182,21 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_error(400, f"Bad HTTP/0.9 request type ({command!r})")
                 return False
         self.command, self.path = command, path
-        if self.path.startswith("//"):
-            self.path = "/" + self.path.lstrip("/")
-        try:
-            self.headers = read_headers(self.rfile)  # type: ignore[assignment]
-        except HeaderError as error:
-            self.send_error(error.status, str(error))
-            return False
-        connection = (self.headers.get("Connection") or "").lower()
-        if connection == "close":
-            self.close_connection = True
-        elif connection == "keep-alive":
-            self.close_connection = False
-        expect = (self.headers.get("Expect") or "").lower()
-        if expect == "100-continue" and self.request_version >= "HTTP/1.1":
-            return self.handle_expect_100()
         return True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one JSON line per request instead (see _log)
 
-    def _log(self, status: int, sent: int, started: float) -> None:
+    def _log(self, status: int, sent: int, seconds: float) -> None:
         """One JSON line per request (``service.log``); made by hand: the fields are known, and
         the method and path of a route's request are JSON text made once (see ``_LOGGED``)."""
         logged = _LOGGED.get((self.command, self.path))
         if logged is None:
             path = json.dumps(self.path[:200].encode("ascii", "backslashreplace").decode())
             logged = f'"method": {json.dumps(self.command)}, "path": {path}'
-        ms = round((time.monotonic() - started) * 1000, 1)
         self.service.log.write(
             f'{{"time": "{now_stamps()[1]}", {logged},'
-            f' "status": {status}, "ms": {ms}, "bytes": {sent}}}\n'
+            f' "status": {status}, "ms": {round(seconds * 1000, 1)}, "bytes": {sent}}}\n'
         )
 
     # -- replies -------------------------------------------------------------------------------
@@ -208,7 +233,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(head if self.command == "HEAD" else head + body)
 
     def _json(self, status: int, value: Any, headers: dict[str, str] | None = None) -> None:
-        self._send(status, json_bytes(value), headers=headers)
+        self._send(status, json_bytes(value), "application/json", headers)
 
     def _error(self, status: int, kind: str, message: str, headers=None) -> None:
         if self._openai:
@@ -252,7 +277,8 @@ class Handler(BaseHTTPRequestHandler):
                 413, "too_large", f"the body is over {self.service.settings.max_body} bytes"
             )
             return None
-        if self.headers.get("Content-Length") is None:
+        headers = self.headers.first
+        if "content-length" not in headers:
             self._error(411, "length_required", "a Content-Length is required")
             return None
         raw = self.rfile.read(length)
@@ -260,7 +286,9 @@ class Handler(BaseHTTPRequestHandler):
         if len(raw) < length:
             self.close_connection = True
             raise ConnectionResetError("the body ended early")
-        media = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        media = headers.get("content-type", "")
+        if media != "application/json":  # the usual value as is, any other one normalized
+            media = media.split(";")[0].strip().lower()
         if media != "application/json":
             self._error(415, "unsupported_media_type", "send the body as application/json")
             return None
@@ -302,6 +330,7 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def _authorized(self) -> bool:
+        """Whether the request carries the service's token (``--auth-token-env``); else 401."""
         token = self.service.settings.auth_token
         if token is None:
             return True
@@ -323,16 +352,22 @@ class Handler(BaseHTTPRequestHandler):
     _run_handle: Any = None  # the run of a stream being sent
 
     def _dispatch(self) -> None:
-        self._started = time.monotonic()
         self.waiting_since = None
         self._status, self._sent, self._length = 500, 0, 0
         self._run_handle = None
         self._handed_off = False  # see _invoke
-        path = self.path.split("?", 1)[0]
+        path = self.path
+        if "?" in path:
+            path = path.split("?", 1)[0]
         self._openai = path.startswith("/v1/")
         method = "GET" if self.command == "HEAD" else self.command
-        name, self._label, params = self._route(method, path)
-        self.service.track(1)
+        name = ROUTES.get((method, path))
+        if name is not None:  # a route's own path: no parameters (see _route)
+            self._label, params = path, ()
+        else:
+            name, self._label, params = self._route(method, path)
+        service = self.service
+        service.begin_request()
         try:
             try:
                 self._length = body_length(self.headers)
@@ -340,7 +375,11 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self._error(400, "bad_request", str(error))
                 return
-            if path not in OPEN_ROUTES and not self._authorized():
+            if (
+                service.settings.auth_token is not None
+                and path not in OPEN_ROUTES
+                and not self._authorized()
+            ):
                 return
             if name is not None:
                 getattr(self, name)(*params)
@@ -378,9 +417,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _done(self) -> None:
         """The request's end: no longer in flight, counted, logged."""
-        self.service.track(-1)
-        self.service.count_request(self._label, self._status, time.monotonic() - self._started)
-        self._log(self._status, self._sent, self._started)
+        seconds = time.monotonic() - self._started
+        self.service.end_request(self._label, self._status, seconds)
+        self._log(self._status, self._sent, seconds)
 
     # The usual methods found as class attributes: the look-up through __getattr__ below is
     # two Python calls a request (the standard library's hasattr, then getattr).

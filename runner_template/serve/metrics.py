@@ -27,6 +27,8 @@ from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
+from runner_template.engine import Observer
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 Labels = tuple[tuple[str, str], ...]
 
@@ -192,7 +194,7 @@ class KeptCells:
         return found
 
 
-class RunObserver:
+class RunObserver(Observer):
     """What the engine tells about a run (steps, LLM calls), recorded as metrics."""
 
     def __init__(self, metrics: Metrics) -> None:
@@ -206,13 +208,14 @@ class RunObserver:
             "outcome",
         )
 
-    def __call__(self, kind: str, **facts: Any) -> None:
+    def step(self, step: str, outcome: str, seconds: float) -> None:
+        histogram = self._steps(step, outcome)
+        with self.metrics.lock:
+            histogram.observe(seconds)
+
+    def note(self, kind: str, **facts: Any) -> None:
         m = self.metrics
-        if kind == "step":
-            histogram = self._steps(facts["step"], facts["outcome"])
-            with m.lock:
-                histogram.observe(facts["seconds"])
-        elif kind == "step_retry":
+        if kind == "step_retry":
             m.inc("workflow_step_retries_total", "Step attempts retried", step=facts["step"])
         elif kind == "llm_call":
             m.inc(

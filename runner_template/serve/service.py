@@ -78,8 +78,7 @@ class Service:
         self.log = AccessLog()
         self.observer = RunObserver(self.metrics)
         self.readiness = Readiness(bundle, self.engine)
-        self.active = 0
-        self.active_lock = threading.Lock()
+        self.active = 0  # requests in flight (under the metrics' lock: see begin_request)
         self.stopping = threading.Event()
         self.metrics.gauge(
             "workflow_http_requests_in_flight", "Requests being answered", lambda: self.active
@@ -91,6 +90,7 @@ class Service:
             self.metrics, "counter", "workflow_runs_total", "Runs of the workflow by outcome",
             "outcome",
         )  # fmt: skip
+        self._succeeded = self._runs("succeeded")  # the usual outcome's cell, at hand
         self._request_counts = KeptCells(
             self.metrics, "counter", "workflow_http_requests_total",
             "HTTP requests by route and status", "route", "status",
@@ -99,6 +99,8 @@ class Service:
             self.metrics, "histogram", "workflow_http_request_duration_seconds",
             "Time to answer a request", "route",
         )  # fmt: skip
+        # (route, status) -> the two cells end_request updates: one look-up a request.
+        self._request_cells: dict[tuple[str, int], tuple[Any, Any]] = {}
         self.openapi = json_bytes(openapi(self.workflow))
         self.schema = json_bytes(
             {"inputs": inputs_schema(self.workflow), "outputs": outputs_schema(self.workflow)}
@@ -141,7 +143,7 @@ class Service:
                 inputs,
                 deadline=deadline,
                 on_event=on_event,
-                handle=handle or self.handle(),
+                handle=handle or RunHandle(self.observer),
                 on_overrun=on_overrun,
             )
         except RunnerError as error:
@@ -150,7 +152,8 @@ class Service:
         except Exception:
             self._count("internal_error")
             raise
-        self._count("succeeded")
+        with self.metrics.lock:
+            self._succeeded.value += 1
         return outputs
 
     def _count(self, outcome: str) -> None:
@@ -158,17 +161,24 @@ class Service:
         with self.metrics.lock:
             cell.value += 1
 
-    def track(self, delta: int) -> None:
-        """Requests in flight (the ``http_requests_in_flight`` gauge reads it when scraped)."""
-        with self.active_lock:
-            self.active += delta
-
-    def count_request(self, route: str, status: int, seconds: float) -> None:
-        """A request answered: ``http_requests_total`` and ``http_request_duration_seconds``
-        under one hold of the metrics lock. ``route`` is a route name and ``status`` one of a
-        few, so their cells are kept (``KeptCells``)."""
-        count = self._request_counts(route, str(status))
-        duration = self._request_seconds(route)
+    def begin_request(self) -> None:
+        """A request is in flight (the ``http_requests_in_flight`` gauge reads :attr:`active`
+        when scraped)."""
         with self.metrics.lock:
+            self.active += 1
+
+    def end_request(self, route: str, status: int, seconds: float) -> None:
+        """A request answered: no longer in flight, ``http_requests_total`` and
+        ``http_request_duration_seconds``, all under one hold of the metrics lock. ``route`` is
+        a route name and ``status`` one of a few, so their cells are kept (``KeptCells``)."""
+        cells = self._request_cells.get((route, status))
+        if cells is None:
+            cells = self._request_cells[(route, status)] = (
+                self._request_counts(route, str(status)),
+                self._request_seconds(route),
+            )
+        count, duration = cells
+        with self.metrics.lock:
+            self.active -= 1
             count.value += 1
             duration.observe(seconds)

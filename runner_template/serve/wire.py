@@ -47,7 +47,9 @@ def set_kernel_timeout(sock: socket.socket, option: int, seconds: float) -> None
 
 class DeadlineReader(io.RawIOBase):
     """A connection's receive side with one deadline for a whole request (set :attr:`deadline`),
-    or, once, a wait for the next request of an idle connection (:meth:`wait_idle`).
+    or, once, a wait of up to :attr:`idle` seconds for the next request of an idle connection
+    (set it before the read; it is None again after it, or set it back to None if the bytes
+    were buffered already).
 
     The socket stays blocking and its waits are bounded by the kernel (``SO_RCVTIMEO``): a
     Python socket timeout makes every read a ``poll`` and then a ``recv``, two system calls
@@ -61,18 +63,11 @@ class DeadlineReader(io.RawIOBase):
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.deadline = math.inf
-        self._idle: float | None = None
+        self.idle: float | None = None
         self._bound = math.inf  # the socket's SO_RCVTIMEO (inf: none set)
 
     def readable(self) -> bool:
         return True
-
-    def wait_idle(self, seconds: float) -> None:
-        """The next read is one wait of up to ``seconds`` for a new request's first bytes."""
-        self._idle = seconds
-
-    def end_idle(self) -> None:
-        self._idle = None
 
     def _bound_to(self, seconds: float) -> None:
         set_kernel_timeout(self.sock, socket.SO_RCVTIMEO, seconds)
@@ -85,8 +80,8 @@ class DeadlineReader(io.RawIOBase):
             raise TimeoutError("the request did not arrive in time") from None
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
-        if self._idle is not None:
-            seconds, self._idle = self._idle, None
+        if self.idle is not None:
+            seconds, self.idle = self.idle, None
             if self._bound != seconds:
                 self._bound_to(seconds)
             return self._recv(buffer)
@@ -126,7 +121,10 @@ class DeadlineWriter:
 
     def write(self, data: bytes) -> int:
         deadline = time.monotonic() + self.seconds  # one limit for the whole write
-        sent = self._send(data)
+        try:  # _send, inlined: most writes are one send
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            raise TimeoutError("the client did not take the reply in time") from None
         if sent == len(data):
             return sent
         view = memoryview(data)
@@ -163,42 +161,46 @@ class HeaderError(Exception):
 
 
 class Headers:
-    """A request's headers: names compared without case, a repeated name's values all kept."""
+    """A request's headers: names compared without case, a repeated name's values all kept.
 
-    __slots__ = ("_items", "_values")
+    :attr:`first` is each name's first value by its lowercased name (what :meth:`get` reads,
+    and the handler reads directly); :attr:`repeated` says whether some name came twice, for
+    :meth:`get_all`, which only then looks through the lines."""
+
+    __slots__ = ("_items", "first", "repeated")
 
     def __init__(self, items: list[tuple[str, str]]) -> None:
         self._items = items
-        self._values: dict[str, list[str]] = {}
-        for name, value in items:
-            self._values.setdefault(name.lower(), []).append(value)
+        # In reverse, so that a name's first value is the one written last, and kept.
+        self.first = {name.lower(): value for name, value in reversed(items)}
+        self.repeated = len(self.first) != len(items)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``, else ``default``."""
-        values = self._values.get(name.lower())
-        return values[0] if values else default
+        return self.first.get(name.lower(), default)
 
     def get_all(self, name: str, default: list[str] | None = None) -> list[str] | None:
-        values = self._values.get(name.lower())
-        return list(values) if values else default
+        key = name.lower()
+        if not self.repeated:
+            return [self.first[key]] if key in self.first else default
+        return [value for item, value in self._items if item.lower() == key] or default
 
     def __getitem__(self, name: str) -> str | None:
         return self.get(name)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._values
+        return isinstance(name, str) and name.lower() in self.first
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
 
 
 # A whole header section of well-formed lines, and one line of it (name, value without the
-# blanks around it): what read_headers_by_line accepts, matched at once.
-_HEADER_SECTION = re.compile(
-    rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*\r\n"
-)
+# blanks around it): what read_headers_by_line accepts, matched at once (on the section as
+# Latin-1 text, decoded once rather than each name and value).
+_HEADER_SECTION = re.compile(r"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*\r\n")
 _HEADER_LINE = re.compile(
-    rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*\r\n"
+    r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*\r\n"
 )
 
 
@@ -216,12 +218,12 @@ def read_headers(rfile) -> Headers:
         found = buffered.find(b"\r\n\r\n")
         size = found + 4 if found >= 0 else 0
     if size:
-        section = buffered[:size]
+        section = buffered[:size].decode("latin-1")
         if _HEADER_SECTION.fullmatch(section):
             pairs = _HEADER_LINE.findall(section)
             if len(pairs) <= MAX_HEADERS:
-                rfile.read(len(section))
-                return Headers([(n.decode("latin-1"), v.decode("latin-1")) for n, v in pairs])
+                rfile.read(size)
+                return Headers(pairs)
     return read_headers_by_line(rfile)
 
 
@@ -251,8 +253,13 @@ def body_length(headers) -> int:
 
     ``Transfer-Encoding: chunked`` alone is well framed but not supported: -1 (answer 411).
     """
-    lengths = headers.get_all("Content-Length") or []
-    encodings = headers.get_all("Transfer-Encoding") or []
+    if headers.repeated:
+        lengths = headers.get_all("Content-Length") or []
+        encodings = headers.get_all("Transfer-Encoding") or []
+    else:  # one value a name at most: no search through the lines
+        first = headers.first
+        lengths = [first["content-length"]] if "content-length" in first else []
+        encodings = [first["transfer-encoding"]] if "transfer-encoding" in first else []
     if encodings:
         if lengths:
             raise FramingError("a request may not have both Transfer-Encoding and Content-Length")
@@ -271,7 +278,7 @@ def body_length(headers) -> int:
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_stamps: tuple[int, str, str] = (-1, "", "")
+_stamps: tuple[int, tuple[str, str]] = (-1, ("", ""))
 
 
 def now_stamps() -> tuple[str, str]:
@@ -287,8 +294,8 @@ def now_stamps() -> tuple[str, str]:
             f" {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
         )
         iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", t)
-        stamps = _stamps = (second, http_date, iso)
-    return stamps[1], stamps[2]
+        stamps = _stamps = (second, (http_date, iso))
+    return stamps[1]
 
 
 def json_bytes(value: Any) -> bytes:

@@ -549,3 +549,20 @@ def test_api_tool_errors_are_tool_failures(monkeypatch):
             Engine(make_bundle([step], {"api": tool})).run({})
     finally:
         fake.close()
+
+
+def test_the_watchdog_fires_each_entry_once_unless_unwatched_first():
+    # watch() and unwatch() take no lock: whoever pops an entry owns it.
+    watchdog = engine_module._Watchdog()
+    fired: list[tuple[str, float]] = []
+    now = time.monotonic()
+    later = watchdog.watch(now + 0.6, lambda name: fired.append((name, time.monotonic())), "late")
+    kept = watchdog.watch(now + 0.3, lambda name: fired.append((name, time.monotonic())), "kept")
+    time.sleep(0.05)  # asleep until 0.3 s from now: an earlier deadline watched wakes it
+    early = watchdog.watch(now + 0.1, lambda name: fired.append((name, time.monotonic())), "soon")
+    assert watchdog.unwatch(kept)  # never fires
+    time.sleep(0.9)
+    assert [name for name, _ in fired] == ["soon", "late"]
+    assert fired[0][1] - now < 0.25 and fired[1][1] - now >= 0.6
+    assert not watchdog.unwatch(early) and not watchdog.unwatch(later)  # taken by the watchdog
+    assert not watchdog.unwatch(kept)

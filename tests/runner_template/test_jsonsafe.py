@@ -1,6 +1,7 @@
 """Bounded JSON parsing: depth, non-finite numbers, lone surrogates."""
 
 import json
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +11,8 @@ from runner_template.jsonsafe import (
     MAX_DEPTH,
     MAX_INT_DIGITS,
     JSONLimitError,
+    _parse_int,
+    _reject_constant,
     check_tree,
     dumps,
     loads,
@@ -55,6 +58,21 @@ def test_integers_beyond_the_digit_limit_are_refused_not_a_bare_value_error(digi
     assert loads("1" * MAX_INT_DIGITS) == int("1" * MAX_INT_DIGITS)
 
 
+@pytest.mark.parametrize("limit", [0, 10_000, 640])
+def test_the_digit_limit_holds_whatever_a_tool_set_the_interpreters_to(limit):
+    # Integers are left to C while the interpreter's own limit is at most ours; a tool's code
+    # (run in this process) may lift or lower that, and the bound and its message stay.
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(limit)
+    try:
+        with pytest.raises(JSONLimitError, match="an integer of 5000 digits") as caught:
+            loads('{"a": [1, ' + "9" * 5000 + "]}")
+        assert caught.value.where == "$.a[1]"
+        assert loads('{"a": [1, ' + "9" * 600 + "]}")["a"][1] == int("9" * 600)
+    finally:
+        sys.set_int_max_str_digits(before)
+
+
 def test_integers_made_by_code_are_checked_before_a_writer_meets_them():
     with pytest.raises(JSONLimitError, match="more than 4300 digits") as caught:
         check_tree({"a": [1, 10**5000]})
@@ -85,3 +103,45 @@ def test_a_circular_value_is_a_limit_error_not_a_crash():
     with pytest.raises(JSONLimitError, match="cannot be written as JSON"):
         dumps(looped)
     assert dumps([1, {"a": "b"}]) == '[1, {"a": "b"}]'  # the writer is fine after it
+
+
+_LEAVES = st.sampled_from(
+    ["1", "-0", "2.5", "1e308", "1e999", "-1e400", "9" * 4301, '"a"', '"\\u00e9"', '"\\ud800"',
+     '"\\\\u"', '"\u00e9"', "true", "null"]
+)  # fmt: skip
+
+
+def _documents(leaf: str, shape: list[int]) -> str:
+    """``leaf`` nested in the lists (0) and objects (1) of ``shape``, outermost first."""
+    text = leaf
+    for kind in reversed(shape):
+        text = f"[0, {text}]" if kind == 0 else f'{{"k": {text}, "\\u0041": 1}}'
+    return text
+
+
+def _outcome(read, text: str, **bounds) -> tuple:
+    try:
+        return ("ok", repr(read(text, **bounds)))
+    except JSONLimitError as error:
+        return ("limit", error.message, error.where)
+
+
+def _always_walked(text: str, **bounds):
+    value = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
+    check_tree(value, **bounds)
+    return value
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    _LEAVES,
+    st.lists(st.sampled_from([0, 1]), max_size=8),
+    st.integers(min_value=1, max_value=6),
+    st.booleans(),
+)
+def test_leaving_the_walk_out_never_changes_the_outcome(leaf, shape, max_depth, text_checks):
+    # loads skips check_tree's walk when the text shows it would find nothing: the outcome
+    # (value or error, message and path) is the walk's, for every bound.
+    text = _documents(leaf, shape)
+    bounds = {"max_depth": max_depth, "text_checks": text_checks}
+    assert _outcome(loads, text, **bounds) == _outcome(_always_walked, text, **bounds)

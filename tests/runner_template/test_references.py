@@ -1,6 +1,8 @@
 import pytest
 
 from runner_template.references import (
+    Mapping,
+    MappingError,
     Reference,
     ReferenceSyntaxError,
     parse_reference,
@@ -56,3 +58,44 @@ def test_list_indexes_are_ascii_and_bounded():
     assert walk([10, 11, 12, 13], ("-1",), "w") == 13
     with pytest.raises(LookupError):
         walk([1], ("9" * 5000,), "w")  # not int()'s digit-limit ValueError
+
+
+def test_a_mapping_fetches_what_resolve_mapping_value_does_in_the_order_written():
+    written = {
+        "z": "inputs.x",
+        "a": "steps.s1.out",
+        "deep": "steps.s1.out.items.1",
+        "lit": {"literal": "inputs.x"},
+        "n": 3,
+        "null": None,
+    }
+    inputs, outputs = {"x": 1}, {"s1": {"out": {"items": [10, 11]}}}
+    values = Mapping(written.items()).resolve(inputs, outputs)
+    assert list(values) == list(written)
+    assert values == {k: resolve_mapping_value(v, inputs, outputs) for k, v in written.items()}
+
+
+@pytest.mark.parametrize(
+    ("written", "inputs", "outputs"),
+    [
+        ("inputs.x", {}, {}),
+        ("steps.s1.out", {}, {}),
+        ("steps.s1.out", {}, {"s1": {"other": 1}}),
+        ("steps.s1.out.items.5", {}, {"s1": {"out": {"items": [1]}}}),
+    ],
+)
+def test_a_missing_value_of_a_mapping_says_which_and_why(written, inputs, outputs):
+    with pytest.raises(LookupError) as expected:
+        resolve_reference(parse_reference(written), inputs, outputs)
+    with pytest.raises(MappingError) as caught:
+        Mapping([("k", "inputs.ok"), ("v", written)]).resolve({"ok": 1, **inputs}, outputs)
+    assert caught.value.key == "v" and str(caught.value) == str(expected.value)
+
+
+def test_a_mapping_of_text_that_is_no_reference_fails_at_each_run():
+    mapping = Mapping([("k", "no reference")])
+    for _ in range(2):
+        with pytest.raises(ReferenceSyntaxError):
+            mapping.resolve({}, {})
+    with pytest.raises(ReferenceSyntaxError):  # outputs must all be references
+        Mapping([("k", "no reference")], references=True)

@@ -17,6 +17,7 @@ from runner_template.serve.wire import (
     DeadlineReader,
     DeadlineWriter,
     HeaderError,
+    Headers,
     read_headers,
     read_headers_by_line,
 )
@@ -51,7 +52,7 @@ def test_an_idle_wait_is_one_wait_of_its_own_length(pair):
     server, _client = pair
     reader = DeadlineReader(server)
     reader.deadline = math.inf
-    reader.wait_idle(0.3)
+    reader.idle = 0.3
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         reader.readinto(bytearray(10))
@@ -103,3 +104,13 @@ def test_many_headers_are_still_refused_when_read_at_once():
     fine = b"".join(b"X-%d: v\r\n" % n for n in range(MAX_HEADERS)) + b"\r\nbody"
     rfile = io.BufferedReader(io.BytesIO(fine))
     assert len(read_headers(rfile).items()) == MAX_HEADERS and rfile.read() == b"body"
+
+
+def test_headers_keep_each_names_first_value_and_all_of_a_repeated_one():
+    headers = Headers([("Content-Length", "8"), ("X-a", "1"), ("content-length", "9")])
+    assert headers.repeated and headers.first == {"content-length": "8", "x-a": "1"}
+    assert headers.get("CONTENT-LENGTH") == "8" and headers.get("nope", "d") == "d"
+    assert headers.get_all("Content-Length") == ["8", "9"] and headers.get_all("X-A") == ["1"]
+    single = Headers([("Host", "x")])
+    assert not single.repeated and single.get_all("host") == ["x"]
+    assert single.get_all("nope") is None and "HOST" in single
