@@ -31,6 +31,7 @@ from runner_template.engine import Engine
 from runner_template.errors import EXIT_OK, EXIT_SOME_FAILED, InputError, RunnerError
 from runner_template.jsonsafe import JSONLimitError
 from runner_template.jsonsafe import loads as bounded_loads
+from runner_template.threads import start_daemon
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
@@ -240,9 +241,7 @@ def run_batch(
             except (OSError, ValueError) as error:  # ValueError: the sink was closed
                 broken.append(error if isinstance(error, OSError) else OSError(str(error)))
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
+    threads = [start_daemon(worker) for _ in range(workers)]
     for position, (_, raw) in enumerate(read_lines(source)):
         if broken:
             break

@@ -47,6 +47,7 @@ from runner_template.plan import step_dependencies
 from runner_template.pytools import run_executable_tool, run_inline_code
 from runner_template.references import Mapping, MappingError
 from runner_template.templates import format_value, render
+from runner_template.threads import start_daemon
 
 Event = dict[str, Any]
 EventSink = Callable[[Event], None]
@@ -123,7 +124,7 @@ class _Workers:
             return
         inbox = queue.SimpleQueue()
         inbox.put(job)
-        threading.Thread(target=self._serve, args=(inbox,), name="step", daemon=True).start()
+        start_daemon(self._serve, inbox, name="step")
 
     def _serve(self, inbox: queue.SimpleQueue) -> None:
         while True:
@@ -176,10 +177,7 @@ class _Watchdog:
         if deadline < self._wake_at:  # it would sleep past this one (or it is looking)
             with self._lock:
                 if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._serve, name="watchdog", daemon=True
-                    )
-                    self._thread.start()
+                    self._thread = start_daemon(self._serve, name="watchdog")
                 else:
                     self._cond.notify()
         return token

@@ -72,6 +72,20 @@ class ServeProcess:
         return code
 
 
+# Python code for a step: the signals (SIGHUP, SIGINT, SIGTERM) that the thread running it and
+# the main thread block, read from Linux's /proc (runner_template/threads.py).
+MASK_PROBE = """
+import os, threading
+
+def blocked(task):
+    with open(f"/proc/self/task/{task}/status") as status:
+        mask = next(int(line.split()[1], 16) for line in status if line.startswith("SigBlk:"))
+    return [number for number in (1, 2, 15) if mask >> (number - 1) & 1]
+
+result = {"step": blocked(threading.get_native_id()), "main": blocked(os.getpid())}
+"""
+
+
 CALC = {
     "format": 2,
     "workflow": {

@@ -13,6 +13,8 @@ import sys
 import threading
 import time
 
+from runner_template.threads import start_daemon
+
 FLUSH_SECONDS = 0.05  # a line reaches stderr at most this late
 
 
@@ -32,8 +34,7 @@ class AccessLog:
             self._lines.append(line)
             first = len(self._lines) == 1
             if self._writer is None:
-                self._writer = threading.Thread(target=self._run, name="log", daemon=True)
-                self._writer.start()
+                self._writer = start_daemon(self._run, name="log")
         if first:  # the writer sleeps until a batch starts
             self._wake.set()
 

@@ -36,6 +36,7 @@ from runner_template.serve.wire import (
     now_stamps,
     read_headers,
 )
+from runner_template.threads import start_daemon
 from runner_template.web import content_type
 
 ROUTES = {
@@ -486,9 +487,7 @@ class Handler(BaseHTTPRequestHandler):
             answered.append(threading.Event())
             if claim.acquire(blocking=False):
                 # A thread of its own: a client slow to read must not hold the watchdog.
-                threading.Thread(
-                    target=self._answer_overrun, args=(error, answered[0]), daemon=True
-                ).start()
+                start_daemon(self._answer_overrun, error, answered[0])
 
         failure: RunnerError | None = None
         try:
@@ -555,7 +554,7 @@ class Handler(BaseHTTPRequestHandler):
             finally:
                 service.slots.release()
 
-        threading.Thread(target=work, daemon=True).start()
+        start_daemon(work)
         return events
 
     def _stream(self) -> None:
@@ -616,12 +615,7 @@ class Handler(BaseHTTPRequestHandler):
                 finally:
                     service.slots.release()
 
-        threads = [
-            threading.Thread(target=worker, daemon=True)
-            for _ in range(min(service.settings.jobs, len(items)))
-        ]
-        for thread in threads:
-            thread.start()
+        threads = [start_daemon(worker) for _ in range(min(service.settings.jobs, len(items)))]
         for thread in threads:
             thread.join()
         failed = sum(1 for r in results if "error" in r)
@@ -657,9 +651,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         handle.observer = self.service.observer
         inputs = request.get("inputs", {})
-        threading.Thread(
-            target=_hook_run, args=(self.service, run_id, handle, inputs, callback), daemon=True
-        ).start()
+        start_daemon(_hook_run, self.service, run_id, handle, inputs, callback)
         self._json(202, {"run_id": run_id, "status_url": f"/runs/{run_id}", "created": True})
 
     def _run_state(self, run_id: str) -> None:

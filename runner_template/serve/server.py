@@ -23,6 +23,7 @@ from runner_template import engine as engine_module
 from runner_template.serve.handler import Handler
 from runner_template.serve.service import Service
 from runner_template.serve.settings import MAX_CONNECTIONS, Settings
+from runner_template.threads import signals_blocked, start_daemon
 
 _BUSY_BODY = (
     b'{"error": {"type": "too_many_connections", "message": "every connection is busy",'
@@ -94,7 +95,8 @@ class _Server(ThreadingHTTPServer):
                 self.shutdown_request(request)
             return
         try:
-            super().process_request(request, client_address)
+            with signals_blocked():  # the connection's thread leaves signals to this one
+                super().process_request(request, client_address)
         except BaseException:
             with self._lock:
                 self._open -= 1
@@ -116,7 +118,7 @@ def serve(bundle: dict[str, Any], host: str, port: int, settings: Settings) -> i
 
     def stop(signum, frame) -> None:
         service.stopping.set()
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        start_daemon(server.shutdown)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

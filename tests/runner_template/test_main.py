@@ -10,6 +10,7 @@ import time
 import pytest
 from fakes import FakeOllama, closed_port_url
 from helpers import ROOT
+from serving import MASK_PROBE
 
 from runner_template.errors import (
     EXIT_BAD_INPUT,
@@ -237,6 +238,21 @@ def test_a_signal_ends_a_run_with_one_line_and_128_plus_its_number(tmp_path, sig
     assert process.returncode == code
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == f"workflow: interrupted by {signal.Signals(signum).name}"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads Linux's /proc")
+def test_steps_threads_leave_the_handled_signals_to_the_main_thread(tmp_path):
+    """A signal sent to the process goes to any thread that does not block it, and only the
+    main thread runs Python's handlers: taken by a step's thread, a Ctrl-C used to wait for
+    the step's timeout (runner_template/threads.py). The step (on a worker thread) reads its
+    own mask and the main thread's from /proc."""
+    steps = [{"step_id": "probe", "type": "python_tool", "code": MASK_PROBE}]
+    outputs = {
+        name: {"source_reference": f"steps.probe.output.{name}"} for name in ("step", "main")
+    }
+    proc = runner(write_bundle(tmp_path, steps, {}, outputs=outputs), "{}")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"step": [1, 2, 15], "main": []}
 
 
 def test_secrets_expanded_into_an_api_url_do_not_leave_through_the_cli(tmp_path):
