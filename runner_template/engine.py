@@ -157,8 +157,10 @@ class _Watchdog:
     :meth:`unwatch` take no lock on that path (two lock holds a step were a tenth of a chain's
     bookkeeping): an entry is set and popped whole under the GIL, and whoever pops it, the
     watchdog or :meth:`unwatch`, owns it, so a popped entry either fires or is known not to.
-    While the watchdog looks for due entries its :attr:`_wake_at` is minus infinity, so an
-    entry watched meanwhile always wakes it (under the lock: after it is asleep).
+    While the watchdog looks for due entries its :attr:`_wake_at` is infinity, so an entry
+    watched meanwhile, which its copy of the entries may have missed, always wakes it: every
+    deadline is earlier, so :meth:`watch` takes the lock, which it gets once the watchdog is
+    asleep again, and wakes it.
     """
 
     IDLE_SECONDS = 60.0
@@ -190,7 +192,7 @@ class _Watchdog:
     def _serve(self) -> None:
         while True:
             with self._cond:
-                self._wake_at = -math.inf  # see the class's docstring
+                self._wake_at = math.inf  # see the class docstring
                 now = time.monotonic()
                 while True:
                     try:  # a copy made while another thread watches is tried again

@@ -555,14 +555,47 @@ def test_the_watchdog_fires_each_entry_once_unless_unwatched_first():
     # watch() and unwatch() take no lock: whoever pops an entry owns it.
     watchdog = engine_module._Watchdog()
     fired: list[tuple[str, float]] = []
+    done = threading.Event()
+
+    def fire(name: str) -> None:
+        fired.append((name, time.monotonic()))
+        if name == "late":
+            done.set()
+
     now = time.monotonic()
-    later = watchdog.watch(now + 0.6, lambda name: fired.append((name, time.monotonic())), "late")
-    kept = watchdog.watch(now + 0.3, lambda name: fired.append((name, time.monotonic())), "kept")
-    time.sleep(0.05)  # asleep until 0.3 s from now: an earlier deadline watched wakes it
-    early = watchdog.watch(now + 0.1, lambda name: fired.append((name, time.monotonic())), "soon")
+    later = watchdog.watch(now + 2.3, fire, "late")
+    kept = watchdog.watch(now + 2.0, fire, "kept")
+    time.sleep(0.05)  # asleep until 2 s from now: an earlier deadline watched wakes it
+    early = watchdog.watch(now + 0.1, fire, "soon")
     assert watchdog.unwatch(kept)  # never fires
-    time.sleep(0.9)
+    assert done.wait(10)
     assert [name for name, _ in fired] == ["soon", "late"]
-    assert fired[0][1] - now < 0.25 and fired[1][1] - now >= 0.6
+    assert fired[0][1] - now < 1.5 and fired[1][1] - now >= 2.3  # "soon" did not wait for 2 s
     assert not watchdog.unwatch(early) and not watchdog.unwatch(later)  # taken by the watchdog
     assert not watchdog.unwatch(kept)
+
+
+def test_an_entry_watched_while_the_watchdog_looks_still_wakes_it():
+    """The watchdog copies its entries, then sleeps until the earliest; an entry watched just
+    after the copy must wake it again. It did not when the watchdog's mark for "looking" made
+    :meth:`watch` skip the wake-up: the entry fired when the watchdog next woke by itself
+    (here 30 s late). The copy below lets the other watcher in at exactly that point."""
+    watchdog = engine_module._Watchdog()
+    fired = threading.Event()
+    first_copy = threading.Event()
+
+    class Entries(dict):
+        def items(self):
+            copy = list(super().items())
+            if not first_copy.is_set():
+                first_copy.set()
+                late = threading.Thread(
+                    target=watchdog.watch, args=(time.monotonic() + 0.1, fired.set)
+                )
+                late.start()
+                late.join(0.3)  # it read the mark (and now waits for the lock, or returned)
+            return copy
+
+    watchdog._entries = Entries()
+    watchdog.watch(time.monotonic() + 30, lambda: None)  # starts the watchdog: it looks
+    assert fired.wait(10)
