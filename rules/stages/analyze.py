@@ -122,23 +122,26 @@ def _is_main_test(test: ast.expr) -> bool:
     return len(names) == 1 and len(texts) == 1
 
 
-def main_only_nodes(tree: ast.Module) -> set[int]:
+def main_only_nodes(tree: ast.Module, private_functions: bool) -> set[int]:
     """Ids of the nodes of a library module that run only when it is the main program: the
-    bodies of its top-level ``if __name__ == "__main__":`` blocks, and the private top-level
-    functions (``def _test(): import doctest``) that only those blocks, or other such
-    functions, name. A module imported by its name never runs them, so what they import is
-    not its import: ``pickle``'s self-test alone brought ``doctest``, ``pdb``, ``unittest`` and
-    ``pydoc`` into every layer that reaches ``logging``.
+    bodies of its top-level ``if __name__ == "__main__":`` blocks, and with
+    ``private_functions`` the private top-level functions (``def _test(): import doctest``)
+    that only those blocks, or other such functions, name. A module imported by its name never
+    runs them, so what they import is not its import: ``pickle``'s self-test alone brought
+    ``doctest``, ``pdb``, ``unittest`` and ``pydoc`` into every layer that reaches ``logging``.
 
     A function counts as named by any ``Name``, attribute or string equal to its name (a
     ``getattr``, an ``__all__``); one nobody names may be called from C or from another module
-    (``_strptime._strptime_datetime``), so it stays; a decorated one stays too."""
+    (``_strptime._strptime_datetime``), so it stays; a decorated one stays too. Another module
+    may still call a private function by name (``from mod import _helper``), which this module
+    cannot show: the standard library does not for any function its main blocks name (checked
+    for 3.11), a wheel might, so the function rule is the standard library's only."""
     dead: set[int] = set()
     for node in tree.body:
         if isinstance(node, ast.If) and _is_main_test(node.test):
             for statement in node.body:
                 dead.update(id(inner) for inner in ast.walk(statement))
-    if not dead:
+    if not dead or not private_functions:
         return dead
     functions = {
         node.name: node
@@ -175,7 +178,7 @@ def main_only_nodes(tree: ast.Module) -> set[int]:
 
 
 def dotted_imports(
-    source: str, module: str = "", is_package: bool = False
+    source: str, module: str = "", is_package: bool = False, stdlib: bool = False
 ) -> tuple[set[str], set[str]]:
     """``(required, optional)`` dotted names ``source`` may import: ``import a.b`` gives
     ``a.b``, ``from a import b`` gives ``a`` and ``a.b`` (``b`` may be a submodule), relative
@@ -183,13 +186,14 @@ def dotted_imports(
     ``try``/``except ImportError``. Unparsable code imports nothing (the analysis reports it).
 
     For a library module (``module`` given: the standard library's, a wheel's, the engine's),
-    what runs only as the main program is left out (``main_only_nodes``). A tool's code has no
-    ``module``: the engine may run it as ``__main__``, so all of it counts."""
+    what runs only as the main program is left out (``main_only_nodes``; ``stdlib``: the
+    module is the standard library's). A tool's code has no ``module``: the engine may run it
+    as ``__main__``, so all of it counts."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set(), set()
-    skipped = main_only_nodes(tree) if module else set()
+    skipped = main_only_nodes(tree, stdlib) if module else set()
     optional_nodes: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Try) and catches_import_errors(node):

@@ -66,13 +66,15 @@ class ImportsMemo:
             self.entries = {}
         self.dirty = False
 
-    def imports(self, source: bytes, module: str, is_package: bool) -> tuple[set[str], set[str]]:
-        facts = f"\0{module}\0{is_package}\0{_scan_rules()}".encode()
+    def imports(
+        self, source: bytes, module: str, is_package: bool, stdlib: bool = False
+    ) -> tuple[set[str], set[str]]:
+        facts = f"\0{module}\0{is_package}\0{stdlib}\0{_scan_rules()}".encode()
         key = hashlib.sha256(source + facts).hexdigest()
         found = self.entries.get(key)
         if found is None:
             text = source.decode("utf-8", errors="replace")
-            required, optional = dotted_imports(text, module, is_package)
+            required, optional = dotted_imports(text, module, is_package, stdlib)
             found = self.entries[key] = [sorted(required), sorted(optional)]
             self.dirty = True
         return set(found[0]), set(found[1])
@@ -176,7 +178,7 @@ def module_closure(
             continue
         seen.add(name)
         closure.modules.add(name)
-        found, maybe = memo.imports(source.read_bytes(), name, name in stdlib.packages)
+        found, maybe = memo.imports(source.read_bytes(), name, name in stdlib.packages, True)
         for imported in sorted(found | maybe, reverse=True):
             for candidate in _parents(imported):
                 todo.append((candidate, who, required and imported in found, root))

@@ -272,7 +272,9 @@ def _assemble(request: LayerRequest, stdlib: Stdlib, closure: Closure, out: Path
     if request.wheels:
         installed = installed_wheels(request)
         files = [ensure_wheel(wheel, request.platform) for wheel in request.wheels]
-        placement = place_wheels(installed, path_readers(files))
+        names = {*stdlib.sources, *stdlib.extensions, *stdlib.builtin}
+        stdlib_tops = {name.split(".")[0] for name in names}
+        placement = place_wheels(installed, path_readers(files), stdlib_tops)
         members.update(placement.zipped)
         for relative in placement.loose:
             _copy(

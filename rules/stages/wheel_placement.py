@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import ast
 import csv
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-# Names whose use means the code reads its own files by path.
-PATH_NAMES = frozenset({"__file__", "__path__"})
+# Names whose use means the code reads its own files by path: a module's file or folder, a
+# spec's origin, inspect's file of an object, importlib.metadata's file of a distribution.
+PATH_NAMES = frozenset({"__file__", "__path__", "origin", "getfile", "getsourcefile"})
+PATH_NAMES |= {"locate_file"}
 # Functions that hand out a real file for package data (the zip has none to give).
 PATH_FUNCTIONS = frozenset({"as_file", "resource_filename"})
+# With importlib.resources' files(), these take its result as a path (a zip's is not one).
+PATH_TAKERS = frozenset({"open", "fspath"})
 RESOURCE_MODULES = frozenset({"importlib.resources", "importlib_resources", "pkg_resources"})
 
 
@@ -51,7 +54,14 @@ def needs_real_paths(source: bytes) -> bool:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return True
+    uses_files = takes_paths = False
     for node in ast.walk(tree):
+        named = node.id if isinstance(node, ast.Name) else getattr(node, "attr", None)
+        uses_files = uses_files or named == "files"
+        is_call = isinstance(node, ast.Call)
+        if is_call and isinstance(node.func, ast.Name | ast.Attribute):
+            callee = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+            takes_paths = takes_paths or (callee in PATH_TAKERS and _plain_call(node.func))
         if isinstance(node, ast.Name) and node.id in PATH_NAMES | PATH_FUNCTIONS:
             return True
         if isinstance(node, ast.Attribute) and node.attr in PATH_NAMES | PATH_FUNCTIONS:
@@ -64,7 +74,12 @@ def needs_real_paths(source: bytes) -> bool:
         is_resources = isinstance(node, ast.Attribute) and node.attr == "path"
         if is_resources and _dotted(node.value).endswith("resources"):
             return True
-    return False
+    return uses_files and takes_paths
+
+
+def _plain_call(func: ast.expr) -> bool:
+    """``open(...)`` or ``os.fspath(...)``, not a method of some object (``xhr.open``)."""
+    return isinstance(func, ast.Name) or _dotted(func) in ("os.fspath", "io.open")
 
 
 def _imported(node: ast.Import | ast.ImportFrom) -> set[str]:
@@ -82,15 +97,29 @@ def _dotted(node: ast.expr) -> str:
 
 
 def path_readers(wheels: list[Path]) -> set[str]:
-    """The top-level names whose code, in any of these wheel files, reads files by path."""
+    """The top-level names whose code, in any of these wheel files, reads files by path
+    (code under ``<dist>.data/purelib/`` or ``platlib/`` is installed at the top level too)."""
     found: set[str] = set()
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as archive:
             for name in archive.namelist():
-                code = name.endswith(".py") and ".dist-info/" not in name
-                if code and ".data/" not in name and needs_real_paths(archive.read(name)):
-                    found.add(name.split("/")[0].removesuffix(".py"))
+                installed = _installed_name(name)
+                code = installed is not None and installed.endswith(".py")
+                if code and needs_real_paths(archive.read(name)):
+                    found.add(installed.split("/")[0].removesuffix(".py"))
     return found
+
+
+def _installed_name(name: str) -> str | None:
+    """Where pip installs a wheel member, relative to the target folder; None for metadata and
+    for what goes elsewhere (scripts, headers)."""
+    first, _, rest = name.partition("/")
+    if first.endswith(".dist-info"):
+        return None
+    if first.endswith(".data"):
+        kind, _, inner = rest.partition("/")
+        return inner if kind in ("purelib", "platlib") and inner else None
+    return name
 
 
 def _record_tops(info: Path) -> set[str] | None:
@@ -123,8 +152,10 @@ def _is_binary(path: Path) -> bool:
     return path.suffix == ".so" or ".so." in path.name
 
 
-def place_wheels(folder: Path, readers: set[str]) -> Placement:
-    """Split the installed tree in ``folder``; ``readers``: ``path_readers`` of its wheels."""
+def place_wheels(folder: Path, readers: set[str], stdlib: set[str]) -> Placement:
+    """Split the installed tree in ``folder``; ``readers``: ``path_readers`` of its wheels;
+    ``stdlib``: the builder's top-level standard-library module names (not this machine's
+    Python's, which may be another version)."""
     distributions = {info: _record_tops(info) for info in sorted(folder.glob("*.dist-info"))}
     claims: dict[str, int] = {}
     for tops in distributions.values():
@@ -139,7 +170,7 @@ def place_wheels(folder: Path, readers: set[str]) -> Placement:
         stays = (
             any(_is_binary(path) for path in files)
             or tops & readers
-            or tops & set(sys.stdlib_module_names)
+            or tops & stdlib
             or any(claims[top] > 1 for top in tops)
         )
         if stays:

@@ -15,6 +15,9 @@ from wheels import make_wheel
 from rules.stages.modules_layer import write_zip
 from rules.stages.wheel_placement import needs_real_paths, path_readers, place_wheels
 
+# The builder's top-level standard-library names (a few: the rule reads them from the builder).
+STDLIB = {"enum", "json", "os"}
+
 
 def install(folder: Path, dist: str, files: dict[str, bytes]) -> None:
     """What pip leaves for one distribution: its files and a RECORD naming them."""
@@ -63,7 +66,7 @@ def installed(tmp_path: Path) -> Path:
 
 
 def test_pure_distributions_go_to_the_zip_and_the_rest_stays_loose(installed):
-    placement = place_wheels(installed, readers={"bundle"})
+    placement = place_wheels(installed, readers={"bundle"}, stdlib=STDLIB)
     assert placement.zipped_distributions == ("pure-1.0.dist-info", "single-2.0.dist-info")
     assert set(placement.zipped) == {
         "pure/__init__.pyc",
@@ -88,13 +91,13 @@ def test_pure_distributions_go_to_the_zip_and_the_rest_stays_loose(installed):
 
 def test_a_distribution_without_record_stays_loose(installed):
     (installed / "pure-1.0.dist-info" / "RECORD").unlink()
-    placement = place_wheels(installed, readers=set())
+    placement = place_wheels(installed, readers=set(), stdlib=STDLIB)
     assert "pure-1.0.dist-info" not in placement.zipped_distributions
     assert Path("pure/core.pyc") in placement.loose
 
 
 def test_what_is_zipped_imports_and_reads_its_data_and_metadata_from_the_zip(installed, tmp_path):
-    placement = place_wheels(installed, readers=set())
+    placement = place_wheels(installed, readers=set(), stdlib=STDLIB)
     layer = tmp_path / "layer.zip"
     write_zip(layer, placement.zipped)
     script = (
@@ -126,6 +129,11 @@ def test_what_is_zipped_imports_and_reads_its_data_and_metadata_from_the_zip(ins
         ("import pkg_resources\n", True),
         ("from pkg_resources import resource_string\n", True),
         ("def broken(:\n", True),  # cannot be judged: stays loose
+        ("import importlib.util\nO = importlib.util.find_spec('x').origin\n", True),
+        ("import inspect\nF = inspect.getfile(inspect)\n", True),
+        ("from importlib.resources import files\nopen(files('p') / 'schema.json')\n", True),
+        ("import os, importlib.resources as r\nos.fspath(r.files('p') / 'x')\n", True),
+        ("from importlib.resources import files\nxhr.open('GET', files('p'))\n", False),
     ],
 )
 def test_code_that_reads_its_files_by_path_is_recognised(source, needs):
@@ -140,4 +148,10 @@ def test_path_readers_names_the_top_level_package_of_the_code(tmp_path):
         modules={"reader/__init__.py": "", "reader/deep/where.py": "W = __file__\n"},
     )
     module = make_wheel(tmp_path, "onefile", modules={"onefile.py": "W = __file__\n"})
-    assert path_readers([plain, reader, module]) == {"reader", "onefile"}
+    # pip installs <dist>.data/purelib/ at the top level: its code counts under that name.
+    data = make_wheel(
+        tmp_path,
+        "datalib",
+        modules={"datalib-1.0.data/purelib/hidden/__init__.py": "W = __file__\n"},
+    )
+    assert path_readers([plain, reader, module, data]) == {"reader", "onefile", "hidden"}
