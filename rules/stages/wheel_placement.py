@@ -10,13 +10,18 @@ stays readable through ``importlib.resources`` and its ``.dist-info`` through
 A distribution stays loose when the zip would change what it does:
 
 - it has an extension module or a bundled shared library (the loader needs a file);
-- its code names ``__file__`` or ``__path__``, or asks for a real path to its data
-  (``importlib.resources.as_file``/``path``, ``pkg_resources``): ``certifi.where()`` would copy
-  its bundle to a temporary file in every container, which a read-only root cannot take;
-- one of its top-level names is a standard-library module's (a backport that shadows it from
-  the folder, which comes first on ``sys.path``, would lose to the standard library in the zip),
-  or another distribution's too (a namespace split across both places);
+- its code names ``__file__``, ``__path__``, a spec's ``origin``, ``inspect.getfile`` or a
+  distribution's ``locate_file``, asks for a real path to its data
+  (``importlib.resources.as_file``/``path``, ``pkg_resources``: ``certifi.where()`` would copy
+  its bundle to a temporary file in every container, which a read-only root cannot take), or
+  opens what ``files()`` gives as a path (``open``, ``os.fspath``);
+- one of its top-level names is one of the builder's standard-library modules (a backport that
+  shadows it from the folder, which comes first on ``sys.path``, would lose to the standard
+  library in the zip), or another distribution's too (a namespace split across both places);
 - its ``RECORD`` is missing (nothing says which files are its own).
+
+Not seen: a path taken from another distribution's module (``dirname(other.__file__)``), which
+marks the reader, not the other one.
 """
 
 from __future__ import annotations
