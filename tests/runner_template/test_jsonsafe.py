@@ -112,10 +112,16 @@ _LEAVES = st.sampled_from(
 
 
 def _documents(leaf: str, shape: list[int]) -> str:
-    """``leaf`` nested in the lists (0) and objects (1) of ``shape``, outermost first."""
+    """``leaf`` nested in the lists (0), objects with a plain second key (1), objects whose
+    second key is an escape (2) and objects with a repeated key (3) of ``shape``, outermost
+    first."""
     text = leaf
     for kind in reversed(shape):
-        text = f"[0, {text}]" if kind == 0 else f'{{"k": {text}, "\\u0041": 1}}'
+        if kind == 0:
+            text = f"[0, {text}]"
+        else:
+            second = {1: '"b"', 2: '"\\u0041"', 3: '"k"'}[kind]
+            text = f'{{"k": {text}, {second}: 1}}'
     return text
 
 
@@ -135,13 +141,17 @@ def _always_walked(text: str, **bounds):
 @settings(max_examples=400, deadline=None)
 @given(
     _LEAVES,
-    st.lists(st.sampled_from([0, 1]), max_size=8),
+    st.lists(st.sampled_from([0, 1, 2, 3]), max_size=8),
     st.integers(min_value=1, max_value=6),
     st.booleans(),
+    st.booleans(),
 )
-def test_leaving_the_walk_out_never_changes_the_outcome(leaf, shape, max_depth, text_checks):
+def test_leaving_the_walk_out_never_changes_the_outcome(
+    leaf, shape, max_depth, text_checks, as_bytes
+):
     # loads skips check_tree's walk when the text shows it would find nothing: the outcome
-    # (value or error, message and path) is the walk's, for every bound.
+    # (value or error, message and path) is the walk's, for every bound, text or bytes.
     text = _documents(leaf, shape)
+    document = text.encode() if as_bytes else text
     bounds = {"max_depth": max_depth, "text_checks": text_checks}
-    assert _outcome(loads, text, **bounds) == _outcome(_always_walked, text, **bounds)
+    assert _outcome(loads, document, **bounds) == _outcome(_always_walked, document, **bounds)
