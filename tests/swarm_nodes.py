@@ -10,7 +10,8 @@ The manager must advertise an address the nodes reach: the gateway too. A swarm 
 made so (with a 1 s heartbeat, so a dead node is seen in seconds) and left at :meth:`close`;
 an active swarm that advertises another address is an error, never changed. Every node is
 named and labelled ``docker-workflow-test-node*``; :meth:`close` makes each leave, removes it
-from the node list, and removes its container with its volume.
+from the node list, and removes its container with its volume; a run that was killed before
+that leaves its nodes down in the list, and the next run removes them.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class SwarmNodes:
         try:
             image = node_image()
             self._manager()
+            self._forget_stale_nodes()
             token = self.client.swarm.attrs["JoinTokens"]["Worker"]
             with ThreadPoolExecutor(count) as pool:
                 started = list(pool.map(lambda i: self._start(image, i), range(count)))
@@ -86,6 +88,18 @@ class SwarmNodes:
                 f" containers cannot reach: leave it, or init one on {self.gateway}"
             )
         self.client.swarm.reload()
+
+    def _forget_stale_nodes(self) -> None:
+        """Drop from the node list the test nodes of runs that ended without :meth:`close`
+        (killed): down, with no container of their name left. They are never given tasks, but
+        the list grew by three a killed run. A node of another live run is up, so it stays."""
+        containers = {c.name for c in self.client.containers.list(all=True)}
+        for node in self.client.nodes.list():
+            name = node.attrs["Description"].get("Hostname", "")
+            down = node.attrs["Status"]["State"] == "down"
+            if name.startswith(f"{LABEL}-") and down and name not in containers:
+                with contextlib.suppress(docker.errors.APIError):
+                    node.remove(force=True)
 
     def _start(self, image: str, number: int):
         name = f"{LABEL}-{self.session}-{number}"
