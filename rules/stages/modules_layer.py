@@ -51,7 +51,7 @@ from rules.stages.module_closure import Closure, ImportsMemo, module_closure
 from rules.stages.program_builtins import program_builtins
 from rules.stages.stdlib_shake import excluded_modules
 from rules.stages.toolchain import host_arch
-from rules.stages.wheel_placement import Placement, path_readers, place_wheels
+from rules.stages.wheel_placement import Placement, path_readers, place_wheels, wheel_modules
 
 LAYER_META = ".meta/layer.json"
 # The layer's standard-library bytecode, deflated (the engine's entry point puts it on sys.path).
@@ -183,6 +183,7 @@ def build_layer(request: LayerRequest) -> Path:
     roots = request.roots()
     optional = set(request.optional)
     memo = ImportsMemo()
+    sources = wheel_sources(request)
     closure = module_closure(
         roots,
         optional,
@@ -190,7 +191,7 @@ def build_layer(request: LayerRequest) -> Path:
         program_modules(request.program),
         request.platform,
         memo,
-        wheel_sources(request),
+        sources,
         leave_out=layer_leave_out(request),
         builtin=program_builtins(request.program, stdlib),
     )
@@ -200,7 +201,7 @@ def build_layer(request: LayerRequest) -> Path:
         if not (target / LAYER_META).is_file():
             staging = staging_dir(target)
             try:
-                _assemble(request, stdlib, closure, staging)
+                _assemble(request, stdlib, closure, path_readers(sources), staging)
                 replace_tree(staging, target)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -256,7 +257,11 @@ def _copy(source: Path, target: Path, mode: int = 0o644) -> None:
     os.chmod(target, mode)
 
 
-def _assemble(request: LayerRequest, stdlib: Stdlib, closure: Closure, out: Path) -> None:
+def _assemble(
+    request: LayerRequest, stdlib: Stdlib, closure: Closure, readers: set[str], out: Path
+) -> None:
+    """The layer's files into ``out``; ``readers``: the wheels' top-level names whose code
+    reads its files by path (``wheel_placement.path_readers``)."""
     app = out / "app"
     app.mkdir(parents=True)
     modules = {}
@@ -271,10 +276,9 @@ def _assemble(request: LayerRequest, stdlib: Stdlib, closure: Closure, out: Path
     placement = Placement({}, (), ())
     if request.wheels:
         installed = installed_wheels(request)
-        files = [ensure_wheel(wheel, request.platform) for wheel in request.wheels]
         names = {*stdlib.sources, *stdlib.extensions, *stdlib.builtin}
         stdlib_tops = {name.split(".")[0] for name in names}
-        placement = place_wheels(installed, path_readers(files), stdlib_tops)
+        placement = place_wheels(installed, readers, stdlib_tops)
         members.update(placement.zipped)
         for relative in placement.loose:
             _copy(
@@ -339,15 +343,7 @@ def wheel_sources(request: LayerRequest) -> dict[str, tuple[bytes, bool]]:
     """Module -> (source, is a package) of the locked wheels' code: the closure follows the
     imports of the wheel modules a tool reaches (as a compiler would), so what a package
     imports only in code nobody reaches (a CLI, an optional backend) stays out."""
-    found: dict[str, tuple[bytes, bool]] = {}
-    for wheel in request.wheels:
-        with zipfile.ZipFile(ensure_wheel(wheel, request.platform)) as archive:
-            for name in sorted(archive.namelist()):
-                if not name.endswith(".py") or ".dist-info/" in name or ".data/" in name:
-                    continue
-                module = name[:-3].replace("/", ".").removesuffix(".__init__")
-                found[module] = (archive.read(name), name.endswith("__init__.py"))
-    return found
+    return wheel_modules([ensure_wheel(wheel, request.platform) for wheel in request.wheels])
 
 
 def installed_wheels(request: LayerRequest) -> Path:

@@ -34,12 +34,14 @@ from pathlib import Path
 
 # Names whose use means the code reads its own files by path: a module's file or folder, a
 # spec's origin, inspect's file of an object, importlib.metadata's file of a distribution.
-PATH_NAMES = frozenset({"__file__", "__path__", "origin", "getfile", "getsourcefile"})
-PATH_NAMES |= {"locate_file"}
+PATH_NAMES = frozenset(
+    {"__file__", "__path__", "origin", "getfile", "getsourcefile", "locate_file"}
+)
 # Functions that hand out a real file for package data (the zip has none to give).
 PATH_FUNCTIONS = frozenset({"as_file", "resource_filename"})
-# With importlib.resources' files(), these take its result as a path (a zip's is not one).
-PATH_TAKERS = frozenset({"open", "fspath"})
+# With importlib.resources' files(), these calls take its result as a path (a zip's is not
+# one); a method of some object (``xhr.open``) is not among them.
+PATH_TAKERS = frozenset({"open", "io.open", "fspath", "os.fspath"})
 RESOURCE_MODULES = frozenset({"importlib.resources", "importlib_resources", "pkg_resources"})
 
 
@@ -63,10 +65,9 @@ def needs_real_paths(source: bytes) -> bool:
     for node in ast.walk(tree):
         named = node.id if isinstance(node, ast.Name) else getattr(node, "attr", None)
         uses_files = uses_files or named == "files"
-        is_call = isinstance(node, ast.Call)
-        if is_call and isinstance(node.func, ast.Name | ast.Attribute):
-            callee = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
-            takes_paths = takes_paths or (callee in PATH_TAKERS and _plain_call(node.func))
+        takes_paths = takes_paths or (
+            isinstance(node, ast.Call) and _dotted(node.func) in PATH_TAKERS
+        )
         if isinstance(node, ast.Name) and node.id in PATH_NAMES | PATH_FUNCTIONS:
             return True
         if isinstance(node, ast.Attribute) and node.attr in PATH_NAMES | PATH_FUNCTIONS:
@@ -80,11 +81,6 @@ def needs_real_paths(source: bytes) -> bool:
         if is_resources and _dotted(node.value).endswith("resources"):
             return True
     return uses_files and takes_paths
-
-
-def _plain_call(func: ast.expr) -> bool:
-    """``open(...)`` or ``os.fspath(...)``, not a method of some object (``xhr.open``)."""
-    return isinstance(func, ast.Name) or _dotted(func) in ("os.fspath", "io.open")
 
 
 def _imported(node: ast.Import | ast.ImportFrom) -> set[str]:
@@ -101,18 +97,26 @@ def _dotted(node: ast.expr) -> str:
     return ""
 
 
-def path_readers(wheels: list[Path]) -> set[str]:
-    """The top-level names whose code, in any of these wheel files, reads files by path
-    (code under ``<dist>.data/purelib/`` or ``platlib/`` is installed at the top level too)."""
-    found: set[str] = set()
+def wheel_modules(wheels: list[Path]) -> dict[str, tuple[bytes, bool]]:
+    """Module -> (source, is a package) of the code in these wheel files, named as pip installs
+    it (code under ``<dist>.data/purelib/`` or ``platlib/`` goes to the top level too)."""
+    found: dict[str, tuple[bytes, bool]] = {}
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as archive:
-            for name in archive.namelist():
+            for name in sorted(archive.namelist()):
                 installed = _installed_name(name)
-                code = installed is not None and installed.endswith(".py")
-                if code and needs_real_paths(archive.read(name)):
-                    found.add(installed.split("/")[0].removesuffix(".py"))
+                if installed is None or not installed.endswith(".py"):
+                    continue
+                module = installed[:-3].replace("/", ".").removesuffix(".__init__")
+                found[module] = (archive.read(name), installed.endswith("__init__.py"))
     return found
+
+
+def path_readers(modules: dict[str, tuple[bytes, bool]]) -> set[str]:
+    """The top-level names whose code (``wheel_modules``) reads its files by path."""
+    return {
+        module.split(".")[0] for module, (source, _) in modules.items() if needs_real_paths(source)
+    }
 
 
 def _installed_name(name: str) -> str | None:
@@ -158,7 +162,8 @@ def _is_binary(path: Path) -> bool:
 
 
 def place_wheels(folder: Path, readers: set[str], stdlib: set[str]) -> Placement:
-    """Split the installed tree in ``folder``; ``readers``: ``path_readers`` of its wheels;
+    """Split the installed tree in ``folder``; ``readers``: ``path_readers`` of its wheels'
+    modules;
     ``stdlib``: the builder's top-level standard-library module names (not this machine's
     Python's, which may be another version)."""
     distributions = {info: _record_tops(info) for info in sorted(folder.glob("*.dist-info"))}

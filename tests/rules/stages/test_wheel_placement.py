@@ -13,7 +13,12 @@ import pytest
 from wheels import make_wheel
 
 from rules.stages.modules_layer import write_zip
-from rules.stages.wheel_placement import needs_real_paths, path_readers, place_wheels
+from rules.stages.wheel_placement import (
+    needs_real_paths,
+    path_readers,
+    place_wheels,
+    wheel_modules,
+)
 
 # The builder's top-level standard-library names (a few: the rule reads them from the builder).
 STDLIB = {"enum", "json", "os"}
@@ -154,4 +159,6 @@ def test_path_readers_names_the_top_level_package_of_the_code(tmp_path):
         "datalib",
         modules={"datalib-1.0.data/purelib/hidden/__init__.py": "W = __file__\n"},
     )
-    assert path_readers([plain, reader, module, data]) == {"reader", "onefile", "hidden"}
+    modules = wheel_modules([plain, reader, module, data])
+    assert path_readers(modules) == {"reader", "onefile", "hidden"}
+    assert "hidden" in modules and modules["hidden"][1]  # installed as a package at the top
