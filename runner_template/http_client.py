@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from runner_template.redaction import clean, register_secret
 from runner_template.redaction import redact as redact  # the engine's one redaction
@@ -169,16 +169,24 @@ def _create_connection(address: tuple[str, int], timeout: float, source_address=
     return socket.create_connection((host.encode("ascii"), port), timeout, source_address)
 
 
+def split_url(url: str) -> tuple[SplitResult, int | None]:
+    """``url``'s parts and its port, or :class:`BadURL` in one line: a malformed URL or port,
+    or a host name that is not ASCII in an image without ``unicodedata`` (``urlsplit`` checks
+    such a name with it, and the import fails). Every URL the runner takes goes through here:
+    the LLM endpoint, API tools, serve's callbacks."""
+    try:
+        parts = urlsplit(url)
+        return parts, parts.port
+    except ValueError:
+        raise BadURL(f"{url} is not a valid URL (check the host and port)") from None
+    except ImportError:
+        raise _no_idna(url) from None
+
+
 def _connection(url: str, timeout: float):
     import http.client
 
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise BadURL(f"{url} is not a valid URL (check the host and port)") from None
-    except ImportError:  # urlsplit checks a host name that is not ASCII with unicodedata
-        raise _no_idna(url) from None
+    parts, port = split_url(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadURL(f"{url!r} is not an http(s) URL")
     host = ascii_host(parts.hostname, url)

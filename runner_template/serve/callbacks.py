@@ -6,7 +6,6 @@ import json
 import os
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from runner_template import http_client
 from runner_template.serve.runs import RunStore
@@ -18,10 +17,9 @@ def callback_problem(url: Any) -> str | None:
     if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
         return "callback_url must be an http(s) URL"
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (a port that is not a number raises here)
-    except ValueError:
-        return "callback_url is not a valid URL"
+        parts, _ = http_client.split_url(url)
+    except http_client.BadURL as error:
+        return f"callback_url: {error}"
     if not parts.hostname or any(c in url for c in "\r\n\t \x00"):
         return "callback_url is not a valid URL"
     allowed = [p for p in os.environ.get("WORKFLOW_CALLBACK_ALLOW", "").split(",") if p]

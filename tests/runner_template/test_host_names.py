@@ -16,7 +16,7 @@ import sys
 import textwrap
 
 from fakes import FakeOllama, ok
-from serving import ServeProcess, llm_bundle, post
+from serving import CALC, ServeProcess, llm_bundle, post
 
 from runner_template.http_client import BadURL, ascii_host
 
@@ -50,6 +50,22 @@ def test_the_engine_calls_a_host_by_name_and_serves_without_the_idna_codec():
     finally:
         fake.close()
     assert len(fake.requests) == 1
+
+
+def test_a_callback_host_that_is_not_ascii_is_a_400_without_the_idna_codec():
+    """urlsplit checks a host name that is not ASCII with unicodedata: without it the import
+    failed inside the callback check, and a client's callback_url was a 500."""
+    served = ServeProcess(CALC, program=PROGRAM)
+    try:
+        body = {"inputs": {"a": 1}, "callback_url": "http://b\u00fccher.example/cb"}
+        reply = post(served.url + "/hooks/run", body)
+        assert reply.status_code == 400, reply.text
+        message = reply.json()["error"]["message"]
+        assert "the host name is not ASCII, and this image has no IDNA support" in message
+        reply = post(served.url + "/hooks/run", {**body, "callback_url": "http://x:99999/cb"})
+        assert reply.status_code == 400 and "is not a valid URL" in reply.text
+    finally:
+        assert served.stop() == 0
 
 
 def run_once(endpoint: str, tmp_path) -> subprocess.CompletedProcess:
