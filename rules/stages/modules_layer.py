@@ -132,7 +132,8 @@ def layer_key(request: LayerRequest) -> str:
         "optional": sorted(request.optional),
         "https": request.https,
         "cjk": request.cjk_codecs,
-        "unicodedata": sorted(request.unicodedata),
+        # Who may need unicodedata names it in an error only: the layer is the same for any.
+        "unicodedata": bool(request.unicodedata),
         "wheels": sorted(w["sha256"] for w in request.wheels),
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]

@@ -25,6 +25,7 @@ from rules.stages.module_closure import module_closure
 from rules.stages.modules_layer import (
     LayerRequest,
     build_layer,
+    layer_key,
     layer_leave_out,
     program_modules,
 )
@@ -244,6 +245,10 @@ def test_unicodedata_comes_to_python_code_and_https_and_not_to_the_engine_alone(
     assert request(program, https=True).roots()["unicodedata"] == ["an https endpoint"]
     users = request(program, unicodedata=("input code", "tool t")).roots()["unicodedata"]
     assert users == ["input code", "tool t"]
+    # The same layer whoever needs it: two workflows whose steps are named apart share it.
+    key = layer_key(request(program, unicodedata=("step plain",)))
+    assert key == layer_key(request(program, unicodedata=("tool other", "step x")))
+    assert key != layer_key(request(program, unicodedata=()))
 
 
 def test_needed_libraries_reads_the_dynamic_section_of_a_real_extension_module():
