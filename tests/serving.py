@@ -73,16 +73,24 @@ class ServeProcess:
 
 
 # Python code for a step: the signals (SIGHUP, SIGINT, SIGTERM) that the thread running it and
-# the main thread block, read from Linux's /proc (runner_template/threads.py).
+# the main thread block, read from Linux's /proc (runner_template/threads.py). The main thread
+# blocks them for the moment it starts a thread (the new thread inherits its mask), so a step
+# that runs at once can see them blocked there: the probe reads the main thread's mask again
+# for up to 5 s until it is clear. Left blocked for good, the signals show.
 MASK_PROBE = """
-import os, threading
+import os, threading, time
 
 def blocked(task):
     with open(f"/proc/self/task/{task}/status") as status:
         mask = next(int(line.split()[1], 16) for line in status if line.startswith("SigBlk:"))
     return [number for number in (1, 2, 15) if mask >> (number - 1) & 1]
 
-result = {"step": blocked(threading.get_native_id()), "main": blocked(os.getpid())}
+deadline = time.monotonic() + 5
+main = blocked(os.getpid())
+while main and time.monotonic() < deadline:
+    time.sleep(0.01)
+    main = blocked(os.getpid())
+result = {"step": blocked(threading.get_native_id()), "main": main}
 """
 
 
