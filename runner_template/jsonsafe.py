@@ -223,6 +223,10 @@ def loads(
                         raise
                     except ValueError:  # an integer over the limit: read again, marked
                         value, end = _SCAN(text, start)
+                    if not 0 < _int_limit() <= MAX_INT_DIGITS:
+                        # A tool's thread lifted the limit during the scan (the float hook
+                        # lets other threads run): an integer may have come through unmarked.
+                        mark = -2
                 else:
                     value, end = _SCAN(text, start)
             except StopIteration as error:

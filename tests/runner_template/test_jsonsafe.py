@@ -73,6 +73,24 @@ def test_the_digit_limit_holds_whatever_a_tool_set_the_interpreters_to(limit):
         sys.set_int_max_str_digits(before)
 
 
+def test_a_limit_lifted_during_the_scan_still_finds_the_long_integer(monkeypatch):
+    # The plain scan trusts the interpreter's limit read before it; a tool's thread may set it
+    # to 0 while the scan waits in the float hook. Read again after the scan, the change
+    # sends the value through the walk.
+    from runner_template import jsonsafe
+
+    readings = iter([MAX_INT_DIGITS, 0])
+    before = sys.get_int_max_str_digits()
+    monkeypatch.setattr(jsonsafe, "_int_limit", lambda: next(readings))
+    sys.set_int_max_str_digits(0)  # what the tool's thread did, as the scan sees it
+    try:
+        with pytest.raises(JSONLimitError, match="more than 4300 digits") as caught:
+            loads('{"a": [1.5, ' + "9" * 5000 + "]}")
+    finally:
+        sys.set_int_max_str_digits(before)
+    assert caught.value.where == "$.a[1]"
+
+
 def test_integers_made_by_code_are_checked_before_a_writer_meets_them():
     with pytest.raises(JSONLimitError, match="more than 4300 digits") as caught:
         check_tree({"a": [1, 10**5000]})
