@@ -11,8 +11,10 @@ installs the programs.
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -34,6 +36,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent's thread ends
+
+
+def _die_with_parent() -> None:
+    """Runs in the registry's process before ``exec``: it gets SIGTERM when the test process
+    that started it ends, however it ends. A killed test run (SIGKILL, a CI timeout) runs no
+    fixture teardown and used to leave its registries serving on loopback for good."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
 
 
 def _run(*command: str) -> None:
@@ -98,6 +112,7 @@ class Registry:
             ["docker-registry", "serve", str(folder / "config.yml")],
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,  # the test process starts it from its main thread
         )
         self._wait_ready()
 

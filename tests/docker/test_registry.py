@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 import urllib.error
 import uuid
@@ -198,6 +199,38 @@ def test_a_registry_that_is_down_is_one_line_naming_it(dw):
     host = f"127.0.0.1:{free_port()}"
     line = one_line_error(push(dw, f"{host}/ship/calculator:1"))
     assert host in line and "not reachable" in line, line
+
+
+def test_a_registry_ends_with_the_test_process_that_started_it(tmp_path):
+    """A killed test run runs no teardown: its registries got SIGTERM from the kernel when it
+    ended (registry_server._die_with_parent) instead of serving on loopback for good."""
+    starter = subprocess.Popen(
+        [
+            sys.executable, "-c",
+            "import sys, time; sys.path.insert(0, sys.argv[1]); "
+            "from registry_server import Registry; from pathlib import Path; "
+            "r = Registry(Path(sys.argv[2])); print(r.process.pid, flush=True); time.sleep(600)",
+            str(Path(__file__).resolve().parent.parent), str(tmp_path / "orphan"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    registry_pid = int(starter.stdout.readline())
+    starter.kill()
+    starter.wait()
+    deadline = time.monotonic() + 10
+    while serving(registry_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not serving(registry_pid), "the registry outlived the test process that started it"
+
+
+def serving(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie waiting for init to reap it does not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
 
 
 def test_a_read_only_registry_refuses_in_one_line(dw, tmp_path):
