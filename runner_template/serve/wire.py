@@ -148,8 +148,12 @@ class DeadlineWriter:
 
 MAX_HEADER_LINE = 65536  # bytes in one header line (as the standard library's limit)
 MAX_HEADERS = 100  # header lines in one request (as the standard library's limit)
-_FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls other than a tab
+# The characters of a field name (RFC 9110's token) and the controls a value may not hold (all
+# but a tab), one spelling for the line-by-line checks and the whole-section expressions.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]"
+_CONTROLS = r"\x00-\x08\x0a-\x1f\x7f"
+_FIELD_NAME = re.compile(_TOKEN + "+")
+_BAD_VALUE = re.compile(f"[{_CONTROLS}]")
 
 
 class HeaderError(Exception):
@@ -198,10 +202,8 @@ class Headers:
 # A whole header section of well-formed lines, and one line of it (name, value without the
 # blanks around it): what read_headers_by_line accepts, matched at once (on the section as
 # Latin-1 text, decoded once rather than each name and value).
-_HEADER_SECTION = re.compile(r"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*\r\n")
-_HEADER_LINE = re.compile(
-    r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*\r\n"
-)
+_HEADER_SECTION = re.compile(rf"(?:{_TOKEN}+:[^{_CONTROLS}]*\r\n)*\r\n")
+_HEADER_LINE = re.compile(rf"({_TOKEN}+):[ \t]*([^{_CONTROLS}]*?)[ \t]*\r\n")
 
 
 def read_headers(rfile) -> Headers:
