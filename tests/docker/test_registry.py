@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import WORKFLOWS
+from helpers import WORKFLOWS, wait_until
 from image_inspect import docker_run
 from registry_server import Registry, free_port
 
@@ -218,10 +218,8 @@ def test_a_registry_ends_with_the_test_process_that_started_it(tmp_path):
     registry_pid = int(starter.stdout.readline())
     starter.kill()
     starter.wait()
-    deadline = time.monotonic() + 10
-    while serving(registry_pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not serving(registry_pid), "the registry outlived the test process that started it"
+    ended = wait_until(lambda: not serving(registry_pid), timeout=10)
+    assert ended, "the registry outlived the test process that started it"
 
 
 def serving(pid: int) -> bool:
