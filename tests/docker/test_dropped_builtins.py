@@ -4,7 +4,9 @@ The program links its own table of built-ins (rules/stages/program_builtins.py):
 functions for the dropped modules are gone, and so is libexpat. One workflow's tool imports
 every dropped module and uses a few: each comes from the module layer as an extension module
 the builder linked from Debian's libpython3.11-pic.a, resolving the Python API against the
-program; pyexpat brings libexpat with it.
+program; pyexpat brings libexpat with it. The same image shows the frozen bootstrap
+(rules/docker/build/frozen.py): ``zipimport`` frozen, the engine's standard library from its zip,
+``decimal`` from the layer.
 """
 
 from __future__ import annotations
@@ -42,11 +44,12 @@ result = {{
 """
 
 
-def one_step_image(dw, folder, workflow_id: str, code: str, tag: str) -> str:
-    """The amd64 image of a workflow whose one step runs ``code`` on the input ``text``
-    (this module's one image: every check here reads it)."""
+@pytest.fixture(scope="module")
+def dropped_image(dw, tmp_path_factory):
+    """The amd64 image of a workflow whose one step runs ``CODE`` on the input ``text``: every
+    check here reads it."""
     workflow = {
-        "workflow_id": workflow_id,
+        "workflow_id": "dropped-builtins",
         "version": "1.0.0",
         "inputs": {"text": {"type": "string", "required": True}},
         "outputs": {"all": {"source_reference": "steps.all.result"}},
@@ -54,21 +57,16 @@ def one_step_image(dw, folder, workflow_id: str, code: str, tag: str) -> str:
             {
                 "step_id": "all",
                 "type": "python_tool",
-                "code": code,
+                "code": CODE,
                 "input_mapping": {"text": "inputs.text"},
                 "output_name": "result",
             }
         ],
     }
-    path = write_json(folder / f"{workflow_id}.json", workflow)
-    proc = dw("build", str(path), "-t", tag, "--platform", "linux/amd64")
+    path = write_json(tmp_path_factory.mktemp("dropped") / "dropped-builtins.json", workflow)
+    proc = dw("build", str(path), "-t", TAG, "--platform", "linux/amd64")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return tag
-
-
-@pytest.fixture(scope="module")
-def dropped_image(dw, tmp_path_factory):
-    return one_step_image(dw, tmp_path_factory.mktemp("dropped"), "dropped-builtins", CODE, TAG)
+    return TAG
 
 
 def test_a_tool_imports_every_dropped_built_in_from_the_layer(dropped_image):
@@ -96,8 +94,8 @@ def test_the_program_has_none_of_them_and_libexpat_comes_with_pyexpat(dropped_im
 def test_the_program_has_no_deep_frozen_modules_and_its_frozen_bootstrap_imports(dropped_image):
     """rules/docker/build/frozen.py: the bootstrap (zipimport with it) is frozen bytecode, the
     engine's standard library loads from the zip through it, a tool's module (``decimal``)
-    from the layer;
-    deepfreeze.o's code objects (``site``, ``__hello__``, ...) are not in the program."""
+    from the layer; deepfreeze.o's code objects (``site``, ``__hello__``, ...) are not in the
+    program."""
     proc = docker_run(dropped_image, '{"text": "hi"}', options=["--read-only", "--user", "65532"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)["all"]
